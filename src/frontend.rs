@@ -1,0 +1,599 @@
+//! The front end: the affine map from pixels to the output of the model's first linear layer.
+//!
+//! Walks the graph from the input through ops that are affine and easy to reason about (Cast,
+//! Identity, Transpose, Reshape, Flatten, (Un)Squeeze, Add/Sub/Mul/Div by constants, Pad with a
+//! constant) to the first Conv, Gemm or MatMul with a constant weight, folding the preprocessing
+//! and those ops into one `AffineGather` followed by the layer.
+
+use crate::linop::{AffineGather, Block, BlockOperator, LinearOperator};
+use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
+use crate::preprocess::{Grid, Preprocess};
+use anyhow::{bail, Context, Result};
+use faer::Mat;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontEndKind {
+    Dense,
+    PatchifyConv,
+    Conv,
+    Unsupported,
+}
+
+/// The first linear layer as written in the graph.
+#[derive(Clone, Debug)]
+pub struct FirstLayer {
+    pub node: String,
+    pub op: String,
+    pub weight_shape: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub group: usize,
+    /// The weight as a matrix: rows = outputs, cols = inputs per output (fan-in).
+    pub matrix: Mat<f64>,
+    /// Machine epsilon of the stored weights.
+    pub eps: f64,
+}
+
+pub struct FrontEnd {
+    pub input_name: String,
+    pub input_shape: Vec<usize>,
+    pub grid: Grid,
+    /// Graph ops from the input to the first linear layer, the layer (and its bias Add) included.
+    pub ops: Vec<String>,
+    pub kind: FrontEndKind,
+    /// Why the full-image null space is not computed, where it is not.
+    pub limitation: Option<String>,
+    pub first_layer: Option<FirstLayer>,
+    /// Pixels → the model's input tensor (the preprocessing flags alone).
+    pub preprocess_map: AffineGather,
+    /// Pixels → the first layer's input tensor.
+    pub layer_input_map: Option<AffineGather>,
+    /// First-layer input tensor → first-layer output (linear part).
+    pub layer: Option<BlockOperator>,
+    /// Bias of the first layer, per output.
+    pub bias: Vec<f64>,
+    /// The whole front end as disjoint blocks in pixel coordinates: the operator A.
+    pub operator: Option<BlockOperator>,
+    /// ONNX value name of the front end's output, to read it back from the running model.
+    pub output_value: Option<String>,
+    pub output_shape: Vec<usize>,
+}
+
+impl FrontEnd {
+    pub fn input_dim(&self) -> usize {
+        self.grid.len()
+    }
+    pub fn output_dim(&self) -> usize {
+        self.output_shape.iter().product()
+    }
+    /// The affine front end on pixels: A x + offset, in f64.
+    pub fn evaluate(&self, pixels: &[f64]) -> Option<Vec<f64>> {
+        let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
+        let mut y = layer.apply_vec(&map.evaluate(pixels));
+        for (v, b) in y.iter_mut().zip(&self.bias) {
+            *v += b;
+        }
+        Some(y)
+    }
+}
+
+/// Finds and folds the front end of `graph` for an input of `input_shape`.
+pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &Preprocess) -> Result<FrontEnd> {
+    let grid = pre.grid(input_shape)?;
+    let preprocess_map = pre.gather(input_shape)?;
+    let mut fe = FrontEnd {
+        input_name: input_name.to_string(),
+        input_shape: input_shape.to_vec(),
+        grid,
+        ops: vec![],
+        kind: FrontEndKind::Unsupported,
+        limitation: None,
+        first_layer: None,
+        preprocess_map: preprocess_map.clone(),
+        layer_input_map: None,
+        layer: None,
+        bias: vec![],
+        operator: None,
+        output_value: None,
+        output_shape: vec![],
+    };
+    let mut map = preprocess_map;
+    let mut value = input_name.to_string();
+    loop {
+        // Shape-reading nodes see only the (fixed) shape, never the pixel values.
+        let consumers: Vec<_> =
+            graph.consumers(&value).into_iter().filter(|n| n.op_type != "Shape").collect();
+        if graph.is_graph_output(&value) || consumers.len() != 1 {
+            let what = if consumers.is_empty() {
+                "reaches a model output".to_string()
+            } else {
+                let ops: Vec<_> = consumers.iter().map(|n| n.op_type.as_str()).collect();
+                format!("feeds {} nodes ({})", consumers.len(), ops.join(", "))
+            };
+            fe.limitation = Some(format!("the input {what} before any linear layer; this front end is not folded yet"));
+            return Ok(fe);
+        }
+        let node = consumers[0];
+        let op = node.op_type.as_str();
+        fe.ops.push(op.to_string());
+        let step = match op {
+            "Conv" | "Gemm" | "MatMul" => {
+                let weight_input = node.input.get(1).map(String::as_str).unwrap_or("");
+                if node.input[0] != value || !graph.is_constant(weight_input) {
+                    fe.limitation = Some(format!("{op} node {} does not take the input times a constant weight", node_label(node)));
+                    return Ok(fe);
+                }
+                return finish_with_layer(fe, graph, node, map);
+            }
+            _ => fold_affine(graph, node, &value, &map),
+        };
+        match step {
+            Ok(next) => map = next,
+            Err(reason) => {
+                fe.limitation = Some(format!("{op} node {}: {reason:#}", node_label(node)));
+                return Ok(fe);
+            }
+        }
+        value = node.output[0].clone();
+    }
+}
+
+/// One affine, index-moving op applied to the running map.
+fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str, map: &AffineGather) -> Result<AffineGather> {
+    let shape = map.shape.clone();
+    let const_input = |i: usize| -> Result<Constant> {
+        let name = node.input.get(i).filter(|n| !n.is_empty()).context("a required input is missing")?;
+        graph.constant(name)?.with_context(|| format!("input {name} is not a constant"))
+    };
+    let ints = |i: usize, attr: &str| -> Result<Option<Vec<i64>>> {
+        if let Some(v) = attr_ints(node, attr) {
+            return Ok(Some(v));
+        }
+        match node.input.get(i).filter(|n| !n.is_empty()) {
+            Some(_) => Ok(Some(const_input(i)?.values.iter().map(|&v| v as i64).collect())),
+            None => Ok(None),
+        }
+    };
+    match node.op_type.as_str() {
+        "Cast" | "Identity" => Ok(map.clone()),
+        "Transpose" => {
+            let rank = shape.len();
+            let perm: Vec<usize> = attr_ints(node, "perm")
+                .map(|p| p.into_iter().map(|v| v as usize).collect())
+                .unwrap_or_else(|| (0..rank).rev().collect());
+            let new_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            let strides = strides_of(&shape);
+            let index = (0..map.len()).map(|t| {
+                let idx = unravel(t, &new_shape);
+                idx.iter().zip(&perm).map(|(&i, &p)| i * strides[p]).sum()
+            });
+            Ok(map.reindexed(new_shape.clone(), index.collect::<Vec<_>>().into_iter()))
+        }
+        "Reshape" | "Flatten" | "Unsqueeze" | "Squeeze" => {
+            let new_shape = reshaped(node, &shape, &ints)?;
+            if new_shape.iter().product::<usize>() != map.len() {
+                bail!("reshape to {new_shape:?} does not keep {} values", map.len());
+            }
+            let mut next = map.clone();
+            next.shape = new_shape;
+            Ok(next)
+        }
+        "Add" | "Sub" | "Mul" | "Div" => {
+            let (const_pos, constant) = match (graph.is_constant(&node.input[0]), graph.is_constant(&node.input[1])) {
+                (false, true) => (1, const_input(1)?),
+                (true, false) => (0, const_input(0)?),
+                _ => bail!("both inputs depend on the image: not affine"),
+            };
+            let cidx = broadcast_index(&shape, &constant.shape)?;
+            let mut next = map.clone();
+            for t in 0..map.len() {
+                let c = constant.values[cidx[t]];
+                let (s, o) = (&mut next.scale[t], &mut next.offset[t]);
+                match (node.op_type.as_str(), const_pos) {
+                    ("Add", _) => *o += c,
+                    ("Sub", 1) => *o -= c,
+                    ("Sub", _) => {
+                        *s = -*s;
+                        *o = c - *o;
+                    }
+                    ("Mul", _) => {
+                        *s *= c;
+                        *o *= c;
+                    }
+                    ("Div", 1) => {
+                        *s /= c;
+                        *o /= c;
+                    }
+                    _ => bail!("a constant divided by the image is not affine"),
+                }
+            }
+            let _ = value;
+            Ok(next)
+        }
+        "Pad" => {
+            let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
+            if mode != "constant" {
+                bail!("Pad mode {mode} is not affine in a way blindspot folds yet");
+            }
+            let pads = ints(1, "pads")?.context("Pad without pads")?;
+            if node.input.get(3).is_some_and(|a| !a.is_empty()) {
+                bail!("Pad with axes is not folded yet");
+            }
+            let fill = match node.input.get(2).filter(|n| !n.is_empty()) {
+                Some(_) => const_input(2)?.values.first().copied().unwrap_or(0.0),
+                None => attr_float(node, "value", 0.0),
+            };
+            let rank = shape.len();
+            if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+                bail!("pads {pads:?} do not fit rank {rank}");
+            }
+            let new_shape: Vec<usize> = (0..rank).map(|a| shape[a] + (pads[a] + pads[a + rank]) as usize).collect();
+            let strides = strides_of(&shape);
+            let n: usize = new_shape.iter().product();
+            let mut next = AffineGather { input_dim: map.input_dim, shape: new_shape.clone(), source: vec![None; n], scale: vec![0.0; n], offset: vec![fill; n] };
+            for t in 0..n {
+                let idx = unravel(t, &new_shape);
+                let mut flat = 0;
+                let mut inside = true;
+                for a in 0..rank {
+                    let i = idx[a] as i64 - pads[a];
+                    if i < 0 || i >= shape[a] as i64 {
+                        inside = false;
+                        break;
+                    }
+                    flat += i as usize * strides[a];
+                }
+                if inside {
+                    next.source[t] = map.source[flat];
+                    next.scale[t] = map.scale[flat];
+                    next.offset[t] = map.offset[flat];
+                }
+            }
+            Ok(next)
+        }
+        other => bail!("op {other} between the input and the first linear layer is not supported"),
+    }
+}
+
+fn reshaped(
+    node: &tract_onnx::pb::NodeProto,
+    shape: &[usize],
+    ints: &dyn Fn(usize, &str) -> Result<Option<Vec<i64>>>,
+) -> Result<Vec<usize>> {
+    let total: usize = shape.iter().product();
+    Ok(match node.op_type.as_str() {
+        "Flatten" => {
+            let rank = shape.len() as i64;
+            let mut axis = attr_int(node, "axis", 1);
+            if axis < 0 {
+                axis += rank;
+            }
+            let outer: usize = shape[..axis as usize].iter().product();
+            vec![outer, total / outer.max(1)]
+        }
+        "Reshape" => {
+            let target = ints(1, "shape")?.context("Reshape without a constant shape")?;
+            let allow_zero = attr_int(node, "allowzero", 0) == 1;
+            let mut out: Vec<i64> = target
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if d == 0 && !allow_zero { shape[i] as i64 } else { d })
+                .collect();
+            if let Some(pos) = out.iter().position(|&d| d == -1) {
+                let known: i64 = out.iter().filter(|&&d| d != -1).product();
+                out[pos] = total as i64 / known.max(1);
+            }
+            out.into_iter().map(|d| d as usize).collect()
+        }
+        "Unsqueeze" => {
+            let axes = ints(1, "axes")?.context("Unsqueeze without axes")?;
+            let rank = shape.len() + axes.len();
+            let axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { (a + rank as i64) as usize } else { a as usize }).collect();
+            let mut it = shape.iter();
+            (0..rank).map(|i| if axes.contains(&i) { 1 } else { *it.next().unwrap_or(&1) }).collect()
+        }
+        _ => {
+            let rank = shape.len() as i64;
+            match ints(1, "axes")? {
+                Some(axes) => {
+                    let axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { (a + rank) as usize } else { a as usize }).collect();
+                    shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+                }
+                None => shape.iter().copied().filter(|&d| d != 1).collect(),
+            }
+        }
+    })
+}
+
+/// Builds the layer operator and the pixel-space block operator.
+fn finish_with_layer(mut fe: FrontEnd, graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, map: AffineGather) -> Result<FrontEnd> {
+    let weight = graph.constant(&node.input[1])?.context("weight is not a constant")?;
+    if let Some(bad) = weight.values.iter().find(|v| !v.is_finite()) {
+        bail!("the weight of {} node {} holds {bad}: a model with non-finite weights cannot be audited", node.op_type, node_label(node));
+    }
+    let bias_of = |i: usize, n: usize, factor: f64| -> Result<Vec<f64>> {
+        match node.input.get(i).filter(|s| !s.is_empty()) {
+            None => Ok(vec![0.0; n]),
+            Some(name) => {
+                let c = graph.constant(name)?.with_context(|| format!("bias {name} is not a constant"))?;
+                let idx = broadcast_index(&[n], &c.shape).or_else(|_| broadcast_index(&[1, n], &c.shape))?;
+                Ok(idx.into_iter().map(|i| factor * c.values[i]).collect())
+            }
+        }
+    };
+    let shape = map.shape.clone();
+    let label = node_label(node);
+    let op = node.op_type.clone();
+    let mut output_value = node.output[0].clone();
+    let (layer, bias, kind, output_shape, first) = match op.as_str() {
+        "Gemm" | "MatMul" => {
+            let (k, n, matrix, bias) = if op == "Gemm" {
+                if attr_int(node, "transA", 0) != 0 {
+                    bail!("Gemm node {label} with transA is not supported");
+                }
+                let trans_b = attr_int(node, "transB", 0) != 0;
+                let alpha = attr_float(node, "alpha", 1.0);
+                let beta = attr_float(node, "beta", 1.0);
+                let (r, c) = (weight.shape[0], weight.shape[1]);
+                let (k, n) = if trans_b { (c, r) } else { (r, c) };
+                let m = Mat::from_fn(n, k, |i, j| alpha * if trans_b { weight.values[i * c + j] } else { weight.values[j * c + i] });
+                (k, n, m, bias_of(2, n, beta)?)
+            } else {
+                if weight.shape.len() != 2 {
+                    bail!("MatMul node {label} has a weight of rank {}; blindspot folds 2-D weights", weight.shape.len());
+                }
+                let (k, n) = (weight.shape[0], weight.shape[1]);
+                let m = Mat::from_fn(n, k, |i, j| weight.values[j * n + i]);
+                // A following Add of a constant bias belongs to the front end.
+                let consumers = graph.consumers(&node.output[0]);
+                let mut bias = vec![0.0; n];
+                if let [add] = consumers.as_slice() {
+                    let other = add.input.iter().find(|i| **i != node.output[0]);
+                    if add.op_type == "Add" && other.is_some_and(|o| graph.is_constant(o)) {
+                        let c = graph.constant(other.unwrap())?.unwrap();
+                        if c.values.len() == n {
+                            bias = c.values.clone();
+                            output_value = add.output[0].clone();
+                            fe.ops.push("Add".into());
+                        }
+                    }
+                }
+                (k, n, m, bias)
+            };
+            if shape.last() != Some(&k) {
+                bail!("{op} node {label} expects {k} inputs per row but receives shape {shape:?}");
+            }
+            let rows_of_tokens = map.len() / k;
+            let matrix = Arc::new(matrix);
+            let blocks = (0..rows_of_tokens)
+                .map(|t| Block { rows: (t * n..(t + 1) * n).collect(), cols: (t * k..(t + 1) * k).collect(), matrix: matrix.clone() })
+                .collect();
+            let mut out_shape = shape.clone();
+            *out_shape.last_mut().unwrap() = n;
+            let first = FirstLayer { node: label.clone(), op: op.clone(), weight_shape: weight.shape.clone(), kernel: vec![], strides: vec![], pads: vec![], group: 1, matrix: (*matrix).clone(), eps: weight.eps };
+            let layer = BlockOperator { input_dim: map.len(), output_dim: rows_of_tokens * n, blocks };
+            let full_bias = (0..rows_of_tokens).flat_map(|_| bias.iter().copied()).collect();
+            (Some(layer), full_bias, FrontEndKind::Dense, out_shape, first)
+        }
+        _ => {
+            let conv = ConvGeometry::from_node(node, &weight.shape, &shape)?;
+            let (m, fan_in) = (weight.shape[0], weight.shape[1..].iter().product::<usize>());
+            let matrix = Mat::from_fn(m, fan_in, |i, j| weight.values[i * fan_in + j]);
+            let first = FirstLayer {
+                node: label.clone(),
+                op: op.clone(),
+                weight_shape: weight.shape.clone(),
+                kernel: conv.kernel.to_vec(),
+                strides: conv.strides.to_vec(),
+                pads: conv.pads.to_vec(),
+                group: conv.group,
+                matrix: matrix.clone(),
+                eps: weight.eps,
+            };
+            let out_shape = vec![1, m, conv.out[0], conv.out[1]];
+            let per_out = bias_of(2, m, 1.0)?;
+            let bias: Vec<f64> = per_out.iter().flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1])).collect();
+            if conv.is_patchify() {
+                let layer = conv.patch_blocks(Arc::new(matrix), map.len());
+                (Some(layer), bias, FrontEndKind::PatchifyConv, out_shape, first)
+            } else {
+                fe.limitation = Some(format!(
+                    "the first layer is an overlapping, dilated or grouped convolution (kernel {:?}, stride {:?}, dilation {:?}, group {}): its full-image null space is not computed for this layer kind yet",
+                    conv.kernel, conv.strides, conv.dilations, conv.group
+                ));
+                (None, bias, FrontEndKind::Conv, out_shape, first)
+            }
+        }
+    };
+    fe.kind = kind;
+    fe.first_layer = Some(first);
+    fe.output_shape = output_shape;
+    fe.bias = bias;
+    fe.output_value = Some(output_value);
+    if let Some(layer) = layer {
+        match pixel_blocks(&layer, &map) {
+            Ok(op) => fe.operator = Some(op),
+            Err(reason) => {
+                fe.limitation = Some(format!("{reason:#}"));
+            }
+        }
+        fe.layer = Some(layer);
+    }
+    fe.layer_input_map = Some(map);
+    Ok(fe)
+}
+
+/// Geometry of a 2-D convolution on a concrete input.
+pub struct ConvGeometry {
+    pub in_shape: [usize; 3],
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    /// top, left, bottom, right
+    pub pads: [usize; 4],
+    pub group: usize,
+    pub out: [usize; 2],
+}
+
+impl ConvGeometry {
+    fn from_node(node: &tract_onnx::pb::NodeProto, wshape: &[usize], in_shape: &[usize]) -> Result<Self> {
+        let label = node_label(node);
+        if wshape.len() != 4 || in_shape.len() != 4 || in_shape[0] != 1 {
+            bail!("Conv node {label}: blindspot folds 2-D convolutions on one image (weight {wshape:?}, input {in_shape:?})");
+        }
+        let group = attr_int(node, "group", 1) as usize;
+        let (c, h, w) = (in_shape[1], in_shape[2], in_shape[3]);
+        if wshape[1] * group != c {
+            bail!("Conv node {label}: weight {wshape:?} with group {group} does not fit {c} input channels");
+        }
+        let kernel = [wshape[2], wshape[3]];
+        let two = |name: &str| -> [usize; 2] {
+            attr_ints(node, name).filter(|v| v.len() == 2).map_or([1, 1], |v| [v[0] as usize, v[1] as usize])
+        };
+        let strides = two("strides");
+        let dilations = two("dilations");
+        let span = |a: usize| dilations[a] * (kernel[a] - 1) + 1;
+        let auto_pad = attr_string(node, "auto_pad").unwrap_or_else(|| "NOTSET".into());
+        let pads = match auto_pad.as_str() {
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let mut p = [0; 4];
+                for (a, size) in [h, w].into_iter().enumerate() {
+                    let out = size.div_ceil(strides[a]);
+                    let total = ((out - 1) * strides[a] + span(a)).saturating_sub(size);
+                    let (small, big) = (total / 2, total - total / 2);
+                    (p[a], p[a + 2]) = if auto_pad == "SAME_UPPER" { (small, big) } else { (big, small) };
+                }
+                p
+            }
+            _ => attr_ints(node, "pads").filter(|v| v.len() == 4).map_or([0; 4], |v| [v[0] as usize, v[1] as usize, v[2] as usize, v[3] as usize]),
+        };
+        let out_len = |a: usize, size: usize| (size + pads[a] + pads[a + 2]).checked_sub(span(a)).map(|v| v / strides[a] + 1);
+        let out = [out_len(0, h).context("kernel larger than the padded input")?, out_len(1, w).context("kernel larger than the padded input")?];
+        Ok(ConvGeometry { in_shape: [c, h, w], kernel, strides, dilations, pads, group, out })
+    }
+
+    /// Patches do not overlap: every input value feeds at most one output position.
+    pub fn is_patchify(&self) -> bool {
+        self.group == 1 && self.dilations == [1, 1] && (0..2).all(|a| self.strides[a] >= self.kernel[a])
+    }
+
+    /// One block per output position; border patches keep only their in-image columns.
+    fn patch_blocks(&self, matrix: Arc<Mat<f64>>, input_dim: usize) -> BlockOperator {
+        let [c, h, w] = self.in_shape;
+        let [kh, kw] = self.kernel;
+        let m = matrix.nrows();
+        let (oh, ow) = (self.out[0], self.out[1]);
+        let mut sub_matrices: HashMap<Vec<usize>, Arc<Mat<f64>>> = HashMap::new();
+        let mut blocks = Vec::with_capacity(oh * ow);
+        for py in 0..oh {
+            for px in 0..ow {
+                let (mut cols, mut wcols) = (vec![], vec![]);
+                for ch in 0..c {
+                    for ky in 0..kh {
+                        let y = (py * self.strides[0] + ky) as i64 - self.pads[0] as i64;
+                        for kx in 0..kw {
+                            let x = (px * self.strides[1] + kx) as i64 - self.pads[1] as i64;
+                            if y >= 0 && (y as usize) < h && x >= 0 && (x as usize) < w {
+                                cols.push(ch * h * w + y as usize * w + x as usize);
+                                wcols.push((ch * kh + ky) * kw + kx);
+                            }
+                        }
+                    }
+                }
+                let sub = sub_matrices
+                    .entry(wcols.clone())
+                    .or_insert_with(|| Arc::new(Mat::from_fn(m, wcols.len(), |i, j| matrix[(i, wcols[j])])))
+                    .clone();
+                let rows = (0..m).map(|o| o * oh * ow + py * ow + px).collect();
+                blocks.push(Block { rows, cols, matrix: sub });
+            }
+        }
+        BlockOperator { input_dim, output_dim: m * oh * ow, blocks }
+    }
+}
+
+/// Re-expresses `layer ∘ map` as blocks on pixels. Every pixel must feed one block at most, so
+/// that the blocks stay independent (their null spaces add up).
+fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperator> {
+    let mut owner: Vec<Option<usize>> = vec![None; map.input_dim];
+    let mut cache: HashMap<Vec<(u32, u32, u64)>, Arc<Mat<f64>>> = HashMap::new();
+    let mut blocks = Vec::with_capacity(layer.blocks.len());
+    for (b, block) in layer.blocks.iter().enumerate() {
+        let mut pixels: Vec<usize> = vec![];
+        let mut local: HashMap<usize, u32> = HashMap::new();
+        let mut key = Vec::with_capacity(block.cols.len());
+        for (jj, &t) in block.cols.iter().enumerate() {
+            let Some(k) = map.source[t] else { continue };
+            let l = *local.entry(k).or_insert_with(|| {
+                pixels.push(k);
+                (pixels.len() - 1) as u32
+            });
+            key.push((jj as u32, l, map.scale[t].to_bits()));
+        }
+        for &k in &pixels {
+            match owner[k] {
+                Some(other) if other != b => bail!("a pixel feeds more than one block of the first layer, so its null space is not block-diagonal; not computed for this layout yet"),
+                _ => owner[k] = Some(b),
+            }
+        }
+        let n_local = pixels.len();
+        let matrix = cache
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let mut m = Mat::<f64>::zeros(block.rows.len(), n_local);
+                for &(jj, l, s) in &key {
+                    let s = f64::from_bits(s);
+                    for i in 0..block.rows.len() {
+                        m[(i, l as usize)] += s * block.matrix[(i, jj as usize)];
+                    }
+                }
+                Arc::new(m)
+            })
+            .clone();
+        blocks.push(Block { rows: block.rows.clone(), cols: pixels, matrix });
+    }
+    Ok(BlockOperator { input_dim: map.input_dim, output_dim: layer.output_dim, blocks })
+}
+
+pub fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        s[a] = s[a + 1] * shape[a + 1];
+    }
+    s
+}
+
+fn unravel(mut t: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for a in (0..shape.len()).rev() {
+        idx[a] = t % shape[a];
+        t /= shape[a];
+    }
+    idx
+}
+
+/// For each element of a tensor of `shape`, the flat index of the broadcast constant.
+fn broadcast_index(shape: &[usize], cshape: &[usize]) -> Result<Vec<usize>> {
+    if cshape.len() > shape.len() {
+        bail!("constant of shape {cshape:?} would broadcast the input {shape:?} to a larger tensor");
+    }
+    let lead = shape.len() - cshape.len();
+    let cstrides = strides_of(cshape);
+    for (a, &d) in cshape.iter().enumerate() {
+        if d != 1 && d != shape[lead + a] {
+            bail!("constant of shape {cshape:?} does not broadcast to {shape:?}");
+        }
+    }
+    let n: usize = shape.iter().product();
+    Ok((0..n)
+        .map(|t| {
+            let idx = unravel(t, shape);
+            cshape.iter().enumerate().map(|(a, &d)| if d == 1 { 0 } else { idx[lead + a] * cstrides[a] }).sum()
+        })
+        .collect())
+}

@@ -1,0 +1,228 @@
+//! The blindspot command line: parse, call the library, render. Exit codes: 0 success,
+//! 1 no exact collision exists for this model, 2 bad input or any other error.
+
+use anyhow::{bail, Context, Result};
+use blindspot::collide::{collide, CollideRequest};
+use blindspot::preprocess::{ChannelOrder, Layout};
+use blindspot::search::Mode;
+use blindspot::{audit, npy, report, Preprocess, RankRule};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "blindspot", version, about = "Find the input directions a neural network cannot see, and build exact, verified feature collisions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// No progress bar.
+    #[arg(long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    /// Input shape where the model's is dynamic, e.g. 1,3,224,224.
+    #[arg(long, value_delimiter = ',')]
+    input_shape: Option<Vec<usize>>,
+    /// Relative rank tolerance (× σ_max); default: numpy's matrix_rank rule for the stored precision.
+    #[arg(long)]
+    tol: Option<f64>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+struct PreprocessArgs {
+    /// Input layout (default: from the model's input shape).
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
+    /// Channel order the model expects.
+    #[arg(long, value_enum, default_value = "rgb")]
+    channels: ChannelOrder,
+    /// Pixel value range the model expects before normalisation: 1 or 255.
+    #[arg(long, default_value = "1")]
+    scale: f64,
+    /// Per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406.
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f64>>,
+    /// Per-channel std divided after the mean, e.g. 0.229,0.224,0.225.
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f64>>,
+    /// Pixel grid WxH for a model with a dynamic input size, or "auto" (the model's size).
+    #[arg(long, default_value = "auto")]
+    resize: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the null space of the model's front end and the rank of every linear layer.
+    Audit {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+    },
+    /// Build inputs that the model cannot tell from IMAGE, verified through the whole model.
+    Collide {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The image to collide with.
+        image: PathBuf,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+        #[arg(long, value_enum, default_value = "random")]
+        mode: Mode,
+        /// Image the collision should look like (mode target).
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// Number of collisions.
+        #[arg(long, default_value = "3")]
+        count: usize,
+        /// L2 length in pixel units of random directions (default 0.1 × √pixels).
+        #[arg(long)]
+        strength: Option<f64>,
+        #[arg(long, default_value = "0")]
+        seed: u64,
+        #[arg(long, default_value = "blindspot-out")]
+        out: PathBuf,
+    },
+    /// Compare two input tensors (.npy) through the whole model, value by value.
+    Verify {
+        #[command(flatten)]
+        model: ModelArgs,
+        a: PathBuf,
+        b: PathBuf,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+    },
+}
+
+impl PreprocessArgs {
+    fn preprocess(&self) -> Result<Preprocess> {
+        if self.scale != 1.0 && self.scale != 255.0 {
+            bail!("--scale must be 1 or 255, not {}", self.scale);
+        }
+        Ok(Preprocess { layout: self.layout, channels: self.channels, scale: self.scale, mean: self.mean.clone(), std: self.std.clone() })
+    }
+
+    /// `--resize WxH` fixes the spatial size of a dynamic input.
+    fn input_shape(&self, given: &Option<Vec<usize>>) -> Result<Option<Vec<usize>>> {
+        if self.resize == "auto" {
+            return Ok(given.clone());
+        }
+        let (w, h) = self.resize.split_once(['x', 'X']).context("--resize takes WxH or auto")?;
+        let (w, h): (usize, usize) = (w.parse().context("--resize width")?, h.parse().context("--resize height")?);
+        let mut shape = given.clone().unwrap_or(vec![1, 3, 0, 0]);
+        if shape.len() != 4 {
+            bail!("--resize needs a 4-D image input");
+        }
+        match self.layout {
+            Some(Layout::Nhwc) => (shape[1], shape[2]) = (h, w),
+            _ => (shape[2], shape[3]) = (h, w),
+        }
+        Ok(Some(shape))
+    }
+}
+
+fn progress_bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap().progress_chars("=> "));
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// An error kind that maps to exit code 1: the model simply has no exact collision.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.to_string().contains("no exact collision") {
+        1
+    } else {
+        2
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Audit { model, pre } => {
+            let shape = pre.input_shape(&model.input_shape)?;
+            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let rule = RankRule { relative: model.tol };
+            let ns = audit::front_end_null_space(&fe, rule)?;
+            let bar = progress_bar(cli.quiet, 0, "ranking layers");
+            let report = audit::audit(&m, &fe, ns.as_ref(), rule, &|name| {
+                bar.set_message(name.to_string());
+                bar.tick()
+            })?;
+            bar.finish_and_clear();
+            if model.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report::audit_table(&report));
+            }
+        }
+        Command::Collide { model, image, pre, mode, target, count, strength, seed, out } => {
+            if count == 0 {
+                bail!("--count must be at least 1");
+            }
+            let shape = pre.input_shape(&model.input_shape)?;
+            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let req = CollideRequest { image, mode, target, count, strength, seed, out_dir: out.clone(), rule: RankRule { relative: model.tol } };
+            let bar = progress_bar(cli.quiet, count as u64, "searching");
+            let result = collide(&m, &fe, &req, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            result.write(&out, &m.input_shape)?;
+            if model.json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            } else {
+                print!("{}", report::collide_table(&result.report));
+                println!("wrote {} files to {}", result.report.files.len(), out.display());
+            }
+        }
+        Command::Verify { model, a, b, pre } => {
+            let shape = pre.input_shape(&model.input_shape)?;
+            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let read = |p: &PathBuf| -> Result<Vec<f32>> {
+                let (s, data) = npy::read_f32(p)?;
+                if s != m.input_shape {
+                    bail!("{} has shape {s:?} but the model input {} has shape {:?}", p.display(), m.input_name, m.input_shape);
+                }
+                if data.iter().any(|v| !v.is_finite()) {
+                    bail!("{} holds NaN or infinite values", p.display());
+                }
+                Ok(data)
+            };
+            let (ta, tb) = (read(&a)?, read(&b)?);
+            let r = blindspot::verify::verify_tensors(&m, &fe, (&a.display().to_string(), &ta), (&b.display().to_string(), &tb))?;
+            if model.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{:<60} {:>12} {:>12}", "value", "max |a-b|", "relative");
+                for l in &r.layers {
+                    println!("{:<60} {:>12.3e} {:>12.3e}", l.name, l.max_abs_diff, l.rel_diff);
+                }
+                let c = &r.comparison;
+                println!("front end rel diff {:?}; argmax equal {:?}; L2 {:.4}, Linf {:.4}, PSNR {:.2} dB", c.front_end_rel_diff, c.argmax_equal, c.l2, c.linf, c.psnr_to_original);
+                match &r.first_difference {
+                    Some(n) => println!("first difference at {n}"),
+                    None => println!("the two inputs agree at every value of the model"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("blindspot: {msg}");
+        std::process::exit(exit_code(&e));
+    }
+}

@@ -1,0 +1,147 @@
+//! ONNX models through tract: loading with a concrete input shape, and running them with any set
+//! of intermediate values as outputs.
+
+use crate::onnx_graph::OnnxGraph;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+pub struct Model {
+    pub path: PathBuf,
+    pub graph: OnnxGraph,
+    pub input_name: String,
+    pub input_shape: Vec<usize>,
+    pub output_names: Vec<String>,
+    inference: InferenceModel,
+}
+
+/// One named value the model computed, widened to f64.
+#[derive(Clone, Debug)]
+pub struct Value {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+pub struct Runner {
+    plan: Arc<TypedRunnableModel>,
+    names: Vec<String>,
+    input_shape: Vec<usize>,
+}
+
+/// tract may panic on inputs it does not expect; a user gets a message instead.
+fn guarded<T>(what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(anyhow!("{what}: {}", one_line(&format!("{e:#}")))),
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(anyhow!("{what}: tract failed ({})", msg.unwrap_or_else(|| "panic".into())))
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Model {
+    /// Loads `path`; `input_shape` is required only where the model's own shape is not fixed
+    /// (a symbolic batch dimension is taken as 1).
+    pub fn load(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        let graph = OnnxGraph::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+        let inputs = graph.data_inputs();
+        let [input] = inputs.as_slice() else {
+            bail!("{}: blindspot handles models with one input; this one has {}", path.display(), inputs.len());
+        };
+        let input_name = input.name.clone();
+        let declared = OnnxGraph::declared_shape(input);
+        let shape = match (input_shape, &declared) {
+            (Some(s), Some(d)) if s.len() != d.len() || s.iter().zip(d).any(|(a, b)| b.is_some_and(|b| b != *a)) => {
+                bail!("--input-shape {s:?} does not fit the model's input {input_name} of shape {}", show_dims(d))
+            }
+            (Some(s), _) => s.to_vec(),
+            (None, Some(d)) => d
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match (i, v) {
+                    (_, Some(v)) => Ok(*v),
+                    (0, None) => Ok(1),
+                    _ => Err(anyhow!("the input {input_name} has a dynamic shape {}: give --input-shape", show_dims(d))),
+                })
+                .collect::<Result<_>>()?,
+            (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
+        };
+        let what = format!("{}: tract cannot load this model", path.display());
+        let inference = guarded(&what, || {
+            let m = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
+            m.with_input_fact(0, f32::fact(&shape).into())
+        })?;
+        let output_names = graph.graph.output.iter().map(|o| o.name.clone()).collect();
+        Ok(Model { path: path.to_path_buf(), graph, input_name, input_shape: shape, output_names, inference })
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// A plan that returns the named values (ONNX value names) in this order.
+    pub fn runner(&self, names: &[String], optimise: bool) -> Result<Runner> {
+        let mut model = self.inference.clone();
+        let outlets = names
+            .iter()
+            .map(|n| model.find_outlet_label(n).with_context(|| format!("the model has no value named {n}")))
+            .collect::<Result<Vec<_>>>()?;
+        let what = format!("{}: tract cannot prepare this model", self.path.display());
+        let plan = guarded(&what, move || {
+            model.select_output_outlets(&outlets)?;
+            let typed = if optimise { model.into_optimized()? } else { model.into_typed()? };
+            typed.into_runnable()
+        })?;
+        Ok(Runner { plan, names: names.to_vec(), input_shape: self.input_shape.clone() })
+    }
+
+    /// Every value computed from the input, in graph order (for layer-by-layer comparisons).
+    pub fn all_value_names(&self) -> Vec<String> {
+        let mut names = vec![];
+        for node in &self.graph.graph.node {
+            if matches!(node.op_type.as_str(), "Constant" | "Shape") {
+                continue;
+            }
+            for o in &node.output {
+                if !o.is_empty() && self.inference.find_outlet_label(o).is_some() {
+                    names.push(o.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
+fn show_dims(d: &[Option<usize>]) -> String {
+    let parts: Vec<String> = d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect();
+    format!("[{}]", parts.join(","))
+}
+
+impl Runner {
+    pub fn run(&self, input: &[f32]) -> Result<Vec<Value>> {
+        let tensor = Tensor::from_shape(&self.input_shape, input)?;
+        let outputs = guarded("running the model", || self.plan.run(tvec!(tensor.into_tvalue())))?;
+        let mut values = Vec::with_capacity(outputs.len());
+        for (name, t) in self.names.iter().zip(outputs.iter()) {
+            let shape = t.shape().to_vec();
+            let data = match t.cast_to::<f64>() {
+                Ok(c) => c.to_plain_array_view::<f64>()?.iter().copied().collect(),
+                Err(_) => continue,
+            };
+            values.push(Value { name: name.clone(), shape, data });
+        }
+        Ok(values)
+    }
+}

@@ -1,0 +1,1 @@
+pub mod onnx_builder;

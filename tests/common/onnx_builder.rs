@@ -1,0 +1,719 @@
+//! Builds small ONNX models in memory for integration tests.
+//!
+//! The crate does not depend on `prost` directly and tract-onnx does not re-export
+//! it, so `tract_onnx::pb::*` types cannot be encoded from here (the `Message` trait
+//! is unreachable). Instead this module carries a tiny protobuf writer that emits
+//! the same wire format, using the field tags of `tract_onnx::pb` (onnx.proto).
+//!
+//! Conventions: opset 13, ir_version 7, graph input "input", graph output
+//! "logits", float32 weights drawn from `ChaCha8Rng::seed_from_u64(seed)` uniform
+//! in [-1, 1] scaled by 1/sqrt(fan_in), int64 shape constants as initializers.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+pub const INPUT: &str = "input";
+pub const OUTPUT: &str = "logits";
+pub const OPSET: i64 = 13;
+pub const IR_VERSION: i64 = 7;
+
+/// ONNX TensorProto.DataType values used here.
+const DT_FLOAT: i64 = 1;
+const DT_INT64: i64 = 7;
+
+// ---------------------------------------------------------------------------
+// Model description
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Int(i64),
+    Ints(Vec<i64>),
+    Float(f32),
+    Floats(Vec<f32>),
+    Str(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub op_type: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attrs: Vec<(String, AttrValue)>,
+}
+
+impl Node {
+    pub fn new(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> Node {
+        Node {
+            name: name.to_string(),
+            op_type: op_type.to_string(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            attrs: vec![],
+        }
+    }
+
+    pub fn attr(mut self, name: &str, value: AttrValue) -> Node {
+        self.attrs.push((name.to_string(), value));
+        self
+    }
+
+    pub fn int(self, name: &str, v: i64) -> Node {
+        self.attr(name, AttrValue::Int(v))
+    }
+
+    pub fn ints(self, name: &str, v: &[i64]) -> Node {
+        self.attr(name, AttrValue::Ints(v.to_vec()))
+    }
+
+    pub fn float(self, name: &str, v: f32) -> Node {
+        self.attr(name, AttrValue::Float(v))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Initializer {
+    pub name: String,
+    pub dims: Vec<i64>,
+    pub data: TensorData,
+}
+
+impl Initializer {
+    pub fn f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A single-input, single-output float32 ONNX graph.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub graph_name: String,
+    pub input_shape: Vec<i64>,
+    pub output_shape: Vec<i64>,
+    pub nodes: Vec<Node>,
+    pub initializers: Vec<Initializer>,
+}
+
+impl ModelSpec {
+    pub fn new(graph_name: &str, input_shape: &[i64], output_shape: &[i64]) -> ModelSpec {
+        ModelSpec {
+            graph_name: graph_name.to_string(),
+            input_shape: input_shape.to_vec(),
+            output_shape: output_shape.to_vec(),
+            nodes: vec![],
+            initializers: vec![],
+        }
+    }
+
+    pub fn node(&mut self, node: Node) -> &mut Self {
+        assert!(
+            self.nodes.iter().all(|n| n.name != node.name),
+            "duplicate node name {}",
+            node.name
+        );
+        self.nodes.push(node);
+        self
+    }
+
+    pub fn init_f32(&mut self, name: &str, dims: &[i64], data: Vec<f32>) -> &mut Self {
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
+        self.initializers.push(Initializer {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data: TensorData::F32(data),
+        });
+        self
+    }
+
+    pub fn init_i64(&mut self, name: &str, dims: &[i64], data: Vec<i64>) -> &mut Self {
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
+        self.initializers.push(Initializer {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data: TensorData::I64(data),
+        });
+        self
+    }
+
+    /// Random weight initializer, uniform in [-1,1] / sqrt(fan_in).
+    pub fn weight(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        name: &str,
+        dims: &[i64],
+        fan_in: usize,
+    ) -> &mut Self {
+        let data = random_weights(rng, dims.iter().product::<i64>() as usize, fan_in);
+        self.init_f32(name, dims, data)
+    }
+
+    pub fn initializer(&self, name: &str) -> Option<&Initializer> {
+        self.initializers.iter().find(|i| i.name == name)
+    }
+
+    pub fn initializer_mut(&mut self, name: &str) -> Option<&mut Initializer> {
+        self.initializers.iter_mut().find(|i| i.name == name)
+    }
+}
+
+pub fn random_weights(rng: &mut ChaCha8Rng, len: usize, fan_in: usize) -> Vec<f32> {
+    let scale = 1.0 / (fan_in as f32).sqrt();
+    (0..len)
+        .map(|_| rng.gen_range(-1.0f32..=1.0f32) * scale)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Encoding / writing
+// ---------------------------------------------------------------------------
+
+pub fn model_bytes(model: &ModelSpec) -> Vec<u8> {
+    encode_model(model)
+}
+
+pub fn write_model(path: &Path, model: &ModelSpec) {
+    write_bytes(path, &model_bytes(model));
+}
+
+pub fn write_bytes(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// The first half of an encoded model: a file that must fail to parse.
+pub fn truncated(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len() / 2].to_vec()
+}
+
+/// Minimal protobuf writer (proto3 wire format, packed repeated scalars).
+#[derive(Default)]
+struct Pb(Vec<u8>);
+
+impl Pb {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    fn key(&mut self, tag: u32, wire: u8) {
+        self.varint(((tag as u64) << 3) | wire as u64);
+    }
+    fn int(&mut self, tag: u32, v: i64) {
+        self.key(tag, 0);
+        self.varint(v as u64);
+    }
+    fn float(&mut self, tag: u32, v: f32) {
+        self.key(tag, 5);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, tag: u32, b: &[u8]) {
+        self.key(tag, 2);
+        self.varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+    fn str(&mut self, tag: u32, s: &str) {
+        self.bytes(tag, s.as_bytes());
+    }
+    fn msg(&mut self, tag: u32, m: Pb) {
+        self.bytes(tag, &m.0);
+    }
+    fn packed_i64(&mut self, tag: u32, v: &[i64]) {
+        let mut p = Pb::default();
+        for &x in v {
+            p.varint(x as u64);
+        }
+        self.msg(tag, p);
+    }
+    fn packed_f32(&mut self, tag: u32, v: &[f32]) {
+        let mut p = Pb::default();
+        for &x in v {
+            p.0.extend_from_slice(&x.to_le_bytes());
+        }
+        self.msg(tag, p);
+    }
+}
+
+// Field tags follow tract_onnx::pb (onnx.proto).
+fn encode_model(m: &ModelSpec) -> Vec<u8> {
+    let mut model = Pb::default();
+    model.int(1, IR_VERSION); // ModelProto.ir_version
+    model.str(2, "blindspot-tests"); // producer_name
+    let mut graph = Pb::default();
+    for n in &m.nodes {
+        graph.msg(1, encode_node(n)); // GraphProto.node
+    }
+    graph.str(2, &m.graph_name); // GraphProto.name
+    for i in &m.initializers {
+        graph.msg(5, encode_tensor(i)); // GraphProto.initializer
+    }
+    graph.msg(11, encode_value_info(INPUT, &m.input_shape)); // GraphProto.input
+    graph.msg(12, encode_value_info(OUTPUT, &m.output_shape)); // GraphProto.output
+    model.msg(7, graph); // ModelProto.graph
+    let mut opset = Pb::default();
+    opset.str(1, ""); // OperatorSetIdProto.domain
+    opset.int(2, OPSET); // OperatorSetIdProto.version
+    model.msg(8, opset); // ModelProto.opset_import
+    model.0
+}
+
+fn encode_node(n: &Node) -> Pb {
+    let mut p = Pb::default();
+    for i in &n.inputs {
+        p.str(1, i);
+    }
+    for o in &n.outputs {
+        p.str(2, o);
+    }
+    p.str(3, &n.name);
+    p.str(4, &n.op_type);
+    for (name, v) in &n.attrs {
+        let mut a = Pb::default();
+        a.str(1, name); // AttributeProto.name
+        match v {
+            AttrValue::Float(f) => {
+                a.float(2, *f);
+                a.int(20, 1);
+            }
+            AttrValue::Int(i) => {
+                a.int(3, *i);
+                a.int(20, 2);
+            }
+            AttrValue::Str(s) => {
+                a.str(4, s);
+                a.int(20, 3);
+            }
+            AttrValue::Floats(f) => {
+                a.packed_f32(7, f);
+                a.int(20, 6);
+            }
+            AttrValue::Ints(i) => {
+                a.packed_i64(8, i);
+                a.int(20, 7);
+            }
+        }
+        p.msg(5, a); // NodeProto.attribute
+    }
+    p
+}
+
+fn encode_tensor(t: &Initializer) -> Pb {
+    let mut p = Pb::default();
+    p.packed_i64(1, &t.dims); // TensorProto.dims
+    let raw: Vec<u8> = match &t.data {
+        TensorData::F32(v) => {
+            p.int(2, DT_FLOAT);
+            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+        }
+        TensorData::I64(v) => {
+            p.int(2, DT_INT64);
+            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+        }
+    };
+    p.str(8, &t.name); // TensorProto.name
+    p.bytes(9, &raw); // TensorProto.raw_data
+    p
+}
+
+fn encode_value_info(name: &str, shape: &[i64]) -> Pb {
+    let mut shape_pb = Pb::default();
+    for &d in shape {
+        let mut dim = Pb::default();
+        dim.int(1, d); // Dimension.dim_value
+        shape_pb.msg(1, dim); // TensorShapeProto.dim
+    }
+    let mut tensor = Pb::default();
+    tensor.int(1, DT_FLOAT); // TypeProto.Tensor.elem_type
+    tensor.msg(2, shape_pb); // TypeProto.Tensor.shape
+    let mut ty = Pb::default();
+    ty.msg(1, tensor); // TypeProto.tensor_type
+    let mut p = Pb::default();
+    p.str(1, name); // ValueInfoProto.name
+    p.msg(2, ty); // ValueInfoProto.type
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Fixture models. `*_spec` returns the description (weights inspectable via
+// `ModelSpec::initializer`), the plain function returns encoded bytes.
+// ---------------------------------------------------------------------------
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// input [1,1,8,8] -> Flatten -> fc1 Gemm(64->20) -> Relu -> fc2 Gemm(20->5) -> logits [1,5].
+/// fc1.weight is [20,64] with transB=1, or [64,20] with transB=0.
+pub fn mlp_gemm_spec(trans_b: bool, seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("mlp_gemm", &[1, 1, 8, 8], &[1, 5]);
+    let w1_dims: &[i64] = if trans_b { &[20, 64] } else { &[64, 20] };
+    m.weight(&mut r, "fc1.weight", w1_dims, 64)
+        .weight(&mut r, "fc1.bias", &[20], 64)
+        .weight(&mut r, "fc2.weight", &[5, 20], 20)
+        .weight(&mut r, "fc2.bias", &[5], 20);
+    m.node(Node::new("flatten", "Flatten", &[INPUT], &["flat"]).int("axis", 1))
+        .node(
+            Node::new(
+                "fc1",
+                "Gemm",
+                &["flat", "fc1.weight", "fc1.bias"],
+                &["fc1_out"],
+            )
+            .float("alpha", 1.0)
+            .float("beta", 1.0)
+            .int("transB", trans_b as i64),
+        )
+        .node(Node::new("relu1", "Relu", &["fc1_out"], &["relu1_out"]))
+        .node(
+            Node::new(
+                "fc2",
+                "Gemm",
+                &["relu1_out", "fc2.weight", "fc2.bias"],
+                &[OUTPUT],
+            )
+            .float("alpha", 1.0)
+            .float("beta", 1.0)
+            .int("transB", 1),
+        );
+    m
+}
+
+pub fn mlp_gemm(trans_b: bool, seed: u64) -> Vec<u8> {
+    model_bytes(&mlp_gemm_spec(trans_b, seed))
+}
+
+/// input [1,1,8,8] -> Reshape [1,64] -> MatMul W[64,20] -> Add b[20] -> Relu
+/// -> MatMul [20,5] -> Add [5] -> logits [1,5].
+pub fn mlp_matmul_add_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("mlp_matmul_add", &[1, 1, 8, 8], &[1, 5]);
+    m.init_i64("flat_shape", &[2], vec![1, 64])
+        .weight(&mut r, "fc1.weight", &[64, 20], 64)
+        .weight(&mut r, "fc1.bias", &[20], 64)
+        .weight(&mut r, "fc2.weight", &[20, 5], 20)
+        .weight(&mut r, "fc2.bias", &[5], 20);
+    m.node(Node::new(
+        "reshape_flat",
+        "Reshape",
+        &[INPUT, "flat_shape"],
+        &["flat"],
+    ))
+    .node(Node::new(
+        "fc1_matmul",
+        "MatMul",
+        &["flat", "fc1.weight"],
+        &["fc1_mm"],
+    ))
+    .node(Node::new(
+        "fc1_bias_add",
+        "Add",
+        &["fc1_mm", "fc1.bias"],
+        &["fc1_out"],
+    ))
+    .node(Node::new("relu1", "Relu", &["fc1_out"], &["relu1_out"]))
+    .node(Node::new(
+        "fc2_matmul",
+        "MatMul",
+        &["relu1_out", "fc2.weight"],
+        &["fc2_mm"],
+    ))
+    .node(Node::new(
+        "fc2_bias_add",
+        "Add",
+        &["fc2_mm", "fc2.bias"],
+        &[OUTPUT],
+    ));
+    m
+}
+
+pub fn mlp_matmul_add(seed: u64) -> Vec<u8> {
+    model_bytes(&mlp_matmul_add_spec(seed))
+}
+
+/// Appends `Relu -> Flatten -> Gemm(features -> classes)` after tensor `from`.
+fn conv_head(m: &mut ModelSpec, r: &mut ChaCha8Rng, from: &str, features: i64, classes: i64) {
+    m.weight(r, "head.weight", &[classes, features], features as usize)
+        .weight(r, "head.bias", &[classes], features as usize);
+    m.node(Node::new("stem_relu", "Relu", &[from], &["stem_act"]))
+        .node(Node::new("flatten", "Flatten", &["stem_act"], &["flat"]).int("axis", 1))
+        .node(
+            Node::new(
+                "head",
+                "Gemm",
+                &["flat", "head.weight", "head.bias"],
+                &[OUTPUT],
+            )
+            .float("alpha", 1.0)
+            .float("beta", 1.0)
+            .int("transB", 1),
+        );
+}
+
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// input [1,3,12,12] -> Sub(mean [1,3,1,1]) -> Div(std [1,3,1,1])
+/// -> stem_conv(W [6,3,4,4], b [6], stride 4, no pads) -> [1,6,3,3]
+/// -> Relu -> Flatten -> Gemm(54 -> 4) -> logits [1,4].
+/// Per patch: 48 inputs -> 6 outputs (nullity 42), 9 patches.
+pub fn patch_conv_nchw_normalised_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("patch_conv_nchw_normalised", &[1, 3, 12, 12], &[1, 4]);
+    m.init_f32("pixel_mean", &[1, 3, 1, 1], IMAGENET_MEAN.to_vec())
+        .init_f32("pixel_std", &[1, 3, 1, 1], IMAGENET_STD.to_vec())
+        .weight(&mut r, "stem_conv.weight", &[6, 3, 4, 4], 48)
+        .weight(&mut r, "stem_conv.bias", &[6], 48);
+    m.node(Node::new(
+        "normalise_sub_mean",
+        "Sub",
+        &[INPUT, "pixel_mean"],
+        &["centred"],
+    ))
+    .node(Node::new(
+        "normalise_div_std",
+        "Div",
+        &["centred", "pixel_std"],
+        &["normalised"],
+    ))
+    .node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &["normalised", "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[4, 4])
+        .ints("strides", &[4, 4]),
+    );
+    conv_head(&mut m, &mut r, "stem_out", 6 * 3 * 3, 4);
+    m
+}
+
+pub fn patch_conv_nchw_normalised(seed: u64) -> Vec<u8> {
+    model_bytes(&patch_conv_nchw_normalised_spec(seed))
+}
+
+/// input [1,12,12,3] (NHWC) -> Transpose(perm [0,3,1,2]) -> stem_conv(W [5,3,3,3], stride 3)
+/// -> [1,5,4,4] -> Relu -> Flatten -> Gemm(80 -> 4) -> logits [1,4].
+pub fn patch_conv_nhwc_transpose_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("patch_conv_nhwc_transpose", &[1, 12, 12, 3], &[1, 4]);
+    m.weight(&mut r, "stem_conv.weight", &[5, 3, 3, 3], 27)
+        .weight(&mut r, "stem_conv.bias", &[5], 27);
+    m.node(Node::new("nhwc_to_nchw", "Transpose", &[INPUT], &["nchw"]).ints("perm", &[0, 3, 1, 2]))
+        .node(
+            Node::new(
+                "stem_conv",
+                "Conv",
+                &["nchw", "stem_conv.weight", "stem_conv.bias"],
+                &["stem_out"],
+            )
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[3, 3]),
+        );
+    conv_head(&mut m, &mut r, "stem_out", 5 * 4 * 4, 4);
+    m
+}
+
+pub fn patch_conv_nhwc_transpose(seed: u64) -> Vec<u8> {
+    model_bytes(&patch_conv_nhwc_transpose_spec(seed))
+}
+
+/// input [1,1,10,10] -> stem_conv(W [4,1,3,3], stride 3) -> [1,4,3,3]
+/// (last row/column of pixels is covered by no patch) -> Relu -> Flatten -> Gemm(36 -> 3).
+pub fn patch_conv_uneven_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("patch_conv_uneven", &[1, 1, 10, 10], &[1, 3]);
+    m.weight(&mut r, "stem_conv.weight", &[4, 1, 3, 3], 9)
+        .weight(&mut r, "stem_conv.bias", &[4], 9);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[3, 3])
+        .ints("strides", &[3, 3]),
+    );
+    conv_head(&mut m, &mut r, "stem_out", 4 * 3 * 3, 3);
+    m
+}
+
+pub fn patch_conv_uneven(seed: u64) -> Vec<u8> {
+    model_bytes(&patch_conv_uneven_spec(seed))
+}
+
+/// input [1,2,10,10] -> stem_conv(W [6,2,4,4], stride 4, pads [1,1,1,1]) -> [1,6,3,3]
+/// -> Relu -> Flatten -> Gemm(54 -> 3).
+pub fn patch_conv_padded_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("patch_conv_padded", &[1, 2, 10, 10], &[1, 3]);
+    m.weight(&mut r, "stem_conv.weight", &[6, 2, 4, 4], 32)
+        .weight(&mut r, "stem_conv.bias", &[6], 32);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[4, 4])
+        .ints("strides", &[4, 4])
+        .ints("pads", &[1, 1, 1, 1]),
+    );
+    conv_head(&mut m, &mut r, "stem_out", 6 * 3 * 3, 3);
+    m
+}
+
+pub fn patch_conv_padded(seed: u64) -> Vec<u8> {
+    model_bytes(&patch_conv_padded_spec(seed))
+}
+
+/// input [1,1,8,8] -> stem_conv(W [4,1,3,3], stride 1, pads 1) -> [1,4,8,8]
+/// -> Relu -> Flatten -> Gemm(256 -> 3).
+pub fn overlapping_conv_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("overlapping_conv", &[1, 1, 8, 8], &[1, 3]);
+    m.weight(&mut r, "stem_conv.weight", &[4, 1, 3, 3], 9)
+        .weight(&mut r, "stem_conv.bias", &[4], 9);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[3, 3])
+        .ints("strides", &[1, 1])
+        .ints("pads", &[1, 1, 1, 1]),
+    );
+    conv_head(&mut m, &mut r, "stem_out", 4 * 8 * 8, 3);
+    m
+}
+
+pub fn overlapping_conv(seed: u64) -> Vec<u8> {
+    model_bytes(&overlapping_conv_spec(seed))
+}
+
+/// input [1,1,8,8] -> Sin -> Flatten -> Gemm(64 -> 10) -> logits [1,10].
+/// The first op is non-linear: blindspot must refuse it.
+pub fn unsupported_first_op_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("unsupported_first_op", &[1, 1, 8, 8], &[1, 10]);
+    m.weight(&mut r, "fc.weight", &[10, 64], 64)
+        .weight(&mut r, "fc.bias", &[10], 64);
+    m.node(Node::new("sine", "Sin", &[INPUT], &["sin_out"]))
+        .node(Node::new("flatten", "Flatten", &["sin_out"], &["flat"]).int("axis", 1))
+        .node(
+            Node::new("fc", "Gemm", &["flat", "fc.weight", "fc.bias"], &[OUTPUT])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", 1),
+        );
+    m
+}
+
+pub fn unsupported_first_op(seed: u64) -> Vec<u8> {
+    model_bytes(&unsupported_first_op_spec(seed))
+}
+
+/// `mlp_gemm(true, 0)` with `fc1.weight[3]` set to NaN.
+pub fn nan_weights_spec() -> ModelSpec {
+    let mut m = mlp_gemm_spec(true, 0);
+    m.graph_name = "nan_weights".to_string();
+    match &mut m.initializer_mut("fc1.weight").unwrap().data {
+        TensorData::F32(v) => v[3] = f32::NAN,
+        _ => unreachable!(),
+    }
+    m
+}
+
+pub fn nan_weights() -> Vec<u8> {
+    model_bytes(&nan_weights_spec())
+}
+
+/// ViT-style patch embedding without a conv:
+/// input [1,1,8,8] -> Reshape [1,1,2,4,2,4] -> Transpose perm [0,2,4,1,3,5]
+/// -> Reshape [1,4,16] -> MatMul W[16,6] -> Add b[6] -> Relu -> Reshape [1,24]
+/// -> Gemm(24 -> 3) -> logits [1,3]. Tokens: 4 patches of 4x4, each 16 -> 6.
+pub fn vit_like_tokens_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("vit_like_tokens", &[1, 1, 8, 8], &[1, 3]);
+    m.init_i64("patchify_shape", &[6], vec![1, 1, 2, 4, 2, 4])
+        .init_i64("tokens_shape", &[3], vec![1, 4, 16])
+        .init_i64("flat_shape", &[2], vec![1, 24])
+        .weight(&mut r, "patch_embed.weight", &[16, 6], 16)
+        .weight(&mut r, "patch_embed.bias", &[6], 16)
+        .weight(&mut r, "head.weight", &[3, 24], 24)
+        .weight(&mut r, "head.bias", &[3], 24);
+    m.node(Node::new(
+        "patchify_reshape",
+        "Reshape",
+        &[INPUT, "patchify_shape"],
+        &["patch_grid"],
+    ))
+    .node(
+        Node::new(
+            "patchify_transpose",
+            "Transpose",
+            &["patch_grid"],
+            &["patch_grid_t"],
+        )
+        .ints("perm", &[0, 2, 4, 1, 3, 5]),
+    )
+    .node(Node::new(
+        "tokens_reshape",
+        "Reshape",
+        &["patch_grid_t", "tokens_shape"],
+        &["tokens"],
+    ))
+    .node(Node::new(
+        "patch_embed_matmul",
+        "MatMul",
+        &["tokens", "patch_embed.weight"],
+        &["embed_mm"],
+    ))
+    .node(Node::new(
+        "patch_embed_bias_add",
+        "Add",
+        &["embed_mm", "patch_embed.bias"],
+        &["embed"],
+    ))
+    .node(Node::new("embed_relu", "Relu", &["embed"], &["embed_act"]))
+    .node(Node::new(
+        "flatten_tokens",
+        "Reshape",
+        &["embed_act", "flat_shape"],
+        &["flat"],
+    ))
+    .node(
+        Node::new(
+            "head",
+            "Gemm",
+            &["flat", "head.weight", "head.bias"],
+            &[OUTPUT],
+        )
+        .float("alpha", 1.0)
+        .float("beta", 1.0)
+        .int("transB", 1),
+    );
+    m
+}
+
+pub fn vit_like_tokens(seed: u64) -> Vec<u8> {
+    model_bytes(&vit_like_tokens_spec(seed))
+}
