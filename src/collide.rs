@@ -83,7 +83,7 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         bail!("--mode target needs --target IMAGE");
     }
     let Some(ns) = front_end_null_space(fe, req.rule)? else {
-        bail!("no exact collision can be built: {}", fe.limitation.as_deref().unwrap_or("the front end is not supported"));
+        bail!("cannot build exact collisions: {}", fe.limitation.as_deref().unwrap_or("the front end is not supported"));
     };
     if ns.nullity == 0 {
         let sigma_min = match &fe.first_layer {

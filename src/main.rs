@@ -140,7 +140,7 @@ fn progress_bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
 
 /// An error kind that maps to exit code 1: the model simply has no exact collision.
 fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.to_string().contains("no exact collision") {
+    if e.to_string().contains("no exact collision exists") {
         1
     } else {
         2
