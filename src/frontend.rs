@@ -521,7 +521,8 @@ impl ConvGeometry {
 /// that the blocks stay independent (their null spaces add up).
 fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperator> {
     let mut owner: Vec<Option<usize>> = vec![None; map.input_dim];
-    let mut cache: HashMap<Vec<(u32, u32, u64)>, Arc<Mat<f64>>> = HashMap::new();
+    // Keyed by the block's own matrix and how its columns land on pixels with which scale.
+    let mut cache: HashMap<(usize, Vec<(u32, u32, u64)>), Arc<Mat<f64>>> = HashMap::new();
     let mut blocks = Vec::with_capacity(layer.blocks.len());
     for (b, block) in layer.blocks.iter().enumerate() {
         let mut pixels: Vec<usize> = vec![];
@@ -543,7 +544,7 @@ fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperat
         }
         let n_local = pixels.len();
         let matrix = cache
-            .entry(key.clone())
+            .entry((Arc::as_ptr(&block.matrix) as usize, key.clone()))
             .or_insert_with(|| {
                 let mut m = Mat::<f64>::zeros(block.rows.len(), n_local);
                 for &(jj, l, s) in &key {

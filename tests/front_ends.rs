@@ -154,6 +154,9 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
     for case in cases() {
         let path = write(dir.path(), case.name, &case.bytes);
         let (model, fe) = open(&path, None, &case.pre).unwrap();
+        if fe.grid.channels == 2 {
+            continue; // images decode to 1 or 3 channels; the 2-channel case is covered above
+        }
         let (img, tgt) = (dir.path().join("x.png"), dir.path().join("t.png"));
         write_test_image(&img, 17, 13, 1);
         write_test_image(&tgt, 9, 9, 2);

@@ -63,3 +63,18 @@ pub fn dot_test(op: &dyn LinearOperator, x: &[f64], y: &[f64]) -> f64 {
     let rhs = dot(x, &op.adjoint_vec(y));
     (lhs - rhs).abs() / lhs.abs().max(rhs.abs()).max(f64::MIN_POSITIVE)
 }
+
+impl<T: LinearOperator + ?Sized> LinearOperator for &T {
+    fn input_dim(&self) -> usize {
+        (**self).input_dim()
+    }
+    fn output_dim(&self) -> usize {
+        (**self).output_dim()
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        (**self).apply(x, y)
+    }
+    fn adjoint(&self, y: &[f64], x: &mut [f64]) {
+        (**self).adjoint(y, x)
+    }
+}
