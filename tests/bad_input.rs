@@ -1,0 +1,110 @@
+//! Bad input gets one line on stderr, exit code 2, no panic and no partial output.
+mod common;
+
+use common::onnx_builder as ob;
+use std::path::Path;
+use std::process::Command;
+
+fn blindspot(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_blindspot")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn assert_clean_failure(args: &[&str], needle: &str) {
+    let (code, _, err) = blindspot(args);
+    assert_eq!(code, 2, "{args:?}: exit code {code}, stderr {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("blindspot: "), "{err}");
+    assert!(err.contains(needle), "{args:?}: {err:?} does not mention {needle:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bad_files_get_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = d.join("notes.onnx");
+    std::fs::write(&text, "this is not a model\n").unwrap();
+    let good = d.join("mlp.onnx");
+    std::fs::write(&good, ob::mlp_gemm(true, 1)).unwrap();
+    let truncated = d.join("truncated.onnx");
+    std::fs::write(&truncated, ob::truncated(&ob::mlp_gemm(true, 1))).unwrap();
+    let sin = d.join("sin.onnx");
+    std::fs::write(&sin, ob::unsupported_first_op(1)).unwrap();
+    let nan = d.join("nan.onnx");
+    std::fs::write(&nan, ob::nan_weights()).unwrap();
+    let broken_png = d.join("broken.png");
+    std::fs::write(&broken_png, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let image = d.join("ok.png");
+    image::GrayImage::from_pixel(8, 8, image::Luma([128])).save(&image).unwrap();
+
+    assert_clean_failure(&["audit", s(&d.join("missing.onnx"))], "cannot read model");
+    assert_clean_failure(&["audit", s(&text)], "not a readable ONNX model");
+    assert_clean_failure(&["audit", s(&truncated)], "truncated.onnx");
+    assert_clean_failure(&["audit", s(&nan)], "NaN");
+    let out = d.join("out-sin");
+    assert_clean_failure(&["collide", s(&sin), s(&image), "--out", s(&out)], "Sin");
+    assert!(!out.exists(), "partial output after a failed collide");
+    let out = d.join("out-png");
+    assert_clean_failure(&["collide", s(&good), s(&broken_png), "--out", s(&out)], "cannot decode image");
+    assert!(!out.exists());
+    assert_clean_failure(&["collide", s(&good), s(&d.join("nope.png")), "--out", s(&out)], "cannot open image");
+    assert_clean_failure(&["collide", s(&good), s(&image), "--mode", "target", "--out", s(&out)], "--target");
+    assert!(!out.exists());
+
+    // A .npy of the wrong shape, and one with NaN.
+    let wrong = d.join("wrong.npy");
+    std::fs::write(&wrong, blindspot::npy::encode_f32(&[1, 1, 4, 4], &[0.0; 16])).unwrap();
+    let right = d.join("right.npy");
+    std::fs::write(&right, blindspot::npy::encode_f32(&[1, 1, 8, 8], &[0.5; 64])).unwrap();
+    let nan_npy = d.join("nan.npy");
+    let mut v = [0.5f32; 64];
+    v[3] = f32::NAN;
+    std::fs::write(&nan_npy, blindspot::npy::encode_f32(&[1, 1, 8, 8], &v)).unwrap();
+    assert_clean_failure(&["verify", s(&good), s(&right), s(&wrong)], "shape [1, 1, 4, 4]");
+    assert_clean_failure(&["verify", s(&good), s(&right), s(&nan_npy)], "NaN");
+    assert_clean_failure(&["verify", s(&good), s(&right), s(&text)], "not a readable .npy");
+}
+
+#[test]
+fn unsupported_first_op_is_named_by_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sin = dir.path().join("sin.onnx");
+    std::fs::write(&sin, ob::unsupported_first_op(1)).unwrap();
+    let (code, out, err) = blindspot(&["audit", s(&sin), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["front_end"]["kind"], "unsupported");
+    assert!(json["front_end"]["nullity"].is_null());
+    assert!(json["front_end"]["limitation"].as_str().unwrap().contains("Sin"));
+}
+
+#[test]
+fn collide_then_verify_round_trip_through_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("patch.onnx");
+    std::fs::write(&model, ob::patch_conv_nchw_normalised(2)).unwrap();
+    let image = d.join("x.png");
+    image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([(x * 8) as u8, (y * 12) as u8, 90])).save(&image).unwrap();
+    let out = d.join("out");
+    let (code, _, err) = blindspot(&["collide", s(&model), s(&image), "--mean", "0.5", "--std", "0.25", "--count", "1", "--quiet", "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let (code, stdout, err) = blindspot(&["verify", s(&model), s(&out.join("original.npy")), s(&out.join("collide-000.npy")), "--mean", "0.5", "--std", "0.25", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(r["front_end_rel_diff"].as_f64().unwrap() < 1e-5);
+    assert!(r["l2"].as_f64().unwrap() > 0.01);
+    let layers = r["layers"].as_array().unwrap();
+    assert!(layers.len() >= 4);
+    // The inputs differ before the conv (Sub, Div) and agree, to f32 rounding, after it.
+    let conv = layers.iter().position(|l| l["name"] == "stem_out").unwrap();
+    for l in &layers[conv..] {
+        assert!(l["rel_diff"].as_f64().unwrap() < 1e-5, "{l}");
+    }
+    assert!(layers[0]["max_abs_diff"].as_f64().unwrap() > 1e-3);
+}
