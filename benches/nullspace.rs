@@ -1,1 +1,69 @@
-fn main(){}
+//! Speed of the null-space machinery at the sizes real models have.
+//! `cargo bench` (criterion). The ViT-S/14 front end: 256 patches of a 384×588 block.
+
+use blindspot::linop::{Block, BlockOperator};
+use blindspot::nullspace::{NullSpace, RankRule};
+use blindspot::search::project_feasible;
+use criterion::{criterion_group, criterion_main, Criterion};
+use faer::Mat;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+fn random_matrix(rows: usize, cols: usize, seed: u64) -> Mat<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Mat::from_fn(rows, cols, |_, _| rng.gen_range(-1.0..1.0))
+}
+
+fn single_block(rows: usize, cols: usize) -> BlockOperator {
+    let m = Arc::new(random_matrix(rows, cols, 1));
+    BlockOperator { input_dim: cols, output_dim: rows, blocks: vec![Block { rows: (0..rows).collect(), cols: (0..cols).collect(), matrix: m }] }
+}
+
+/// The ViT-S/14 patch embedding on a 224×224×3 image: 16×16 patches, pixels in HWC order.
+fn vit_front_end() -> BlockOperator {
+    let m = Arc::new(random_matrix(384, 588, 2));
+    let (side, patch, c) = (224, 14, 3);
+    let grid = side / patch;
+    let mut blocks = vec![];
+    for py in 0..grid {
+        for px in 0..grid {
+            let mut cols = vec![];
+            for ch in 0..c {
+                for y in 0..patch {
+                    for x in 0..patch {
+                        cols.push(((py * patch + y) * side + px * patch + x) * c + ch);
+                    }
+                }
+            }
+            let b = py * grid + px;
+            blocks.push(Block { rows: (b * 384..(b + 1) * 384).collect(), cols, matrix: m.clone() });
+        }
+    }
+    BlockOperator { input_dim: side * side * c, output_dim: grid * grid * 384, blocks }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("null_space_basis");
+    g.sample_size(10);
+    for (rows, cols) in [(384, 588), (768, 3072)] {
+        let op = single_block(rows, cols);
+        g.bench_function(format!("{rows}x{cols}"), |b| b.iter(|| NullSpace::of(&op, (rows, cols), f32::EPSILON as f64, RankRule::default()).unwrap()));
+    }
+    g.finish();
+
+    let op = vit_front_end();
+    let ns = NullSpace::of(&op, (384, 588), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x: Vec<f64> = (0..op.input_dim).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let target: Vec<f64> = (0..op.input_dim).map(|_| rng.gen_range(0.0..1.0)).collect();
+    let v: Vec<f64> = (0..op.input_dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut g = c.benchmark_group("vit_s14_front_end_224");
+    g.sample_size(10);
+    g.bench_function("project_onto_null_space", |b| b.iter(|| ns.project(&v)));
+    g.bench_function("collide_target", |b| b.iter(|| project_feasible(&ns, &x, &target, 900)));
+    g.finish();
+}
+
+criterion_group!(nullspace_benches, benches);
+criterion_main!(nullspace_benches);
