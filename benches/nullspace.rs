@@ -17,7 +17,15 @@ fn random_matrix(rows: usize, cols: usize, seed: u64) -> Mat<f64> {
 
 fn single_block(rows: usize, cols: usize) -> BlockOperator {
     let m = Arc::new(random_matrix(rows, cols, 1));
-    BlockOperator { input_dim: cols, output_dim: rows, blocks: vec![Block { rows: (0..rows).collect(), cols: (0..cols).collect(), matrix: m }] }
+    BlockOperator {
+        input_dim: cols,
+        output_dim: rows,
+        blocks: vec![Block {
+            rows: (0..rows).collect(),
+            cols: (0..cols).collect(),
+            matrix: m,
+        }],
+    }
 }
 
 /// The ViT-S/14 patch embedding on a 224×224×3 image: 16×16 patches, pixels in HWC order.
@@ -37,10 +45,18 @@ fn vit_front_end() -> BlockOperator {
                 }
             }
             let b = py * grid + px;
-            blocks.push(Block { rows: (b * 384..(b + 1) * 384).collect(), cols, matrix: m.clone() });
+            blocks.push(Block {
+                rows: (b * 384..(b + 1) * 384).collect(),
+                cols,
+                matrix: m.clone(),
+            });
         }
     }
-    BlockOperator { input_dim: side * side * c, output_dim: grid * grid * 384, blocks }
+    BlockOperator {
+        input_dim: side * side * c,
+        output_dim: grid * grid * 384,
+        blocks,
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -48,7 +64,9 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     for (rows, cols) in [(384, 588), (768, 3072)] {
         let op = single_block(rows, cols);
-        g.bench_function(format!("{rows}x{cols}"), |b| b.iter(|| NullSpace::of(&op, (rows, cols), f32::EPSILON as f64, RankRule::default()).unwrap()));
+        g.bench_function(format!("{rows}x{cols}"), |b| {
+            b.iter(|| NullSpace::of(&op, (rows, cols), f32::EPSILON as f64, RankRule::default()).unwrap())
+        });
     }
     g.finish();
 

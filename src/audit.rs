@@ -81,7 +81,13 @@ pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<Null
     NullSpace::of(op, dims, layer.eps, rule).map(Some)
 }
 
-pub fn audit(model: &Model, fe: &FrontEnd, ns: Option<&NullSpace>, rule: RankRule, progress: &dyn Fn(&str)) -> Result<AuditReport> {
+pub fn audit(
+    model: &Model,
+    fe: &FrontEnd,
+    ns: Option<&NullSpace>,
+    rule: RankRule,
+    progress: &dyn Fn(&str),
+) -> Result<AuditReport> {
     let first_layer = match &fe.first_layer {
         Some(l) => {
             progress(&l.node);
@@ -118,13 +124,24 @@ pub fn audit(model: &Model, fe: &FrontEnd, ns: Option<&NullSpace>, rule: RankRul
         method,
         limitation: fe.limitation.clone(),
         rank_rule: rule.describe(),
-        blocks: ns.map_or(vec![], |n| n.block_ranks.iter().map(|(count, rank)| BlockInfo { count: *count, rank: rank.clone() }).collect()),
+        blocks: ns.map_or(vec![], |n| {
+            n.block_ranks
+                .iter()
+                .map(|(count, rank)| BlockInfo {
+                    count: *count,
+                    rank: rank.clone(),
+                })
+                .collect()
+        }),
         uncovered_pixels: ns.map(|n| n.uncovered.len()),
     };
     let layers = layer_profile(model, rule, progress)?;
     Ok(AuditReport {
         model: model.path.display().to_string(),
-        input: InputInfo { name: model.input_name.clone(), shape: model.input_shape.clone() },
+        input: InputInfo {
+            name: model.input_name.clone(),
+            shape: model.input_shape.clone(),
+        },
         front_end,
         first_layer,
         layers,
@@ -165,7 +182,15 @@ pub fn layer_profile(model: &Model, rule: RankRule, progress: &dyn Fn(&str)) -> 
         progress(&node_label(node));
         let eps = if w.eps > 0.0 { w.eps } else { EPS_F32 };
         let r = rank_of(&matrix, (matrix.nrows(), matrix.ncols()), eps, rule)?;
-        layers.push(LayerInfo { node: node_label(node), op: op.to_string(), weight_shape: s.clone(), rows: r.rows, cols: r.cols, rank: r.rank, nullity: r.nullity });
+        layers.push(LayerInfo {
+            node: node_label(node),
+            op: op.to_string(),
+            weight_shape: s.clone(),
+            rows: r.rows,
+            cols: r.cols,
+            rank: r.rank,
+            nullity: r.nullity,
+        });
     }
     Ok(layers)
 }

@@ -83,7 +83,10 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         bail!("--mode target needs --target IMAGE");
     }
     let Some(ns) = front_end_null_space(fe, req.rule)? else {
-        bail!("cannot build exact collisions: {}", fe.limitation.as_deref().unwrap_or("the front end is not supported"));
+        bail!(
+            "cannot build exact collisions: {}",
+            fe.limitation.as_deref().unwrap_or("the front end is not supported")
+        );
     };
     if ns.nullity == 0 {
         let sigma_min = match &fe.first_layer {
@@ -102,7 +105,15 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
     let strength = req.strength.unwrap_or(0.1 * (n as f64).sqrt());
     let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
     let opts = SearchOptions::new(req.count, strength);
-    let found = search(&ns, x, req.mode, target.as_ref().map(|t| t.0.data.as_slice()), &opts, &mut rng, progress);
+    let found = search(
+        &ns,
+        x,
+        req.mode,
+        target.as_ref().map(|t| t.0.data.as_slice()),
+        &opts,
+        &mut rng,
+        progress,
+    );
 
     let original_tensor = to_tensor(&fe.preprocess_map, x);
     let verifier = Verifier::new(model, fe.output_value.as_deref(), &original_tensor)?;
@@ -134,7 +145,10 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
     files.extend(["original.npy", "overview.png", "report.json"].map(String::from));
     let report = CollideReport {
         model: model.path.display().to_string(),
-        input: InputInfo { name: model.input_name.clone(), shape: model.input_shape.clone() },
+        input: InputInfo {
+            name: model.input_name.clone(),
+            shape: model.input_shape.clone(),
+        },
         image: image_notes,
         target: target.as_ref().map(|t| t.1.clone()),
         mode: req.mode,
@@ -153,7 +167,14 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         collisions,
         files,
     };
-    Ok(Collisions { report, original, target: target.map(|t| t.0), found: pixels, tensors, original_tensor })
+    Ok(Collisions {
+        report,
+        original,
+        target: target.map(|t| t.0),
+        found: pixels,
+        tensors,
+        original_tensor,
+    })
 }
 
 impl Collisions {
@@ -169,9 +190,15 @@ impl Collisions {
             png(&z.to_rgb8(), &rec.png)?;
             write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
         }
-        write_atomic(&dir.join("original.npy"), &encode_f32(input_shape, &self.original_tensor))?;
+        write_atomic(
+            &dir.join("original.npy"),
+            &encode_f32(input_shape, &self.original_tensor),
+        )?;
         let overview = crate::report::overview(&self.original, &self.found, self.target.as_ref());
         png(&overview, "overview.png")?;
-        write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&self.report)?.as_bytes())
+        write_atomic(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(&self.report)?.as_bytes(),
+        )
     }
 }

@@ -106,8 +106,11 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
     let mut value = input_name.to_string();
     loop {
         // Shape-reading nodes see only the (fixed) shape, never the pixel values.
-        let consumers: Vec<_> =
-            graph.consumers(&value).into_iter().filter(|n| n.op_type != "Shape").collect();
+        let consumers: Vec<_> = graph
+            .consumers(&value)
+            .into_iter()
+            .filter(|n| n.op_type != "Shape")
+            .collect();
         if graph.is_graph_output(&value) || consumers.len() != 1 {
             let what = if consumers.is_empty() {
                 "reaches a model output".to_string()
@@ -115,7 +118,9 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
                 let ops: Vec<_> = consumers.iter().map(|n| n.op_type.as_str()).collect();
                 format!("feeds {} nodes ({})", consumers.len(), ops.join(", "))
             };
-            fe.limitation = Some(format!("the input {what} before any linear layer; this front end is not folded yet"));
+            fe.limitation = Some(format!(
+                "the input {what} before any linear layer; this front end is not folded yet"
+            ));
             return Ok(fe);
         }
         let node = consumers[0];
@@ -125,12 +130,15 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
             "Conv" | "Gemm" | "MatMul" => {
                 let weight_input = node.input.get(1).map(String::as_str).unwrap_or("");
                 if node.input[0] != value || !graph.is_constant(weight_input) {
-                    fe.limitation = Some(format!("{op} node {} does not take the input times a constant weight", node_label(node)));
+                    fe.limitation = Some(format!(
+                        "{op} node {} does not take the input times a constant weight",
+                        node_label(node)
+                    ));
                     return Ok(fe);
                 }
                 return finish_with_layer(fe, graph, node, map);
             }
-            _ => fold_affine(graph, node, &value, &map),
+            _ => fold_affine(graph, node, &map),
         };
         match step {
             Ok(next) => map = next,
@@ -144,11 +152,17 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
 }
 
 /// One affine, index-moving op applied to the running map.
-fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str, map: &AffineGather) -> Result<AffineGather> {
+fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, map: &AffineGather) -> Result<AffineGather> {
     let shape = map.shape.clone();
     let const_input = |i: usize| -> Result<Constant> {
-        let name = node.input.get(i).filter(|n| !n.is_empty()).context("a required input is missing")?;
-        graph.constant(name)?.with_context(|| format!("input {name} is not a constant"))
+        let name = node
+            .input
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .context("a required input is missing")?;
+        graph
+            .constant(name)?
+            .with_context(|| format!("input {name} is not a constant"))
     };
     let ints = |i: usize, attr: &str| -> Result<Option<Vec<i64>>> {
         if let Some(v) = attr_ints(node, attr) {
@@ -191,8 +205,8 @@ fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str,
             };
             let cidx = broadcast_index(&shape, &constant.shape)?;
             let mut next = map.clone();
-            for t in 0..map.len() {
-                let c = constant.values[cidx[t]];
+            for (t, &ci) in cidx.iter().enumerate() {
+                let c = constant.values[ci];
                 let (s, o) = (&mut next.scale[t], &mut next.offset[t]);
                 match (node.op_type.as_str(), const_pos) {
                     ("Add", _) => *o += c,
@@ -212,7 +226,6 @@ fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str,
                     _ => bail!("a constant divided by the image is not affine"),
                 }
             }
-            let _ = value;
             Ok(next)
         }
         "Pad" => {
@@ -232,10 +245,18 @@ fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str,
             if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
                 bail!("pads {pads:?} do not fit rank {rank}");
             }
-            let new_shape: Vec<usize> = (0..rank).map(|a| shape[a] + (pads[a] + pads[a + rank]) as usize).collect();
+            let new_shape: Vec<usize> = (0..rank)
+                .map(|a| shape[a] + (pads[a] + pads[a + rank]) as usize)
+                .collect();
             let strides = strides_of(&shape);
             let n: usize = new_shape.iter().product();
-            let mut next = AffineGather { input_dim: map.input_dim, shape: new_shape.clone(), source: vec![None; n], scale: vec![0.0; n], offset: vec![fill; n] };
+            let mut next = AffineGather {
+                input_dim: map.input_dim,
+                shape: new_shape.clone(),
+                source: vec![None; n],
+                scale: vec![0.0; n],
+                offset: vec![fill; n],
+            };
             for t in 0..n {
                 let idx = unravel(t, &new_shape);
                 let mut flat = 0;
@@ -260,11 +281,10 @@ fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, value: &str,
     }
 }
 
-fn reshaped(
-    node: &tract_onnx::pb::NodeProto,
-    shape: &[usize],
-    ints: &dyn Fn(usize, &str) -> Result<Option<Vec<i64>>>,
-) -> Result<Vec<usize>> {
+/// Reads an int list from an attribute, or else from a constant input.
+type IntsOf<'a> = dyn Fn(usize, &str) -> Result<Option<Vec<i64>>> + 'a;
+
+fn reshaped(node: &tract_onnx::pb::NodeProto, shape: &[usize], ints: &IntsOf) -> Result<Vec<usize>> {
     let total: usize = shape.iter().product();
     Ok(match node.op_type.as_str() {
         "Flatten" => {
@@ -293,16 +313,29 @@ fn reshaped(
         "Unsqueeze" => {
             let axes = ints(1, "axes")?.context("Unsqueeze without axes")?;
             let rank = shape.len() + axes.len();
-            let axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { (a + rank as i64) as usize } else { a as usize }).collect();
+            let axes: Vec<usize> = axes
+                .iter()
+                .map(|&a| if a < 0 { (a + rank as i64) as usize } else { a as usize })
+                .collect();
             let mut it = shape.iter();
-            (0..rank).map(|i| if axes.contains(&i) { 1 } else { *it.next().unwrap_or(&1) }).collect()
+            (0..rank)
+                .map(|i| if axes.contains(&i) { 1 } else { *it.next().unwrap_or(&1) })
+                .collect()
         }
         _ => {
             let rank = shape.len() as i64;
             match ints(1, "axes")? {
                 Some(axes) => {
-                    let axes: Vec<usize> = axes.iter().map(|&a| if a < 0 { (a + rank) as usize } else { a as usize }).collect();
-                    shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+                    let axes: Vec<usize> = axes
+                        .iter()
+                        .map(|&a| if a < 0 { (a + rank) as usize } else { a as usize })
+                        .collect();
+                    shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !axes.contains(i))
+                        .map(|(_, &d)| d)
+                        .collect()
                 }
                 None => shape.iter().copied().filter(|&d| d != 1).collect(),
             }
@@ -311,16 +344,27 @@ fn reshaped(
 }
 
 /// Builds the layer operator and the pixel-space block operator.
-fn finish_with_layer(mut fe: FrontEnd, graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, map: AffineGather) -> Result<FrontEnd> {
+fn finish_with_layer(
+    mut fe: FrontEnd,
+    graph: &OnnxGraph,
+    node: &tract_onnx::pb::NodeProto,
+    map: AffineGather,
+) -> Result<FrontEnd> {
     let weight = graph.constant(&node.input[1])?.context("weight is not a constant")?;
     if let Some(bad) = weight.values.iter().find(|v| !v.is_finite()) {
-        bail!("the weight of {} node {} holds {bad}: a model with non-finite weights cannot be audited", node.op_type, node_label(node));
+        bail!(
+            "the weight of {} node {} holds {bad}: a model with non-finite weights cannot be audited",
+            node.op_type,
+            node_label(node)
+        );
     }
     let bias_of = |i: usize, n: usize, factor: f64| -> Result<Vec<f64>> {
         match node.input.get(i).filter(|s| !s.is_empty()) {
             None => Ok(vec![0.0; n]),
             Some(name) => {
-                let c = graph.constant(name)?.with_context(|| format!("bias {name} is not a constant"))?;
+                let c = graph
+                    .constant(name)?
+                    .with_context(|| format!("bias {name} is not a constant"))?;
                 let idx = broadcast_index(&[n], &c.shape).or_else(|_| broadcast_index(&[1, n], &c.shape))?;
                 Ok(idx.into_iter().map(|i| factor * c.values[i]).collect())
             }
@@ -341,11 +385,21 @@ fn finish_with_layer(mut fe: FrontEnd, graph: &OnnxGraph, node: &tract_onnx::pb:
                 let beta = attr_float(node, "beta", 1.0);
                 let (r, c) = (weight.shape[0], weight.shape[1]);
                 let (k, n) = if trans_b { (c, r) } else { (r, c) };
-                let m = Mat::from_fn(n, k, |i, j| alpha * if trans_b { weight.values[i * c + j] } else { weight.values[j * c + i] });
+                let m = Mat::from_fn(n, k, |i, j| {
+                    alpha
+                        * if trans_b {
+                            weight.values[i * c + j]
+                        } else {
+                            weight.values[j * c + i]
+                        }
+                });
                 (k, n, m, bias_of(2, n, beta)?)
             } else {
                 if weight.shape.len() != 2 {
-                    bail!("MatMul node {label} has a weight of rank {}; blindspot folds 2-D weights", weight.shape.len());
+                    bail!(
+                        "MatMul node {label} has a weight of rank {}; blindspot folds 2-D weights",
+                        weight.shape.len()
+                    );
                 }
                 let (k, n) = (weight.shape[0], weight.shape[1]);
                 let m = Mat::from_fn(n, k, |i, j| weight.values[j * n + i]);
@@ -371,12 +425,30 @@ fn finish_with_layer(mut fe: FrontEnd, graph: &OnnxGraph, node: &tract_onnx::pb:
             let rows_of_tokens = map.len() / k;
             let matrix = Arc::new(matrix);
             let blocks = (0..rows_of_tokens)
-                .map(|t| Block { rows: (t * n..(t + 1) * n).collect(), cols: (t * k..(t + 1) * k).collect(), matrix: matrix.clone() })
+                .map(|t| Block {
+                    rows: (t * n..(t + 1) * n).collect(),
+                    cols: (t * k..(t + 1) * k).collect(),
+                    matrix: matrix.clone(),
+                })
                 .collect();
             let mut out_shape = shape.clone();
             *out_shape.last_mut().unwrap() = n;
-            let first = FirstLayer { node: label.clone(), op: op.clone(), weight_shape: weight.shape.clone(), kernel: vec![], strides: vec![], pads: vec![], group: 1, matrix: (*matrix).clone(), eps: weight.eps };
-            let layer = BlockOperator { input_dim: map.len(), output_dim: rows_of_tokens * n, blocks };
+            let first = FirstLayer {
+                node: label.clone(),
+                op: op.clone(),
+                weight_shape: weight.shape.clone(),
+                kernel: vec![],
+                strides: vec![],
+                pads: vec![],
+                group: 1,
+                matrix: (*matrix).clone(),
+                eps: weight.eps,
+            };
+            let layer = BlockOperator {
+                input_dim: map.len(),
+                output_dim: rows_of_tokens * n,
+                blocks,
+            };
             let full_bias = (0..rows_of_tokens).flat_map(|_| bias.iter().copied()).collect();
             (Some(layer), full_bias, FrontEndKind::Dense, out_shape, first)
         }
@@ -397,7 +469,10 @@ fn finish_with_layer(mut fe: FrontEnd, graph: &OnnxGraph, node: &tract_onnx::pb:
             };
             let out_shape = vec![1, m, conv.out[0], conv.out[1]];
             let per_out = bias_of(2, m, 1.0)?;
-            let bias: Vec<f64> = per_out.iter().flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1])).collect();
+            let bias: Vec<f64> = per_out
+                .iter()
+                .flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1]))
+                .collect();
             if conv.is_patchify() {
                 let layer = conv.patch_blocks(Arc::new(matrix), map.len());
                 (Some(layer), bias, FrontEndKind::PatchifyConv, out_shape, first)
@@ -453,7 +528,9 @@ impl ConvGeometry {
         }
         let kernel = [wshape[2], wshape[3]];
         let two = |name: &str| -> [usize; 2] {
-            attr_ints(node, name).filter(|v| v.len() == 2).map_or([1, 1], |v| [v[0] as usize, v[1] as usize])
+            attr_ints(node, name)
+                .filter(|v| v.len() == 2)
+                .map_or([1, 1], |v| [v[0] as usize, v[1] as usize])
         };
         let strides = two("strides");
         let dilations = two("dilations");
@@ -466,15 +543,36 @@ impl ConvGeometry {
                     let out = size.div_ceil(strides[a]);
                     let total = ((out - 1) * strides[a] + span(a)).saturating_sub(size);
                     let (small, big) = (total / 2, total - total / 2);
-                    (p[a], p[a + 2]) = if auto_pad == "SAME_UPPER" { (small, big) } else { (big, small) };
+                    (p[a], p[a + 2]) = if auto_pad == "SAME_UPPER" {
+                        (small, big)
+                    } else {
+                        (big, small)
+                    };
                 }
                 p
             }
-            _ => attr_ints(node, "pads").filter(|v| v.len() == 4).map_or([0; 4], |v| [v[0] as usize, v[1] as usize, v[2] as usize, v[3] as usize]),
+            _ => attr_ints(node, "pads")
+                .filter(|v| v.len() == 4)
+                .map_or([0; 4], |v| [v[0] as usize, v[1] as usize, v[2] as usize, v[3] as usize]),
         };
-        let out_len = |a: usize, size: usize| (size + pads[a] + pads[a + 2]).checked_sub(span(a)).map(|v| v / strides[a] + 1);
-        let out = [out_len(0, h).context("kernel larger than the padded input")?, out_len(1, w).context("kernel larger than the padded input")?];
-        Ok(ConvGeometry { in_shape: [c, h, w], kernel, strides, dilations, pads, group, out })
+        let out_len = |a: usize, size: usize| {
+            (size + pads[a] + pads[a + 2])
+                .checked_sub(span(a))
+                .map(|v| v / strides[a] + 1)
+        };
+        let out = [
+            out_len(0, h).context("kernel larger than the padded input")?,
+            out_len(1, w).context("kernel larger than the padded input")?,
+        ];
+        Ok(ConvGeometry {
+            in_shape: [c, h, w],
+            kernel,
+            strides,
+            dilations,
+            pads,
+            group,
+            out,
+        })
     }
 
     /// Patches do not overlap: every input value feeds at most one output position.
@@ -510,19 +608,30 @@ impl ConvGeometry {
                     .or_insert_with(|| Arc::new(Mat::from_fn(m, wcols.len(), |i, j| matrix[(i, wcols[j])])))
                     .clone();
                 let rows = (0..m).map(|o| o * oh * ow + py * ow + px).collect();
-                blocks.push(Block { rows, cols, matrix: sub });
+                blocks.push(Block {
+                    rows,
+                    cols,
+                    matrix: sub,
+                });
             }
         }
-        BlockOperator { input_dim, output_dim: m * oh * ow, blocks }
+        BlockOperator {
+            input_dim,
+            output_dim: m * oh * ow,
+            blocks,
+        }
     }
 }
+
+/// A block matrix's identity and, per column, (column, local pixel, scale bits).
+type BlockKey = (usize, Vec<(u32, u32, u64)>);
 
 /// Re-expresses `layer ∘ map` as blocks on pixels. Every pixel must feed one block at most, so
 /// that the blocks stay independent (their null spaces add up).
 fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperator> {
     let mut owner: Vec<Option<usize>> = vec![None; map.input_dim];
     // Keyed by the block's own matrix and how its columns land on pixels with which scale.
-    let mut cache: HashMap<(usize, Vec<(u32, u32, u64)>), Arc<Mat<f64>>> = HashMap::new();
+    let mut cache: HashMap<BlockKey, Arc<Mat<f64>>> = HashMap::new();
     let mut blocks = Vec::with_capacity(layer.blocks.len());
     for (b, block) in layer.blocks.iter().enumerate() {
         let mut pixels: Vec<usize> = vec![];
@@ -556,9 +665,17 @@ fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperat
                 Arc::new(m)
             })
             .clone();
-        blocks.push(Block { rows: block.rows.clone(), cols: pixels, matrix });
+        blocks.push(Block {
+            rows: block.rows.clone(),
+            cols: pixels,
+            matrix,
+        });
     }
-    Ok(BlockOperator { input_dim: map.input_dim, output_dim: layer.output_dim, blocks })
+    Ok(BlockOperator {
+        input_dim: map.input_dim,
+        output_dim: layer.output_dim,
+        blocks,
+    })
 }
 
 pub fn strides_of(shape: &[usize]) -> Vec<usize> {
@@ -594,7 +711,11 @@ fn broadcast_index(shape: &[usize], cshape: &[usize]) -> Result<Vec<usize>> {
     Ok((0..n)
         .map(|t| {
             let idx = unravel(t, shape);
-            cshape.iter().enumerate().map(|(a, &d)| if d == 1 { 0 } else { idx[lead + a] * cstrides[a] }).sum()
+            cshape
+                .iter()
+                .enumerate()
+                .map(|(a, &d)| if d == 1 { 0 } else { idx[lead + a] * cstrides[a] })
+                .sum()
         })
         .collect())
 }

@@ -11,7 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "blindspot", version, about = "Find the input directions a neural network cannot see, and build exact, verified feature collisions")]
+#[command(
+    name = "blindspot",
+    version,
+    about = "Find the input directions a neural network cannot see, and build exact, verified feature collisions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,7 +110,13 @@ impl PreprocessArgs {
         if self.scale != 1.0 && self.scale != 255.0 {
             bail!("--scale must be 1 or 255, not {}", self.scale);
         }
-        Ok(Preprocess { layout: self.layout, channels: self.channels, scale: self.scale, mean: self.mean.clone(), std: self.std.clone() })
+        Ok(Preprocess {
+            layout: self.layout,
+            channels: self.channels,
+            scale: self.scale,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        })
     }
 
     /// `--resize WxH` fixes the spatial size of a dynamic input.
@@ -114,8 +124,14 @@ impl PreprocessArgs {
         if self.resize == "auto" {
             return Ok(given.clone());
         }
-        let (w, h) = self.resize.split_once(['x', 'X']).context("--resize takes WxH or auto")?;
-        let (w, h): (usize, usize) = (w.parse().context("--resize width")?, h.parse().context("--resize height")?);
+        let (w, h) = self
+            .resize
+            .split_once(['x', 'X'])
+            .context("--resize takes WxH or auto")?;
+        let (w, h): (usize, usize) = (
+            w.parse().context("--resize width")?,
+            h.parse().context("--resize height")?,
+        );
         let mut shape = given.clone().unwrap_or(vec![1, 3, 0, 0]);
         if shape.len() != 4 {
             bail!("--resize needs a 4-D image input");
@@ -133,7 +149,11 @@ fn progress_bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap().progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     bar.set_message(what.to_string());
     bar
 }
@@ -166,13 +186,32 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", report::audit_table(&report));
             }
         }
-        Command::Collide { model, image, pre, mode, target, count, strength, seed, out } => {
+        Command::Collide {
+            model,
+            image,
+            pre,
+            mode,
+            target,
+            count,
+            strength,
+            seed,
+            out,
+        } => {
             if count == 0 {
                 bail!("--count must be at least 1");
             }
             let shape = pre.input_shape(&model.input_shape)?;
             let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
-            let req = CollideRequest { image, mode, target, count, strength, seed, out_dir: out.clone(), rule: RankRule { relative: model.tol } };
+            let req = CollideRequest {
+                image,
+                mode,
+                target,
+                count,
+                strength,
+                seed,
+                out_dir: out.clone(),
+                rule: RankRule { relative: model.tol },
+            };
             let bar = progress_bar(cli.quiet, count as u64, "searching");
             let result = collide(&m, &fe, &req, &|| bar.inc(1))?;
             bar.finish_and_clear();
@@ -190,7 +229,12 @@ fn run(cli: Cli) -> Result<()> {
             let read = |p: &PathBuf| -> Result<Vec<f32>> {
                 let (s, data) = npy::read_f32(p)?;
                 if s != m.input_shape {
-                    bail!("{} has shape {s:?} but the model input {} has shape {:?}", p.display(), m.input_name, m.input_shape);
+                    bail!(
+                        "{} has shape {s:?} but the model input {} has shape {:?}",
+                        p.display(),
+                        m.input_name,
+                        m.input_shape
+                    );
                 }
                 if data.iter().any(|v| !v.is_finite()) {
                     bail!("{} holds NaN or infinite values", p.display());
@@ -198,7 +242,12 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(data)
             };
             let (ta, tb) = (read(&a)?, read(&b)?);
-            let r = blindspot::verify::verify_tensors(&m, &fe, (&a.display().to_string(), &ta), (&b.display().to_string(), &tb))?;
+            let r = blindspot::verify::verify_tensors(
+                &m,
+                &fe,
+                (&a.display().to_string(), &ta),
+                (&b.display().to_string(), &tb),
+            )?;
             if model.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -207,7 +256,10 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{:<60} {:>12.3e} {:>12.3e}", l.name, l.max_abs_diff, l.rel_diff);
                 }
                 let c = &r.comparison;
-                println!("front end rel diff {:?}; argmax equal {:?}; L2 {:.4}, Linf {:.4}, PSNR {:.2} dB", c.front_end_rel_diff, c.argmax_equal, c.l2, c.linf, c.psnr_to_original);
+                println!(
+                    "front end rel diff {:?}; argmax equal {:?}; L2 {:.4}, Linf {:.4}, PSNR {:.2} dB",
+                    c.front_end_rel_diff, c.argmax_equal, c.l2, c.linf, c.psnr_to_original
+                );
                 match &r.first_difference {
                     Some(n) => println!("first difference at {n}"),
                     None => println!("the two inputs agree at every value of the model"),

@@ -40,8 +40,14 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(anyhow!("{what}: {}", one_line(&format!("{e:#}")))),
         Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            Err(anyhow!("{what}: tract failed ({})", msg.unwrap_or_else(|| "panic".into())))
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(anyhow!(
+                "{what}: tract failed ({})",
+                msg.unwrap_or_else(|| "panic".into())
+            ))
         }
     }
 }
@@ -58,13 +64,20 @@ impl Model {
         let graph = OnnxGraph::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
         let inputs = graph.data_inputs();
         let [input] = inputs.as_slice() else {
-            bail!("{}: blindspot handles models with one input; this one has {}", path.display(), inputs.len());
+            bail!(
+                "{}: blindspot handles models with one input; this one has {}",
+                path.display(),
+                inputs.len()
+            );
         };
         let input_name = input.name.clone();
         let declared = OnnxGraph::declared_shape(input);
         let shape = match (input_shape, &declared) {
             (Some(s), Some(d)) if s.len() != d.len() || s.iter().zip(d).any(|(a, b)| b.is_some_and(|b| b != *a)) => {
-                bail!("--input-shape {s:?} does not fit the model's input {input_name} of shape {}", show_dims(d))
+                bail!(
+                    "--input-shape {s:?} does not fit the model's input {input_name} of shape {}",
+                    show_dims(d)
+                )
             }
             (Some(s), _) => s.to_vec(),
             (None, Some(d)) => d
@@ -73,7 +86,10 @@ impl Model {
                 .map(|(i, v)| match (i, v) {
                     (_, Some(v)) => Ok(*v),
                     (0, None) => Ok(1),
-                    _ => Err(anyhow!("the input {input_name} has a dynamic shape {}: give --input-shape", show_dims(d))),
+                    _ => Err(anyhow!(
+                        "the input {input_name} has a dynamic shape {}: give --input-shape",
+                        show_dims(d)
+                    )),
                 })
                 .collect::<Result<_>>()?,
             (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
@@ -84,7 +100,14 @@ impl Model {
             m.with_input_fact(0, f32::fact(&shape).into())
         })?;
         let output_names = graph.graph.output.iter().map(|o| o.name.clone()).collect();
-        Ok(Model { path: path.to_path_buf(), graph, input_name, input_shape: shape, output_names, inference })
+        Ok(Model {
+            path: path.to_path_buf(),
+            graph,
+            input_name,
+            input_shape: shape,
+            output_names,
+            inference,
+        })
     }
 
     pub fn input_len(&self) -> usize {
@@ -96,15 +119,27 @@ impl Model {
         let mut model = self.inference.clone();
         let outlets = names
             .iter()
-            .map(|n| model.find_outlet_label(n).with_context(|| format!("the model has no value named {n}")))
+            .map(|n| {
+                model
+                    .find_outlet_label(n)
+                    .with_context(|| format!("the model has no value named {n}"))
+            })
             .collect::<Result<Vec<_>>>()?;
         let what = format!("{}: tract cannot prepare this model", self.path.display());
         let plan = guarded(&what, move || {
             model.select_output_outlets(&outlets)?;
-            let typed = if optimise { model.into_optimized()? } else { model.into_typed()? };
+            let typed = if optimise {
+                model.into_optimized()?
+            } else {
+                model.into_typed()?
+            };
             typed.into_runnable()
         })?;
-        Ok(Runner { plan, names: names.to_vec(), input_shape: self.input_shape.clone() })
+        Ok(Runner {
+            plan,
+            names: names.to_vec(),
+            input_shape: self.input_shape.clone(),
+        })
     }
 
     /// Every value computed from the input, in graph order (for layer-by-layer comparisons).
@@ -140,7 +175,11 @@ impl Runner {
                 Ok(c) => c.to_plain_array_view::<f64>()?.iter().copied().collect(),
                 Err(_) => continue,
             };
-            values.push(Value { name: name.clone(), shape, data });
+            values.push(Value {
+                name: name.clone(),
+                shape,
+                data,
+            });
         }
         Ok(values)
     }

@@ -5,14 +5,21 @@ use std::path::Path;
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
 }
 
 pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
     // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
     let unpadded = 10 + header.len() + 1;
@@ -60,12 +67,22 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let body = &bytes[start + header_len..];
     let count: usize = shape.iter().product();
     let data: Vec<f32> = match descr {
-        "<f4" => body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        "<f8" => body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        "<f4" => body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        "<f8" => body
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
         other => bail!("{}: dtype {other}; blindspot reads float32 or float64", what()),
     };
     if data.len() != count {
-        bail!("{}: shape {shape:?} needs {count} values, the file holds {}", what(), data.len());
+        bail!(
+            "{}: shape {shape:?} needs {count} values, the file holds {}",
+            what(),
+            data.len()
+        );
     }
     Ok((shape, data))
 }

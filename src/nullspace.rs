@@ -64,21 +64,46 @@ fn check_finite(m: &Mat<f64>) -> Result<()> {
     Ok(())
 }
 
-fn rank_from_singular_values(rows: usize, cols: usize, sv: Vec<f64>, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> MatrixRank {
+fn rank_from_singular_values(
+    rows: usize,
+    cols: usize,
+    sv: Vec<f64>,
+    weight_dims: (usize, usize),
+    eps: f64,
+    rule: RankRule,
+) -> MatrixRank {
     let sigma_max = sv.first().copied().unwrap_or(0.0);
     let sigma_min = sv.last().copied().unwrap_or(0.0);
     let tolerance = rule.tolerance(sigma_max, weight_dims, eps);
     let rank = sv.iter().filter(|&&s| s > tolerance).count();
-    MatrixRank { rows, cols, rank, nullity: cols - rank, tolerance, sigma_max, sigma_min, singular_values: sv }
+    MatrixRank {
+        rows,
+        cols,
+        rank,
+        nullity: cols - rank,
+        tolerance,
+        sigma_max,
+        sigma_min,
+        singular_values: sv,
+    }
 }
 
 /// Rank of a matrix from its singular values alone.
 pub fn rank_of(m: &Mat<f64>, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<MatrixRank> {
     check_finite(m)?;
     faer::set_global_parallelism(parallelism_for(m.nrows(), m.ncols()));
-    let mut sv = m.singular_values().map_err(|e| anyhow::anyhow!("SVD did not converge: {e:?}"))?;
+    let mut sv = m
+        .singular_values()
+        .map_err(|e| anyhow::anyhow!("SVD did not converge: {e:?}"))?;
     sv.sort_by(|a, b| b.total_cmp(a));
-    Ok(rank_from_singular_values(m.nrows(), m.ncols(), sv, weight_dims, eps, rule))
+    Ok(rank_from_singular_values(
+        m.nrows(),
+        m.ncols(),
+        sv,
+        weight_dims,
+        eps,
+        rule,
+    ))
 }
 
 /// An orthonormal basis of either the null space or the row space of one block matrix, whichever
@@ -128,7 +153,13 @@ impl NullSpace {
         }
         let uncovered: Vec<usize> = (0..op.input_dim).filter(|&k| !covered[k]).collect();
         nullity += uncovered.len();
-        Ok(NullSpace { dim: op.input_dim, nullity, uncovered, block_ranks, groups })
+        Ok(NullSpace {
+            dim: op.input_dim,
+            nullity,
+            uncovered,
+            block_ranks,
+            groups,
+        })
     }
 
     /// Orthogonal projection of `v` onto the null space.

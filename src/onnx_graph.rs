@@ -29,8 +29,12 @@ impl OnnxGraph {
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| anyhow::anyhow!("not a readable ONNX model ({e})"))?;
         let graph = proto.graph.context("the ONNX file has no graph")?;
-        let constants =
-            graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let constants = graph
+            .initializer
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
         let constant_nodes = graph
             .node
             .iter()
@@ -38,12 +42,20 @@ impl OnnxGraph {
             .filter(|(_, n)| n.op_type == "Constant")
             .flat_map(|(i, n)| n.output.iter().map(move |o| (o.clone(), i)))
             .collect();
-        Ok(OnnxGraph { graph, constants, constant_nodes })
+        Ok(OnnxGraph {
+            graph,
+            constants,
+            constant_nodes,
+        })
     }
 
     /// The graph inputs that are not initializers: what a user feeds.
     pub fn data_inputs(&self) -> Vec<&pb::ValueInfoProto> {
-        self.graph.input.iter().filter(|i| !self.constants.contains_key(&i.name)).collect()
+        self.graph
+            .input
+            .iter()
+            .filter(|i| !self.constants.contains_key(&i.name))
+            .collect()
     }
 
     /// Declared dims of a value: `Some(n)` when fixed, `None` when symbolic.
@@ -57,9 +69,7 @@ impl OnnxGraph {
                 .dim
                 .iter()
                 .map(|d| match d.value {
-                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => {
-                        Some(v as usize)
-                    }
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v as usize),
                     _ => None,
                 })
                 .collect(),
@@ -81,18 +91,34 @@ impl OnnxGraph {
                 return tensor_values(t).map(Some);
             }
             if let Some(a) = node.attribute.iter().find(|a| a.name == "value_float") {
-                return Ok(Some(Constant { shape: vec![], values: vec![a.f as f64], eps: EPS_F32 }));
+                return Ok(Some(Constant {
+                    shape: vec![],
+                    values: vec![a.f as f64],
+                    eps: EPS_F32,
+                }));
             }
             if let Some(a) = node.attribute.iter().find(|a| a.name == "value_floats") {
                 let values: Vec<f64> = a.floats.iter().map(|&v| v as f64).collect();
-                return Ok(Some(Constant { shape: vec![values.len()], values, eps: EPS_F32 }));
+                return Ok(Some(Constant {
+                    shape: vec![values.len()],
+                    values,
+                    eps: EPS_F32,
+                }));
             }
             if let Some(a) = node.attribute.iter().find(|a| a.name == "value_int") {
-                return Ok(Some(Constant { shape: vec![], values: vec![a.i as f64], eps: 0.0 }));
+                return Ok(Some(Constant {
+                    shape: vec![],
+                    values: vec![a.i as f64],
+                    eps: 0.0,
+                }));
             }
             if let Some(a) = node.attribute.iter().find(|a| a.name == "value_ints") {
                 let values: Vec<f64> = a.ints.iter().map(|&v| v as f64).collect();
-                return Ok(Some(Constant { shape: vec![values.len()], values, eps: 0.0 }));
+                return Ok(Some(Constant {
+                    shape: vec![values.len()],
+                    values,
+                    eps: 0.0,
+                }));
             }
             bail!("Constant node {} has a value form blindspot does not read", node.name);
         }
@@ -101,7 +127,11 @@ impl OnnxGraph {
 
     /// Nodes that read `value`, in graph order.
     pub fn consumers(&self, value: &str) -> Vec<&NodeProto> {
-        self.graph.node.iter().filter(|n| n.input.iter().any(|i| i == value)).collect()
+        self.graph
+            .node
+            .iter()
+            .filter(|n| n.input.iter().any(|i| i == value))
+            .collect()
     }
 
     pub fn is_graph_output(&self, value: &str) -> bool {
@@ -145,35 +175,39 @@ fn tensor_values(t: &TensorProto) -> Result<Constant> {
     let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
     let count: usize = shape.iter().product();
     if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        bail!("tensor {} is stored in an external data file, which blindspot does not read", t.name);
+        bail!(
+            "tensor {} is stored in an external data file, which blindspot does not read",
+            t.name
+        );
     }
     let raw = &t.raw_data;
-    let from_raw = |width: usize, f: &dyn Fn(&[u8]) -> f64| -> Vec<f64> {
-        raw.chunks_exact(width).map(f).collect()
-    };
+    let from_raw = |width: usize, f: &dyn Fn(&[u8]) -> f64| -> Vec<f64> { raw.chunks_exact(width).map(f).collect() };
     let dt = D::try_from(t.data_type).ok();
     let (values, eps) = match dt {
-        Some(D::Float) if !raw.is_empty() => {
-            (from_raw(4, &|b| f32::from_le_bytes(b.try_into().unwrap()) as f64), EPS_F32)
-        }
+        Some(D::Float) if !raw.is_empty() => (
+            from_raw(4, &|b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
+            EPS_F32,
+        ),
         Some(D::Float) => (t.float_data.iter().map(|&v| v as f64).collect(), EPS_F32),
-        Some(D::Double) if !raw.is_empty() => {
-            (from_raw(8, &|b| f64::from_le_bytes(b.try_into().unwrap())), f64::EPSILON)
-        }
+        Some(D::Double) if !raw.is_empty() => (
+            from_raw(8, &|b| f64::from_le_bytes(b.try_into().unwrap())),
+            f64::EPSILON,
+        ),
         Some(D::Double) => (t.double_data.clone(), f64::EPSILON),
-        Some(D::Float16) if !raw.is_empty() => {
-            (from_raw(2, &|b| f16_to_f64(u16::from_le_bytes(b.try_into().unwrap()))), 9.77e-4)
-        }
+        Some(D::Float16) if !raw.is_empty() => (
+            from_raw(2, &|b| f16_to_f64(u16::from_le_bytes(b.try_into().unwrap()))),
+            9.77e-4,
+        ),
         Some(D::Float16) => (t.int32_data.iter().map(|&v| f16_to_f64(v as u16)).collect(), 9.77e-4),
-        Some(D::Int64) if !raw.is_empty() => {
-            (from_raw(8, &|b| i64::from_le_bytes(b.try_into().unwrap()) as f64), 0.0)
-        }
+        Some(D::Int64) if !raw.is_empty() => (from_raw(8, &|b| i64::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
         Some(D::Int64) => (t.int64_data.iter().map(|&v| v as f64).collect(), 0.0),
-        Some(D::Int32) if !raw.is_empty() => {
-            (from_raw(4, &|b| i32::from_le_bytes(b.try_into().unwrap()) as f64), 0.0)
-        }
+        Some(D::Int32) if !raw.is_empty() => (from_raw(4, &|b| i32::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
         Some(D::Int32) => (t.int32_data.iter().map(|&v| v as f64).collect(), 0.0),
-        _ => bail!("tensor {} has data type {} which blindspot does not read", t.name, t.data_type),
+        _ => bail!(
+            "tensor {} has data type {} which blindspot does not read",
+            t.name,
+            t.data_type
+        ),
     };
     if values.len() != count {
         bail!("tensor {} holds {} values for shape {:?}", t.name, values.len(), shape);

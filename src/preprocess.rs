@@ -66,7 +66,13 @@ pub struct Preprocess {
 
 impl Default for Preprocess {
     fn default() -> Self {
-        Preprocess { layout: None, channels: ChannelOrder::Rgb, scale: 1.0, mean: None, std: None }
+        Preprocess {
+            layout: None,
+            channels: ChannelOrder::Rgb,
+            scale: 1.0,
+            mean: None,
+            std: None,
+        }
     }
 }
 
@@ -94,10 +100,18 @@ impl Preprocess {
     pub fn grid(&self, shape: &[usize]) -> Result<Grid> {
         if shape.len() != 4 {
             let n: usize = shape.iter().product();
-            return Ok(Grid { height: 1, width: n, channels: 1, layout: None });
+            return Ok(Grid {
+                height: 1,
+                width: n,
+                channels: 1,
+                layout: None,
+            });
         }
         if shape[0] != 1 {
-            bail!("blindspot works on one image at a time: the input batch must be 1, not {}", shape[0]);
+            bail!(
+                "blindspot works on one image at a time: the input batch must be 1, not {}",
+                shape[0]
+            );
         }
         let layout = self.layout.unwrap_or({
             let image_like = |c: usize| matches!(c, 1 | 3 | 4);
@@ -111,7 +125,12 @@ impl Preprocess {
             Layout::Nchw => (shape[1], shape[2], shape[3]),
             Layout::Nhwc => (shape[3], shape[1], shape[2]),
         };
-        Ok(Grid { height: h, width: w, channels: c, layout: Some(layout) })
+        Ok(Grid {
+            height: h,
+            width: w,
+            channels: c,
+            layout: Some(layout),
+        })
     }
 
     /// The affine map from pixels to the model's input tensor of `shape`.
@@ -132,21 +151,34 @@ impl Preprocess {
             bail!("--std must be finite and non-zero, got {bad}");
         }
         let n = grid.len();
-        let (mut source, mut scale, mut offset) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut source, mut scale, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for t in 0..n {
             // Tensor index t → (channel in tensor, y, x).
             let (tc, y, x) = match grid.layout {
                 None => (0, 0, t),
-                Some(Layout::Nchw) => (t / (grid.height * grid.width), (t / grid.width) % grid.height, t % grid.width),
+                Some(Layout::Nchw) => (
+                    t / (grid.height * grid.width),
+                    (t / grid.width) % grid.height,
+                    t % grid.width,
+                ),
                 Some(Layout::Nhwc) => (t % c, t / (c * grid.width), (t / c) % grid.width),
             };
-            let pc = if self.channels == ChannelOrder::Bgr && c == 3 { 2 - tc } else { tc };
+            let pc = if self.channels == ChannelOrder::Bgr && c == 3 {
+                2 - tc
+            } else {
+                tc
+            };
             source.push(Some((y * grid.width + x) * c + pc));
             scale.push(self.scale / std[tc]);
             offset.push(-mean[tc] / std[tc]);
         }
-        Ok(AffineGather { input_dim: n, shape: shape.to_vec(), source, scale, offset })
+        Ok(AffineGather {
+            input_dim: n,
+            shape: shape.to_vec(),
+            source,
+            scale,
+            offset,
+        })
     }
 }
 
@@ -168,7 +200,9 @@ pub fn load_image(path: &Path, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = reader.decode().map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+    let img = reader
+        .decode()
+        .map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
     let mut notes = ImageNotes {
         path: path.display().to_string(),
         original_size: [img.width(), img.height()],
@@ -181,7 +215,11 @@ pub fn load_image(path: &Path, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
     let (w, h) = (grid.width as u32, grid.height as u32);
     let filter = image::imageops::FilterType::Triangle;
     if (img.width(), img.height()) != (w, h) {
-        notes.notes.push(format!("resized from {}x{} to {w}x{h} (bilinear)", img.width(), img.height()));
+        notes.notes.push(format!(
+            "resized from {}x{} to {w}x{h} (bilinear)",
+            img.width(),
+            img.height()
+        ));
     }
     let data: Vec<f64> = match grid.channels {
         1 => {
@@ -200,7 +238,15 @@ pub fn load_image(path: &Path, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
         }
         c => bail!("the model takes {c}-channel images; blindspot reads images into 1 or 3 channels"),
     };
-    Ok((Pixels { height: grid.height, width: grid.width, channels: grid.channels, data }, notes))
+    Ok((
+        Pixels {
+            height: grid.height,
+            width: grid.width,
+            channels: grid.channels,
+            data,
+        },
+        notes,
+    ))
 }
 
 /// The model's input tensor for these pixels, as f32 exactly as it is fed and saved.

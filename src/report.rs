@@ -14,14 +14,29 @@ pub fn overview(original: &Pixels, found: &[Pixels], target: Option<&Pixels>) ->
     }
     if let Some(z) = found.first() {
         // Signed difference around mid-grey, scaled so the largest change reaches black or white.
-        let peak = z.data.iter().zip(&original.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max).max(1e-12);
-        let diff: Vec<f64> = z.data.iter().zip(&original.data).map(|(a, b)| 0.5 + 0.5 * (a - b) / peak).collect();
+        let peak = z
+            .data
+            .iter()
+            .zip(&original.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            .max(1e-12);
+        let diff: Vec<f64> = z
+            .data
+            .iter()
+            .zip(&original.data)
+            .map(|(a, b)| 0.5 + 0.5 * (a - b) / peak)
+            .collect();
         panels.push(original.with_data(diff).to_rgb8());
     }
     let (w, h) = (original.width as u32, original.height as u32);
     let zoom = (160 / h.max(1)).max(1);
     let gap = 6;
-    let mut out = RgbImage::from_pixel(panels.len() as u32 * (w * zoom + gap) + gap, h * zoom + 2 * gap, Rgb([255, 255, 255]));
+    let mut out = RgbImage::from_pixel(
+        panels.len() as u32 * (w * zoom + gap) + gap,
+        h * zoom + 2 * gap,
+        Rgb([255, 255, 255]),
+    );
     for (i, p) in panels.iter().enumerate() {
         let x0 = gap + i as u32 * (w * zoom + gap);
         for y in 0..h * zoom {
@@ -35,17 +50,48 @@ pub fn overview(original: &Pixels, found: &[Pixels], target: Option<&Pixels>) ->
 
 pub fn audit_table(r: &AuditReport) -> String {
     let fe = &r.front_end;
-    let mut s = format!("model        {}\ninput        {} {:?}\nfront end    {} ({})\n", r.model, r.input.name, r.input.shape, fe.ops.join(" → "), serde_json::to_string(&fe.kind).unwrap_or_default().trim_matches('"'));
-    s += &format!("dimensions   {} pixels in → {} first-layer outputs\n", fe.input_dim, fe.output_dim);
+    let mut s = format!(
+        "model        {}\ninput        {} {:?}\nfront end    {} ({})\n",
+        r.model,
+        r.input.name,
+        r.input.shape,
+        fe.ops.join(" → "),
+        serde_json::to_string(&fe.kind).unwrap_or_default().trim_matches('"')
+    );
+    s += &format!(
+        "dimensions   {} pixels in → {} first-layer outputs\n",
+        fe.input_dim, fe.output_dim
+    );
     match fe.nullity {
-        Some(d) => s += &format!("nullity      {d} of {} ({:.2}% of input directions ignored)\n", fe.input_dim, 100.0 * d as f64 / fe.input_dim as f64),
-        None => s += &format!("nullity      not computed; at least {} (input − output dimensions)\n", fe.nullity_lower_bound),
+        Some(d) => {
+            s += &format!(
+                "nullity      {d} of {} ({:.2}% of input directions ignored)\n",
+                fe.input_dim,
+                100.0 * d as f64 / fe.input_dim as f64
+            )
+        }
+        None => {
+            s += &format!(
+                "nullity      not computed; at least {} (input − output dimensions)\n",
+                fe.nullity_lower_bound
+            )
+        }
     }
     if let Some(m) = &fe.method {
         s += &format!("method       {m}\n");
     }
     for b in &fe.blocks {
-        s += &format!("  {} block(s) {}×{}: rank {}, nullity {}, σ_max {:.4e}, σ_min {:.4e}, tolerance {:.3e}\n", b.count, b.rank.rows, b.rank.cols, b.rank.rank, b.rank.nullity, b.rank.sigma_max, b.rank.sigma_min, b.rank.tolerance);
+        s += &format!(
+            "  {} block(s) {}×{}: rank {}, nullity {}, σ_max {:.4e}, σ_min {:.4e}, tolerance {:.3e}\n",
+            b.count,
+            b.rank.rows,
+            b.rank.cols,
+            b.rank.rank,
+            b.rank.nullity,
+            b.rank.sigma_max,
+            b.rank.sigma_min,
+            b.rank.tolerance
+        );
     }
     if let Some(u) = fe.uncovered_pixels.filter(|&u| u > 0) {
         s += &format!("  {u} pixel(s) read by no patch\n");
@@ -59,10 +105,20 @@ pub fn audit_table(r: &AuditReport) -> String {
     }
     s += &format!("rank rule    {}\n", fe.rank_rule);
     if !r.layers.is_empty() {
-        s += &format!("\n{:<48} {:<7} {:>7} {:>7} {:>7} {:>8}\n", "layer", "op", "rows", "cols", "rank", "nullity");
+        s += &format!(
+            "\n{:<48} {:<7} {:>7} {:>7} {:>7} {:>8}\n",
+            "layer", "op", "rows", "cols", "rank", "nullity"
+        );
         for l in &r.layers {
-            let name = if l.node.len() > 47 { format!("…{}", &l.node[l.node.len() - 46..]) } else { l.node.clone() };
-            s += &format!("{:<48} {:<7} {:>7} {:>7} {:>7} {:>8}\n", name, l.op, l.rows, l.cols, l.rank, l.nullity);
+            let name = if l.node.len() > 47 {
+                format!("…{}", &l.node[l.node.len() - 46..])
+            } else {
+                l.node.clone()
+            };
+            s += &format!(
+                "{:<48} {:<7} {:>7} {:>7} {:>7} {:>8}\n",
+                name, l.op, l.rows, l.cols, l.rank, l.nullity
+            );
         }
     }
     s
@@ -74,15 +130,47 @@ fn sci(v: Option<f64>) -> String {
 
 pub fn collide_table(r: &CollideReport) -> String {
     let fe = &r.front_end;
-    let mut s = format!("model {}  |  front end {} nullity {} of {} ({:.1}%)  |  mode {:?}, seed {}\n", r.model, fe.ops.join("→"), fe.nullity, fe.input_dim, 100.0 * fe.null_fraction, r.mode, r.seed);
-    s += &format!("{:>3} {:>9} {:>8} {:>9} {:>11} {:>11} {:>7} {:>11} {:>11} {:>7} {:>9}\n", "#", "L2", "Linf", "PSNR(x)", "front rel", "output rel", "argmax", "ctrl front", "ctrl out", "ctrl am", "PSNR(tgt)");
+    let mut s = format!(
+        "model {}  |  front end {} nullity {} of {} ({:.1}%)  |  mode {:?}, seed {}\n",
+        r.model,
+        fe.ops.join("→"),
+        fe.nullity,
+        fe.input_dim,
+        100.0 * fe.null_fraction,
+        r.mode,
+        r.seed
+    );
+    s += &format!(
+        "{:>3} {:>9} {:>8} {:>9} {:>11} {:>11} {:>7} {:>11} {:>11} {:>7} {:>9}\n",
+        "#",
+        "L2",
+        "Linf",
+        "PSNR(x)",
+        "front rel",
+        "output rel",
+        "argmax",
+        "ctrl front",
+        "ctrl out",
+        "ctrl am",
+        "PSNR(tgt)"
+    );
     for c in &r.collisions {
         let out_rel = c.comparison.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
         let ctrl_rel = c.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
         let am = |v: Option<bool>| v.map_or("-".into(), |b| if b { "kept".to_string() } else { "changed".into() });
         s += &format!(
             "{:>3} {:>9.3} {:>8.3} {:>9.2} {:>11} {:>11.2e} {:>7} {:>11} {:>11.2e} {:>7} {:>9}\n",
-            c.index, c.comparison.l2, c.comparison.linf, c.comparison.psnr_to_original, sci(c.comparison.front_end_rel_diff), out_rel, am(c.comparison.argmax_equal), sci(c.control.front_end_rel_diff), ctrl_rel, am(c.control.argmax_equal), c.psnr_to_target.map_or("-".into(), |p| format!("{p:.2}"))
+            c.index,
+            c.comparison.l2,
+            c.comparison.linf,
+            c.comparison.psnr_to_original,
+            sci(c.comparison.front_end_rel_diff),
+            out_rel,
+            am(c.comparison.argmax_equal),
+            sci(c.control.front_end_rel_diff),
+            ctrl_rel,
+            am(c.control.argmax_equal),
+            c.psnr_to_target.map_or("-".into(), |p| format!("{p:.2}"))
         );
     }
     s

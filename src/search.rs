@@ -35,7 +35,12 @@ pub struct SearchOptions {
 
 impl SearchOptions {
     pub fn new(count: usize, strength: f64) -> Self {
-        SearchOptions { count, strength, max_iterations: 300, far_steps: 8 }
+        SearchOptions {
+            count,
+            strength,
+            max_iterations: 300,
+            far_steps: 8,
+        }
     }
 }
 
@@ -78,8 +83,16 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
         }
     }
     let pullback = pullback_into_box(x, &u);
-    let z = if pullback < 1.0 { (0..n).map(|i| x[i] + pullback * (u[i] - x[i])).collect() } else { u };
-    Projection { z, iterations, pullback }
+    let z = if pullback < 1.0 {
+        (0..n).map(|i| x[i] + pullback * (u[i] - x[i])).collect()
+    } else {
+        u
+    };
+    Projection {
+        z,
+        iterations,
+        pullback,
+    }
 }
 
 /// Largest λ in [0, 1] with x + λ (u − x) in the box.
@@ -108,7 +121,15 @@ pub fn random_null_direction(ns: &NullSpace, rng: &mut ChaCha8Rng) -> Vec<f64> {
 }
 
 /// Collisions for `x` in the chosen mode; `target` is used by `Mode::Target` only.
-pub fn search(ns: &NullSpace, x: &[f64], mode: Mode, target: Option<&[f64]>, opts: &SearchOptions, rng: &mut ChaCha8Rng, progress: &dyn Fn()) -> Vec<Projection> {
+pub fn search(
+    ns: &NullSpace,
+    x: &[f64],
+    mode: Mode,
+    target: Option<&[f64]>,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+    progress: &dyn Fn(),
+) -> Vec<Projection> {
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
         let found = match mode {
@@ -141,7 +162,19 @@ fn far_from(ns: &NullSpace, x: &[f64], start: usize, opts: &SearchOptions, rng: 
     // Start 0: the corner opposite x; later starts: random corners.
     let corner: Vec<f64> = x
         .iter()
-        .map(|&v| if start == 0 { if v < 0.5 { 1.0 } else { 0.0 } } else if rng.gen_bool(0.5) { 1.0 } else { 0.0 })
+        .map(|&v| {
+            if start == 0 {
+                if v < 0.5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else if rng.gen_bool(0.5) {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut best = project_feasible(ns, x, &corner, opts.max_iterations);
     let mut best_distance = distance(&best.z, x);

@@ -30,10 +30,23 @@ pub struct Comparison {
 }
 
 pub fn value_diff(a: &Value, b: &Value) -> ValueDiff {
-    let max_abs_diff = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let max_abs_diff = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let scale = a.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let rel_diff = if scale > 0.0 { max_abs_diff / scale } else { max_abs_diff };
-    ValueDiff { name: a.name.clone(), max_abs_diff, rel_diff }
+    let rel_diff = if scale > 0.0 {
+        max_abs_diff / scale
+    } else {
+        max_abs_diff
+    };
+    ValueDiff {
+        name: a.name.clone(),
+        max_abs_diff,
+        rel_diff,
+    }
 }
 
 /// Class scores: one row of more than one value.
@@ -43,7 +56,13 @@ fn looks_like_scores(v: &Value) -> bool {
 }
 
 fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+        )
+        .0
 }
 
 pub fn pixel_distances(x: &[f64], z: &[f64]) -> (f64, f64, f64) {
@@ -65,7 +84,11 @@ impl Verifier {
         names.extend(model.output_names.iter().cloned());
         let runner = model.runner(&names, true)?;
         let baseline = runner.run(reference)?;
-        Ok(Verifier { runner, front_end_value: front_end_value.map(String::from), baseline })
+        Ok(Verifier {
+            runner,
+            front_end_value: front_end_value.map(String::from),
+            baseline,
+        })
     }
 
     pub fn baseline(&self) -> &[Value] {
@@ -92,7 +115,15 @@ impl Verifier {
             outputs.push(d);
         }
         let (l2, linf, psnr_to_original) = pixel_distances(x, z);
-        Ok(Comparison { front_end_max_abs_diff, front_end_rel_diff, outputs, argmax_equal, l2, linf, psnr_to_original })
+        Ok(Comparison {
+            front_end_max_abs_diff,
+            front_end_rel_diff,
+            outputs,
+            argmax_equal,
+            l2,
+            linf,
+            psnr_to_original,
+        })
     }
 }
 
@@ -101,7 +132,10 @@ impl Verifier {
 pub fn control_perturbation(x: &[f64], l2: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let g: Vec<f64> = (0..x.len()).map(|_| rng.sample(StandardNormal)).collect();
     let len = crate::linop::norm(&g).max(f64::MIN_POSITIVE);
-    x.iter().zip(&g).map(|(a, b)| (a + l2 * b / len).clamp(0.0, 1.0)).collect()
+    x.iter()
+        .zip(&g)
+        .map(|(a, b)| (a + l2 * b / len).clamp(0.0, 1.0))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -118,7 +152,12 @@ pub struct VerifyReport {
 }
 
 /// Compares two input tensors everywhere in the model.
-pub fn verify_tensors(model: &Model, fe: &crate::frontend::FrontEnd, a: (&str, &[f32]), b: (&str, &[f32])) -> Result<VerifyReport> {
+pub fn verify_tensors(
+    model: &Model,
+    fe: &crate::frontend::FrontEnd,
+    a: (&str, &[f32]),
+    b: (&str, &[f32]),
+) -> Result<VerifyReport> {
     let verifier = Verifier::new(model, fe.output_value.as_deref(), a.1)?;
     let xa = crate::preprocess::from_tensor(&fe.preprocess_map, a.1);
     let xb = crate::preprocess::from_tensor(&fe.preprocess_map, b.1);
@@ -128,5 +167,12 @@ pub fn verify_tensors(model: &Model, fe: &crate::frontend::FrontEnd, a: (&str, &
     let (va, vb) = (runner.run(a.1)?, runner.run(b.1)?);
     let layers: Vec<ValueDiff> = va.iter().zip(&vb).map(|(x, y)| value_diff(x, y)).collect();
     let first_difference = layers.iter().find(|d| d.max_abs_diff > 0.0).map(|d| d.name.clone());
-    Ok(VerifyReport { model: model.path.display().to_string(), a: a.0.into(), b: b.0.into(), comparison, layers, first_difference })
+    Ok(VerifyReport {
+        model: model.path.display().to_string(),
+        a: a.0.into(),
+        b: b.0.into(),
+        comparison,
+        layers,
+        first_difference,
+    })
 }

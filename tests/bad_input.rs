@@ -6,8 +6,15 @@ use std::path::Path;
 use std::process::Command;
 
 fn blindspot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn assert_clean_failure(args: &[&str], needle: &str) {
@@ -40,7 +47,9 @@ fn bad_files_get_one_line_errors() {
     let broken_png = d.join("broken.png");
     std::fs::write(&broken_png, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let image = d.join("ok.png");
-    image::GrayImage::from_pixel(8, 8, image::Luma([128])).save(&image).unwrap();
+    image::GrayImage::from_pixel(8, 8, image::Luma([128]))
+        .save(&image)
+        .unwrap();
 
     assert_clean_failure(&["audit", s(&d.join("missing.onnx"))], "cannot read model");
     assert_clean_failure(&["audit", s(&text)], "not a readable ONNX model");
@@ -50,10 +59,19 @@ fn bad_files_get_one_line_errors() {
     assert_clean_failure(&["collide", s(&sin), s(&image), "--out", s(&out)], "Sin");
     assert!(!out.exists(), "partial output after a failed collide");
     let out = d.join("out-png");
-    assert_clean_failure(&["collide", s(&good), s(&broken_png), "--out", s(&out)], "cannot decode image");
+    assert_clean_failure(
+        &["collide", s(&good), s(&broken_png), "--out", s(&out)],
+        "cannot decode image",
+    );
     assert!(!out.exists());
-    assert_clean_failure(&["collide", s(&good), s(&d.join("nope.png")), "--out", s(&out)], "cannot open image");
-    assert_clean_failure(&["collide", s(&good), s(&image), "--mode", "target", "--out", s(&out)], "--target");
+    assert_clean_failure(
+        &["collide", s(&good), s(&d.join("nope.png")), "--out", s(&out)],
+        "cannot open image",
+    );
+    assert_clean_failure(
+        &["collide", s(&good), s(&image), "--mode", "target", "--out", s(&out)],
+        "--target",
+    );
     assert!(!out.exists());
 
     // A .npy of the wrong shape, and one with NaN.
@@ -90,11 +108,36 @@ fn collide_then_verify_round_trip_through_npy() {
     let model = d.join("patch.onnx");
     std::fs::write(&model, ob::patch_conv_nchw_normalised(2)).unwrap();
     let image = d.join("x.png");
-    image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([(x * 8) as u8, (y * 12) as u8, 90])).save(&image).unwrap();
+    image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([(x * 8) as u8, (y * 12) as u8, 90]))
+        .save(&image)
+        .unwrap();
     let out = d.join("out");
-    let (code, _, err) = blindspot(&["collide", s(&model), s(&image), "--mean", "0.5", "--std", "0.25", "--count", "1", "--quiet", "--out", s(&out)]);
+    let (code, _, err) = blindspot(&[
+        "collide",
+        s(&model),
+        s(&image),
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "--count",
+        "1",
+        "--quiet",
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(code, 0, "{err}");
-    let (code, stdout, err) = blindspot(&["verify", s(&model), s(&out.join("original.npy")), s(&out.join("collide-000.npy")), "--mean", "0.5", "--std", "0.25", "--json"]);
+    let (code, stdout, err) = blindspot(&[
+        "verify",
+        s(&model),
+        s(&out.join("original.npy")),
+        s(&out.join("collide-000.npy")),
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(r["front_end_rel_diff"].as_f64().unwrap() < 1e-5);

@@ -35,19 +35,77 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let norm = Preprocess { mean: Some(vec![0.5, 0.4, 0.3]), std: Some(vec![0.2, 0.25, 0.3]), ..Default::default() };
+    let norm = Preprocess {
+        mean: Some(vec![0.5, 0.4, 0.3]),
+        std: Some(vec![0.2, 0.25, 0.3]),
+        ..Default::default()
+    };
     vec![
-        Case { name: "mlp_gemm_transb", bytes: ob::mlp_gemm(true, 1), pre: Preprocess::default(), kind: FrontEndKind::Dense, nullity: 64 - 20 },
-        Case { name: "mlp_gemm", bytes: ob::mlp_gemm(false, 2), pre: Preprocess { scale: 255.0, ..Default::default() }, kind: FrontEndKind::Dense, nullity: 64 - 20 },
-        Case { name: "mlp_matmul_add", bytes: ob::mlp_matmul_add(3), pre: Preprocess::default(), kind: FrontEndKind::Dense, nullity: 64 - 20 },
-        Case { name: "patch_conv_nchw_normalised", bytes: ob::patch_conv_nchw_normalised(4), pre: norm.clone(), kind: FrontEndKind::PatchifyConv, nullity: 9 * (48 - 6) },
-        Case { name: "patch_conv_nhwc_transpose", bytes: ob::patch_conv_nhwc_transpose(5), pre: Preprocess { channels: blindspot::preprocess::ChannelOrder::Bgr, ..Default::default() }, kind: FrontEndKind::PatchifyConv, nullity: 16 * (27 - 5) },
+        Case {
+            name: "mlp_gemm_transb",
+            bytes: ob::mlp_gemm(true, 1),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::Dense,
+            nullity: 64 - 20,
+        },
+        Case {
+            name: "mlp_gemm",
+            bytes: ob::mlp_gemm(false, 2),
+            pre: Preprocess {
+                scale: 255.0,
+                ..Default::default()
+            },
+            kind: FrontEndKind::Dense,
+            nullity: 64 - 20,
+        },
+        Case {
+            name: "mlp_matmul_add",
+            bytes: ob::mlp_matmul_add(3),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::Dense,
+            nullity: 64 - 20,
+        },
+        Case {
+            name: "patch_conv_nchw_normalised",
+            bytes: ob::patch_conv_nchw_normalised(4),
+            pre: norm.clone(),
+            kind: FrontEndKind::PatchifyConv,
+            nullity: 9 * (48 - 6),
+        },
+        Case {
+            name: "patch_conv_nhwc_transpose",
+            bytes: ob::patch_conv_nhwc_transpose(5),
+            pre: Preprocess {
+                channels: blindspot::preprocess::ChannelOrder::Bgr,
+                ..Default::default()
+            },
+            kind: FrontEndKind::PatchifyConv,
+            nullity: 16 * (27 - 5),
+        },
         // 10 = 3·3 + 1: the last row and column of pixels feed no patch (19 pixels).
-        Case { name: "patch_conv_uneven", bytes: ob::patch_conv_uneven(6), pre: Preprocess::default(), kind: FrontEndKind::PatchifyConv, nullity: 9 * (9 - 4) + 19 },
-        Case { name: "vit_like_tokens", bytes: ob::vit_like_tokens(7), pre: Preprocess::default(), kind: FrontEndKind::Dense, nullity: 4 * (16 - 6) },
+        Case {
+            name: "patch_conv_uneven",
+            bytes: ob::patch_conv_uneven(6),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::PatchifyConv,
+            nullity: 9 * (9 - 4) + 19,
+        },
+        Case {
+            name: "vit_like_tokens",
+            bytes: ob::vit_like_tokens(7),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::Dense,
+            nullity: 4 * (16 - 6),
+        },
         // pads 1 on a 10×10 input, kernel = stride = 4: a 3×3 grid of patches; border patches see
         // fewer than 32 pixels. Nullity: Σ over patches (in-image values − 6).
-        Case { name: "patch_conv_padded", bytes: ob::patch_conv_padded(8), pre: Preprocess::default(), kind: FrontEndKind::PatchifyConv, nullity: padded_nullity() },
+        Case {
+            name: "patch_conv_padded",
+            bytes: ob::patch_conv_padded(8),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::PatchifyConv,
+            nullity: padded_nullity(),
+        },
     ]
 }
 
@@ -78,7 +136,10 @@ fn null_space_matches_dense_svd_and_hand_count() {
         let path = write(dir.path(), case.name, &case.bytes);
         let (_, fe) = open(&path, None, &case.pre).unwrap();
         assert_eq!(fe.kind, case.kind, "{}", case.name);
-        let op = fe.operator.as_ref().unwrap_or_else(|| panic!("{}: {:?}", case.name, fe.limitation));
+        let op = fe
+            .operator
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: {:?}", case.name, fe.limitation));
         let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
         let dense = op.to_dense();
         let n = dense.ncols();
@@ -86,13 +147,25 @@ fn null_space_matches_dense_svd_and_hand_count() {
         assert_eq!(ns.nullity, case.nullity, "{}: against the hand count", case.name);
 
         // The pixel-space blocks are the composition of layer and graph map.
-        let composed = Compose { outer: fe.layer.as_ref().unwrap(), inner: fe.layer_input_map.as_ref().unwrap() };
+        let composed = Compose {
+            outer: fe.layer.as_ref().unwrap(),
+            inner: fe.layer_input_map.as_ref().unwrap(),
+        };
         let other = composed.to_dense();
         let diff = (&dense - &other).norm_max();
-        assert!(diff <= 1e-12 * dense.norm_max(), "{}: blocks differ from composition by {diff}", case.name);
+        assert!(
+            diff <= 1e-12 * dense.norm_max(),
+            "{}: blocks differ from composition by {diff}",
+            case.name
+        );
 
         // Dot tests of every operator.
-        for op in [op as &dyn LinearOperator, fe.layer.as_ref().unwrap(), fe.layer_input_map.as_ref().unwrap(), &composed] {
+        for op in [
+            op as &dyn LinearOperator,
+            fe.layer.as_ref().unwrap(),
+            fe.layer_input_map.as_ref().unwrap(),
+            &composed,
+        ] {
             let x = random_vec(op.input_dim(), &mut rng);
             let y = random_vec(op.output_dim(), &mut rng);
             assert!(dot_test(op, &x, &y) < 1e-12, "{}: dot test", case.name);
@@ -102,8 +175,16 @@ fn null_space_matches_dense_svd_and_hand_count() {
         let basis = ns.dense_basis();
         assert_eq!(basis.ncols(), ns.nullity);
         let gram = basis.transpose() * &basis;
-        assert!((&gram - Mat::<f64>::identity(ns.nullity, ns.nullity)).norm_max() < 1e-12, "{}", case.name);
-        assert!((&dense * &basis).norm_max() < 1e-12 * dense.norm_max() * (n as f64), "{}", case.name);
+        assert!(
+            (&gram - Mat::<f64>::identity(ns.nullity, ns.nullity)).norm_max() < 1e-12,
+            "{}",
+            case.name
+        );
+        assert!(
+            (&dense * &basis).norm_max() < 1e-12 * dense.norm_max() * (n as f64),
+            "{}",
+            case.name
+        );
         let v = random_vec(n, &mut rng);
         let pv = ns.project(&v);
         let ppv = ns.project(&pv);
@@ -127,10 +208,20 @@ fn front_end_output_matches_tract() {
         let runner = model.runner(&[fe.output_value.clone().unwrap()], true).unwrap();
         let tract_out = &runner.run(&tensor).unwrap()[0].data;
         // Evaluate ours on the pixels as the f32 tensor represents them.
-        let ours = fe.evaluate(&blindspot::preprocess::from_tensor(&fe.preprocess_map, &tensor)).unwrap();
+        let ours = fe
+            .evaluate(&blindspot::preprocess::from_tensor(&fe.preprocess_map, &tensor))
+            .unwrap();
         let scale = ours.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        let err = ours.iter().zip(tract_out).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(err < 1e-5 * scale, "{}: front end differs from tract by {err} (scale {scale})", case.name);
+        let err = ours
+            .iter()
+            .zip(tract_out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-5 * scale,
+            "{}: front end differs from tract by {err} (scale {scale})",
+            case.name
+        );
     }
 }
 
@@ -162,7 +253,16 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
         write_test_image(&tgt, 9, 9, 2);
         for mode in [Mode::Random, Mode::Far, Mode::Target] {
             let out = dir.path().join(format!("{}-{mode:?}", case.name));
-            let req = CollideRequest { image: img.clone(), mode, target: Some(tgt.clone()), count: 2, strength: None, seed: 7, out_dir: out.clone(), rule: RankRule::default() };
+            let req = CollideRequest {
+                image: img.clone(),
+                mode,
+                target: Some(tgt.clone()),
+                count: 2,
+                strength: None,
+                seed: 7,
+                out_dir: out.clone(),
+                rule: RankRule::default(),
+            };
             let result = collide(&model, &fe, &req, &|| {}).unwrap();
             result.write(&out, &model.input_shape).unwrap();
             for c in &result.report.collisions {
@@ -173,8 +273,14 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
                 let out_rel = c.comparison.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
                 let ctrl_fe = c.control.front_end_rel_diff.unwrap();
                 let ctrl_out = c.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
-                assert!(fe_rel < 1e-5 && out_rel < 1e-5, "{what}: collision moved the model (front {fe_rel}, out {out_rel})");
-                assert!(ctrl_fe > 100.0 * fe_rel.max(1e-7) && ctrl_out > 100.0 * out_rel.max(1e-7), "{what}: control too small (front {ctrl_fe}, out {ctrl_out})");
+                assert!(
+                    fe_rel < 1e-5 && out_rel < 1e-5,
+                    "{what}: collision moved the model (front {fe_rel}, out {out_rel})"
+                );
+                assert!(
+                    ctrl_fe > 100.0 * fe_rel.max(1e-7) && ctrl_out > 100.0 * out_rel.max(1e-7),
+                    "{what}: control too small (front {ctrl_fe}, out {ctrl_out})"
+                );
                 assert_eq!(c.comparison.argmax_equal, Some(true), "{what}");
             }
             for f in &result.report.files {
@@ -196,8 +302,20 @@ fn same_seed_same_files() {
     write_test_image(&img, 12, 12, 3);
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     let run = |out: &Path, seed: u64| {
-        let req = CollideRequest { image: img.clone(), mode: Mode::Random, target: None, count: 2, strength: None, seed, out_dir: out.to_path_buf(), rule: RankRule::default() };
-        collide(&model, &fe, &req, &|| {}).unwrap().write(out, &model.input_shape).unwrap();
+        let req = CollideRequest {
+            image: img.clone(),
+            mode: Mode::Random,
+            target: None,
+            count: 2,
+            strength: None,
+            seed,
+            out_dir: out.to_path_buf(),
+            rule: RankRule::default(),
+        };
+        collide(&model, &fe, &req, &|| {})
+            .unwrap()
+            .write(out, &model.input_shape)
+            .unwrap();
         std::fs::read(out.join("collide-001.npy")).unwrap()
     };
     let a = run(&dir.path().join("a"), 5);
@@ -221,7 +339,10 @@ fn overlapping_conv_reports_the_matrix_but_no_made_up_nullity() {
     assert!(json["front_end"]["null_fraction"].is_null());
     assert_eq!(json["first_layer"]["matrix"]["rows"], 4);
     assert_eq!(json["first_layer"]["matrix"]["cols"], 9);
-    assert!(json["front_end"]["limitation"].as_str().unwrap().contains("not computed"));
+    assert!(json["front_end"]["limitation"]
+        .as_str()
+        .unwrap()
+        .contains("not computed"));
 }
 
 #[test]

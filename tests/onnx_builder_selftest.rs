@@ -14,11 +14,7 @@ fn run(bytes: &[u8], input_shape: &[usize], input: Option<Vec<f32>>) -> TractRes
     let x = tract_ndarray::ArrayD::from_shape_vec(input_shape, data)?;
     let out = model.run(tvec!(Tensor::from(x).into()))?;
     assert_eq!(out.len(), 1);
-    Ok(out[0]
-        .to_plain_array_view::<f32>()?
-        .iter()
-        .copied()
-        .collect::<Vec<_>>())
+    Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<_>>())
 }
 
 fn check_shape(name: &str, bytes: &[u8], input_shape: &[usize], classes: usize) {
@@ -30,9 +26,7 @@ fn check_shape(name: &str, bytes: &[u8], input_shape: &[usize], classes: usize) 
         .into_runnable()
         .unwrap();
     let x = Tensor::zero::<f32>(input_shape).unwrap();
-    let out = model
-        .run(tvec!(x.into()))
-        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let out = model.run(tvec!(x.into())).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     assert_eq!(out[0].shape(), &[1, classes], "{name}");
     assert!(
         out[0]
@@ -47,18 +41,8 @@ fn check_shape(name: &str, bytes: &[u8], input_shape: &[usize], classes: usize) 
 #[test]
 fn all_fixtures_load_and_run() {
     let cases: Vec<(&str, Vec<u8>, Vec<usize>, usize)> = vec![
-        (
-            "mlp_gemm_transb",
-            ob::mlp_gemm(true, 1),
-            vec![1, 1, 8, 8],
-            5,
-        ),
-        (
-            "mlp_gemm_no_transb",
-            ob::mlp_gemm(false, 1),
-            vec![1, 1, 8, 8],
-            5,
-        ),
+        ("mlp_gemm_transb", ob::mlp_gemm(true, 1), vec![1, 1, 8, 8], 5),
+        ("mlp_gemm_no_transb", ob::mlp_gemm(false, 1), vec![1, 1, 8, 8], 5),
         ("mlp_matmul_add", ob::mlp_matmul_add(2), vec![1, 1, 8, 8], 5),
         (
             "patch_conv_nchw_normalised",
@@ -72,30 +56,10 @@ fn all_fixtures_load_and_run() {
             vec![1, 12, 12, 3],
             4,
         ),
-        (
-            "patch_conv_uneven",
-            ob::patch_conv_uneven(5),
-            vec![1, 1, 10, 10],
-            3,
-        ),
-        (
-            "patch_conv_padded",
-            ob::patch_conv_padded(6),
-            vec![1, 2, 10, 10],
-            3,
-        ),
-        (
-            "overlapping_conv",
-            ob::overlapping_conv(7),
-            vec![1, 1, 8, 8],
-            3,
-        ),
-        (
-            "vit_like_tokens",
-            ob::vit_like_tokens(8),
-            vec![1, 1, 8, 8],
-            3,
-        ),
+        ("patch_conv_uneven", ob::patch_conv_uneven(5), vec![1, 1, 10, 10], 3),
+        ("patch_conv_padded", ob::patch_conv_padded(6), vec![1, 2, 10, 10], 3),
+        ("overlapping_conv", ob::overlapping_conv(7), vec![1, 1, 8, 8], 3),
+        ("vit_like_tokens", ob::vit_like_tokens(8), vec![1, 1, 8, 8], 3),
         // Sin is a valid ONNX op; it is "unsupported" only for blindspot's analysis.
         (
             "unsupported_first_op",
@@ -147,19 +111,11 @@ fn mlp_gemm_matches_reference() {
         let b1 = spec.initializer("fc1.bias").unwrap().f32().unwrap();
         let w2 = spec.initializer("fc2.weight").unwrap().f32().unwrap();
         let b2 = spec.initializer("fc2.bias").unwrap().f32().unwrap();
-        let x: Vec<f32> = (0..64)
-            .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
-            .collect();
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
         let h: Vec<f32> = (0..20)
             .map(|j| {
                 let s: f32 = (0..64)
-                    .map(|i| {
-                        x[i] * if trans_b {
-                            w1[j * 64 + i]
-                        } else {
-                            w1[i * 20 + j]
-                        }
-                    })
+                    .map(|i| x[i] * if trans_b { w1[j * 64 + i] } else { w1[i * 20 + j] })
                     .sum();
                 (s + b1[j]).max(0.0)
             })
@@ -169,10 +125,7 @@ fn mlp_gemm_matches_reference() {
             .collect();
         let got = run(&ob::model_bytes(&spec), &[1, 1, 8, 8], Some(x)).unwrap();
         for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (g - w).abs() < 1e-4,
-                "transB={trans_b}: {got:?} vs {want:?}"
-            );
+            assert!((g - w).abs() < 1e-4, "transB={trans_b}: {got:?} vs {want:?}");
         }
     }
 }

@@ -10,7 +10,9 @@ use blindspot::{open, Preprocess, RankRule};
 use std::path::PathBuf;
 
 fn cached(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("BLINDSPOT_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/blindspot"));
+    let dir = std::env::var_os("BLINDSPOT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/blindspot"));
     let p = dir.join(name);
     if p.is_file() {
         Some(p)
@@ -24,10 +26,16 @@ fn cached(name: &str) -> Option<PathBuf> {
 
 #[test]
 fn vit_s14_audit_and_collisions_in_every_mode() {
-    let (Some(model_path), Some(photo), Some(target)) = (cached("vit_s_focus.onnx"), cached("chelsea.png"), cached("coffee.png")) else {
+    let (Some(model_path), Some(photo), Some(target)) =
+        (cached("vit_s_focus.onnx"), cached("chelsea.png"), cached("coffee.png"))
+    else {
         return;
     };
-    let imagenet = Preprocess { mean: Some(vec![0.485, 0.456, 0.406]), std: Some(vec![0.229, 0.224, 0.225]), ..Default::default() };
+    let imagenet = Preprocess {
+        mean: Some(vec![0.485, 0.456, 0.406]),
+        std: Some(vec![0.229, 0.224, 0.225]),
+        ..Default::default()
+    };
     let (model, fe) = open(&model_path, None, &imagenet).unwrap();
     assert_eq!(model.input_shape, vec![1, 3, 224, 224]);
     assert_eq!(fe.kind, FrontEndKind::PatchifyConv);
@@ -36,7 +44,15 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
     assert_eq!(ns.nullity, 256 * 204, "16×16 patches of 588 inputs → 384 outputs");
     let report = audit(&model, &fe, Some(&ns), rule, &|_| {}).unwrap();
     let first = report.first_layer.as_ref().unwrap();
-    assert_eq!((first.matrix.rows, first.matrix.cols, first.matrix.rank, first.matrix.nullity), (384, 588, 384, 204));
+    assert_eq!(
+        (
+            first.matrix.rows,
+            first.matrix.cols,
+            first.matrix.rank,
+            first.matrix.nullity
+        ),
+        (384, 588, 384, 204)
+    );
     assert_eq!(first.singular_values.len(), 384);
     assert!(report.layers.len() > 40, "every MatMul/Conv profiled");
     let json = serde_json::to_value(&report).unwrap();
@@ -46,7 +62,16 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
     let dir = tempfile::tempdir().unwrap();
     for mode in [Mode::Random, Mode::Far, Mode::Target] {
         let out = dir.path().join(format!("{mode:?}"));
-        let req = CollideRequest { image: photo.clone(), mode, target: Some(target.clone()), count: 1, strength: None, seed: 3, out_dir: out.clone(), rule };
+        let req = CollideRequest {
+            image: photo.clone(),
+            mode,
+            target: Some(target.clone()),
+            count: 1,
+            strength: None,
+            seed: 3,
+            out_dir: out.clone(),
+            rule,
+        };
         let result = collide(&model, &fe, &req, &|| {}).unwrap();
         result.write(&out, &model.input_shape).unwrap();
         let c = &result.report.collisions[0];
@@ -54,10 +79,16 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
         let ctrl_rel = c.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
         eprintln!("{mode:?}: l2 {:.2}, psnr {:.2} dB, front rel {:.2e}, output rel {out_rel:.2e}, control output rel {ctrl_rel:.2e}, psnr to target {:?}", c.comparison.l2, c.comparison.psnr_to_original, c.comparison.front_end_rel_diff.unwrap(), c.psnr_to_target);
         assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
-        assert!(c.comparison.l2 > 1.0, "{mode:?}: the collision must change the image visibly");
+        assert!(
+            c.comparison.l2 > 1.0,
+            "{mode:?}: the collision must change the image visibly"
+        );
         assert!(out_rel < 1e-5, "{mode:?}: output moved by {out_rel}");
         assert!(c.comparison.front_end_rel_diff.unwrap() < 1e-5);
-        assert!(ctrl_rel > 1e3 * out_rel, "{mode:?}: control {ctrl_rel} vs collision {out_rel}");
+        assert!(
+            ctrl_rel > 1e3 * out_rel,
+            "{mode:?}: control {ctrl_rel} vs collision {out_rel}"
+        );
         assert!(out.join("overview.png").is_file() && out.join("collide-000.npy").is_file());
     }
 }

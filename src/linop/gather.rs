@@ -39,7 +39,13 @@ impl AffineGather {
             scale.push(self.scale[i]);
             offset.push(self.offset[i]);
         }
-        AffineGather { input_dim: self.input_dim, shape, source, scale, offset }
+        AffineGather {
+            input_dim: self.input_dim,
+            shape,
+            source,
+            scale,
+            offset,
+        }
     }
 }
 

@@ -148,13 +148,7 @@ impl ModelSpec {
     }
 
     /// Random weight initializer, uniform in [-1,1] / sqrt(fan_in).
-    pub fn weight(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        name: &str,
-        dims: &[i64],
-        fan_in: usize,
-    ) -> &mut Self {
+    pub fn weight(&mut self, rng: &mut ChaCha8Rng, name: &str, dims: &[i64], fan_in: usize) -> &mut Self {
         let data = random_weights(rng, dims.iter().product::<i64>() as usize, fan_in);
         self.init_f32(name, dims, data)
     }
@@ -170,9 +164,7 @@ impl ModelSpec {
 
 pub fn random_weights(rng: &mut ChaCha8Rng, len: usize, fan_in: usize) -> Vec<f32> {
     let scale = 1.0 / (fan_in as f32).sqrt();
-    (0..len)
-        .map(|_| rng.gen_range(-1.0f32..=1.0f32) * scale)
-        .collect()
+    (0..len).map(|_| rng.gen_range(-1.0f32..=1.0f32) * scale).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -366,27 +358,17 @@ pub fn mlp_gemm_spec(trans_b: bool, seed: u64) -> ModelSpec {
         .weight(&mut r, "fc2.bias", &[5], 20);
     m.node(Node::new("flatten", "Flatten", &[INPUT], &["flat"]).int("axis", 1))
         .node(
-            Node::new(
-                "fc1",
-                "Gemm",
-                &["flat", "fc1.weight", "fc1.bias"],
-                &["fc1_out"],
-            )
-            .float("alpha", 1.0)
-            .float("beta", 1.0)
-            .int("transB", trans_b as i64),
+            Node::new("fc1", "Gemm", &["flat", "fc1.weight", "fc1.bias"], &["fc1_out"])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", trans_b as i64),
         )
         .node(Node::new("relu1", "Relu", &["fc1_out"], &["relu1_out"]))
         .node(
-            Node::new(
-                "fc2",
-                "Gemm",
-                &["relu1_out", "fc2.weight", "fc2.bias"],
-                &[OUTPUT],
-            )
-            .float("alpha", 1.0)
-            .float("beta", 1.0)
-            .int("transB", 1),
+            Node::new("fc2", "Gemm", &["relu1_out", "fc2.weight", "fc2.bias"], &[OUTPUT])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", 1),
         );
     m
 }
@@ -405,37 +387,17 @@ pub fn mlp_matmul_add_spec(seed: u64) -> ModelSpec {
         .weight(&mut r, "fc1.bias", &[20], 64)
         .weight(&mut r, "fc2.weight", &[20, 5], 20)
         .weight(&mut r, "fc2.bias", &[5], 20);
-    m.node(Node::new(
-        "reshape_flat",
-        "Reshape",
-        &[INPUT, "flat_shape"],
-        &["flat"],
-    ))
-    .node(Node::new(
-        "fc1_matmul",
-        "MatMul",
-        &["flat", "fc1.weight"],
-        &["fc1_mm"],
-    ))
-    .node(Node::new(
-        "fc1_bias_add",
-        "Add",
-        &["fc1_mm", "fc1.bias"],
-        &["fc1_out"],
-    ))
-    .node(Node::new("relu1", "Relu", &["fc1_out"], &["relu1_out"]))
-    .node(Node::new(
-        "fc2_matmul",
-        "MatMul",
-        &["relu1_out", "fc2.weight"],
-        &["fc2_mm"],
-    ))
-    .node(Node::new(
-        "fc2_bias_add",
-        "Add",
-        &["fc2_mm", "fc2.bias"],
-        &[OUTPUT],
-    ));
+    m.node(Node::new("reshape_flat", "Reshape", &[INPUT, "flat_shape"], &["flat"]))
+        .node(Node::new("fc1_matmul", "MatMul", &["flat", "fc1.weight"], &["fc1_mm"]))
+        .node(Node::new("fc1_bias_add", "Add", &["fc1_mm", "fc1.bias"], &["fc1_out"]))
+        .node(Node::new("relu1", "Relu", &["fc1_out"], &["relu1_out"]))
+        .node(Node::new(
+            "fc2_matmul",
+            "MatMul",
+            &["relu1_out", "fc2.weight"],
+            &["fc2_mm"],
+        ))
+        .node(Node::new("fc2_bias_add", "Add", &["fc2_mm", "fc2.bias"], &[OUTPUT]));
     m
 }
 
@@ -450,15 +412,10 @@ fn conv_head(m: &mut ModelSpec, r: &mut ChaCha8Rng, from: &str, features: i64, c
     m.node(Node::new("stem_relu", "Relu", &[from], &["stem_act"]))
         .node(Node::new("flatten", "Flatten", &["stem_act"], &["flat"]).int("axis", 1))
         .node(
-            Node::new(
-                "head",
-                "Gemm",
-                &["flat", "head.weight", "head.bias"],
-                &[OUTPUT],
-            )
-            .float("alpha", 1.0)
-            .float("beta", 1.0)
-            .int("transB", 1),
+            Node::new("head", "Gemm", &["flat", "head.weight", "head.bias"], &[OUTPUT])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", 1),
         );
 }
 
@@ -667,13 +624,8 @@ pub fn vit_like_tokens_spec(seed: u64) -> ModelSpec {
         &["patch_grid"],
     ))
     .node(
-        Node::new(
-            "patchify_transpose",
-            "Transpose",
-            &["patch_grid"],
-            &["patch_grid_t"],
-        )
-        .ints("perm", &[0, 2, 4, 1, 3, 5]),
+        Node::new("patchify_transpose", "Transpose", &["patch_grid"], &["patch_grid_t"])
+            .ints("perm", &[0, 2, 4, 1, 3, 5]),
     )
     .node(Node::new(
         "tokens_reshape",
@@ -701,15 +653,10 @@ pub fn vit_like_tokens_spec(seed: u64) -> ModelSpec {
         &["flat"],
     ))
     .node(
-        Node::new(
-            "head",
-            "Gemm",
-            &["flat", "head.weight", "head.bias"],
-            &[OUTPUT],
-        )
-        .float("alpha", 1.0)
-        .float("beta", 1.0)
-        .int("transB", 1),
+        Node::new("head", "Gemm", &["flat", "head.weight", "head.bias"], &[OUTPUT])
+            .float("alpha", 1.0)
+            .float("beta", 1.0)
+            .int("transB", 1),
     );
     m
 }
