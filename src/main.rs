@@ -264,6 +264,9 @@ fn run(cli: Cli) -> Result<()> {
                     Some(n) => println!("first difference at {n}"),
                     None => println!("the two inputs agree at every value of the model"),
                 }
+                if let Some(d) = r.max_rel_diff_from_front_end_on {
+                    println!("largest relative difference from the first layer's output on: {d:.3e}");
+                }
             }
         }
     }

@@ -149,6 +149,9 @@ pub struct VerifyReport {
     pub layers: Vec<ValueDiff>,
     /// The first value where the two inputs differ at all (null: nowhere).
     pub first_difference: Option<String>,
+    /// Largest relative difference of any value from the front end's output on (null: the front
+    /// end output is not among the model's values). For a collision: float32 rounding.
+    pub max_rel_diff_from_front_end_on: Option<f64>,
 }
 
 /// Compares two input tensors everywhere in the model.

@@ -150,4 +150,5 @@ fn collide_then_verify_round_trip_through_npy() {
         assert!(l["rel_diff"].as_f64().unwrap() < 1e-5, "{l}");
     }
     assert!(layers[0]["max_abs_diff"].as_f64().unwrap() > 1e-3);
+    assert!(r["max_rel_diff_from_front_end_on"].as_f64().unwrap() < 1e-5);
 }
