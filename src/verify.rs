@@ -170,6 +170,11 @@ pub fn verify_tensors(
     let (va, vb) = (runner.run(a.1)?, runner.run(b.1)?);
     let layers: Vec<ValueDiff> = va.iter().zip(&vb).map(|(x, y)| value_diff(x, y)).collect();
     let first_difference = layers.iter().find(|d| d.max_abs_diff > 0.0).map(|d| d.name.clone());
+    let front = fe
+        .output_value
+        .as_ref()
+        .and_then(|v| layers.iter().position(|d| &d.name == v));
+    let max_rel_diff_from_front_end_on = front.map(|i| layers[i..].iter().map(|d| d.rel_diff).fold(0.0, f64::max));
     Ok(VerifyReport {
         model: model.path.display().to_string(),
         a: a.0.into(),
@@ -177,5 +182,6 @@ pub fn verify_tensors(
         comparison,
         layers,
         first_difference,
+        max_rel_diff_from_front_end_on,
     })
 }
