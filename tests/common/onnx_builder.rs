@@ -664,3 +664,33 @@ pub fn vit_like_tokens_spec(seed: u64) -> ModelSpec {
 pub fn vit_like_tokens(seed: u64) -> Vec<u8> {
     model_bytes(&vit_like_tokens_spec(seed))
 }
+
+/// input [1,1,6,6] -> Mul(2) -> Pad(1 on each side, constant 0) -> [1,1,8,8]
+/// -> stem_conv(W [5,1,4,4], stride 4) -> [1,5,2,2] -> Relu -> Flatten -> Gemm(20 -> 3).
+/// Every patch reads 3×3 image pixels and 7 zeros: 9 -> 5 per patch, nullity 4, 4 patches.
+pub fn pad_then_patch_conv_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("pad_then_patch_conv", &[1, 1, 6, 6], &[1, 3]);
+    m.init_f32("two", &[], vec![2.0])
+        .init_i64("pads", &[8], vec![0, 0, 1, 1, 0, 0, 1, 1])
+        .weight(&mut r, "stem_conv.weight", &[5, 1, 4, 4], 16)
+        .weight(&mut r, "stem_conv.bias", &[5], 16);
+    m.node(Node::new("double", "Mul", &[INPUT, "two"], &["doubled"]))
+        .node(Node::new("pad", "Pad", &["doubled", "pads"], &["padded"]))
+        .node(
+            Node::new(
+                "stem_conv",
+                "Conv",
+                &["padded", "stem_conv.weight", "stem_conv.bias"],
+                &["stem_out"],
+            )
+            .ints("kernel_shape", &[4, 4])
+            .ints("strides", &[4, 4]),
+        );
+    conv_head(&mut m, &mut r, "stem_out", 5 * 2 * 2, 3);
+    m
+}
+
+pub fn pad_then_patch_conv(seed: u64) -> Vec<u8> {
+    model_bytes(&pad_then_patch_conv_spec(seed))
+}
