@@ -152,3 +152,29 @@ fn collide_then_verify_round_trip_through_npy() {
     assert!(layers[0]["max_abs_diff"].as_f64().unwrap() > 1e-3);
     assert!(r["max_rel_diff_from_front_end_on"].as_f64().unwrap() < 1e-5);
 }
+
+#[test]
+fn a_model_without_null_space_says_so_with_its_smallest_singular_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("wide.onnx");
+    std::fs::write(&model, ob::wide_dense(3)).unwrap();
+    let image = d.join("x.png");
+    image::GrayImage::from_pixel(4, 4, image::Luma([100]))
+        .save(&image)
+        .unwrap();
+    let (code, out, err) = blindspot(&["audit", s(&model), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["front_end"]["nullity"], 0);
+    let sigma_min = json["first_layer"]["matrix"]["sigma_min"].as_f64().unwrap();
+    assert!(sigma_min > 0.0);
+    let out_dir = d.join("out");
+    let (code, _, err) = blindspot(&["collide", s(&model), s(&image), "--out", s(&out_dir)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no exact collision exists") && err.contains("smallest singular value"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}

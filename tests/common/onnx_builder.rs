@@ -694,3 +694,24 @@ pub fn pad_then_patch_conv_spec(seed: u64) -> ModelSpec {
 pub fn pad_then_patch_conv(seed: u64) -> Vec<u8> {
     model_bytes(&pad_then_patch_conv_spec(seed))
 }
+
+/// input [1,1,4,4] -> Flatten -> Gemm(16 -> 20, transB) -> logits [1,20]: more outputs than
+/// inputs, full column rank: no null space at all.
+pub fn wide_dense_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("wide_dense", &[1, 1, 4, 4], &[1, 20]);
+    m.weight(&mut r, "fc.weight", &[20, 16], 16)
+        .weight(&mut r, "fc.bias", &[20], 16);
+    m.node(Node::new("flatten", "Flatten", &[INPUT], &["flat"]).int("axis", 1))
+        .node(
+            Node::new("fc", "Gemm", &["flat", "fc.weight", "fc.bias"], &[OUTPUT])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", 1),
+        );
+    m
+}
+
+pub fn wide_dense(seed: u64) -> Vec<u8> {
+    model_bytes(&wide_dense_spec(seed))
+}
