@@ -75,7 +75,7 @@ impl Model {
         let shape = match (input_shape, &declared) {
             (Some(s), Some(d)) if s.len() != d.len() || s.iter().zip(d).any(|(a, b)| b.is_some_and(|b| b != *a)) => {
                 bail!(
-                    "--input-shape {s:?} does not fit the model's input {input_name} of shape {}",
+                    "the requested input shape {s:?} (--input-shape or --resize) does not fit the model's input {input_name} of shape {}",
                     show_dims(d)
                 )
             }
