@@ -22,7 +22,6 @@ pub struct CollideRequest {
     /// L2 (pixel units) of random directions; `None`: 0.1 per pixel RMS, i.e. 0.1 · √n.
     pub strength: Option<f64>,
     pub seed: u64,
-    pub out_dir: PathBuf,
     pub rule: RankRule,
 }
 

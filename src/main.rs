@@ -209,7 +209,6 @@ fn run(cli: Cli) -> Result<()> {
                 count,
                 strength,
                 seed,
-                out_dir: out.clone(),
                 rule: RankRule { relative: model.tol },
             };
             let bar = progress_bar(cli.quiet, count as u64, "searching");

@@ -110,10 +110,6 @@ impl Model {
         })
     }
 
-    pub fn input_len(&self) -> usize {
-        self.input_shape.iter().product()
-    }
-
     /// A plan that returns the named values (ONNX value names) in this order.
     pub fn runner(&self, names: &[String], optimise: bool) -> Result<Runner> {
         let mut model = self.inference.clone();

@@ -91,10 +91,6 @@ impl Verifier {
         })
     }
 
-    pub fn baseline(&self) -> &[Value] {
-        &self.baseline
-    }
-
     /// Compares `tensor` (whose pixels are `z`) with the reference (pixels `x`).
     pub fn compare(&self, x: &[f64], z: &[f64], tensor: &[f32]) -> Result<Comparison> {
         let values = self.runner.run(tensor)?;

@@ -260,7 +260,6 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
                 count: 2,
                 strength: None,
                 seed: 7,
-                out_dir: out.clone(),
                 rule: RankRule::default(),
             };
             let result = collide(&model, &fe, &req, &|| {}).unwrap();
@@ -309,7 +308,6 @@ fn same_seed_same_files() {
             count: 2,
             strength: None,
             seed,
-            out_dir: out.to_path_buf(),
             rule: RankRule::default(),
         };
         collide(&model, &fe, &req, &|| {})

@@ -69,7 +69,6 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
             count: 1,
             strength: None,
             seed: 3,
-            out_dir: out.clone(),
             rule,
         };
         let result = collide(&model, &fe, &req, &|| {}).unwrap();
