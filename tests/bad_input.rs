@@ -178,3 +178,19 @@ fn a_model_without_null_space_says_so_with_its_smallest_singular_value() {
     );
     assert!(!out_dir.exists());
 }
+
+#[test]
+fn truncated_models_at_any_length_give_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = ob::patch_conv_nchw_normalised(1);
+    let p = dir.path().join("cut.onnx");
+    for cut in (1..bytes.len()).step_by(bytes.len() / 25) {
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let (code, _, err) = blindspot(&["audit", s(&p)]);
+        assert!(code == 0 || code == 2, "cut at {cut}: exit {code}: {err}");
+        assert!(!err.contains("panicked"), "cut at {cut}: {err}");
+        if code == 2 {
+            assert_eq!(err.trim_end().lines().count(), 1, "cut at {cut}: {err}");
+        }
+    }
+}
