@@ -18,12 +18,6 @@ pub struct Pixels {
 }
 
 impl Pixels {
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
     pub fn with_data(&self, data: Vec<f64>) -> Pixels {
         Pixels { data, ..*self }
     }
