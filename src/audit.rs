@@ -111,6 +111,7 @@ pub fn audit(
     let nullity = ns.map(|n| n.nullity);
     let method = ns.map(|_| match fe.kind {
         FrontEndKind::PatchifyConv => "dense SVD per patch block (faer, f64) + uncovered pixels".to_string(),
+        FrontEndKind::Conv => "dense SVD of the whole convolution on this image size (faer, f64)".to_string(),
         _ => "dense SVD per block (faer, f64)".to_string(),
     });
     let front_end = FrontEndInfo {

@@ -4,7 +4,7 @@ use crate::audit::{front_end_null_space, InputInfo};
 use crate::frontend::{FrontEnd, FrontEndKind};
 use crate::model::Model;
 use crate::npy::{encode_f32, write_atomic};
-use crate::nullspace::{rank_of, RankRule};
+use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::search::{psnr, search, Mode, SearchOptions};
 use crate::verify::{control_perturbation, Comparison, Verifier};
@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// `collide` as the command line asks for it: image files.
 pub struct CollideRequest {
     pub image: PathBuf,
     pub mode: Mode,
@@ -77,35 +78,71 @@ pub struct Collisions {
     pub original_tensor: Vec<f32>,
 }
 
-pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
-    if req.mode == Mode::Target && req.target.is_none() {
-        bail!("--mode target needs --target IMAGE");
-    }
-    let Some(ns) = front_end_null_space(fe, req.rule)? else {
+/// How collisions are searched, once the images are in hand.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchSettings {
+    pub mode: Mode,
+    pub count: usize,
+    /// L2 (pixel units) of random directions; `None`: 0.1 per pixel RMS, i.e. 0.1 · √n.
+    pub strength: Option<f64>,
+    pub seed: u64,
+    pub rule: RankRule,
+}
+
+/// The null space collisions are drawn from; an error that says why when there is none to use.
+pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSpace> {
+    let Some(ns) = front_end_null_space(fe, rule)? else {
         bail!(
             "cannot build exact collisions: {}",
             fe.limitation.as_deref().unwrap_or("the front end is not supported")
         );
     };
     if ns.nullity == 0 {
-        let sigma_min = match &fe.first_layer {
-            Some(l) => rank_of(&l.matrix, (l.matrix.nrows(), l.matrix.ncols()), l.eps, req.rule)?.sigma_min,
-            None => f64::NAN,
-        };
-        bail!("the front end has no null space (nullity 0; smallest singular value of the first layer {sigma_min:.3e}): no exact collision exists");
+        bail!(
+            "the front end has no null space (nullity 0; smallest singular value {:.3e}): no exact collision exists",
+            ns.smallest_singular_value()
+        );
     }
-    let (original, image_notes) = load_image(&req.image, &fe.grid)?;
+    Ok(ns)
+}
+
+pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
+    if req.mode == Mode::Target && req.target.is_none() {
+        bail!("--mode target needs --target IMAGE");
+    }
+    let ns = null_space_for_collisions(fe, req.rule)?;
+    let original = load_image(&req.image, &fe.grid)?;
     let target = match &req.target {
         Some(p) => Some(load_image(p, &fe.grid)?),
         None => None,
     };
+    let settings = SearchSettings {
+        mode: req.mode,
+        count: req.count,
+        strength: req.strength,
+        seed: req.seed,
+        rule: req.rule,
+    };
+    collide_pixels(model, fe, &ns, original, target, &settings, progress)
+}
+
+/// Searches, verifies and reports collisions for pixels already decoded onto the model's grid.
+pub fn collide_pixels(
+    model: &Model,
+    fe: &FrontEnd,
+    ns: &NullSpace,
+    (original, image_notes): (Pixels, ImageNotes),
+    target: Option<(Pixels, ImageNotes)>,
+    req: &SearchSettings,
+    progress: &dyn Fn(),
+) -> Result<Collisions> {
     let x = &original.data;
     let n = x.len();
     let strength = req.strength.unwrap_or(0.1 * (n as f64).sqrt());
     let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
     let opts = SearchOptions::new(req.count, strength);
     let found = search(
-        &ns,
+        ns,
         x,
         req.mode,
         target.as_ref().map(|t| t.0.data.as_slice()),

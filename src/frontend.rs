@@ -476,9 +476,11 @@ fn finish_with_layer(
             if conv.is_patchify() {
                 let layer = conv.patch_blocks(Arc::new(matrix), map.len());
                 (Some(layer), bias, FrontEndKind::PatchifyConv, out_shape, first)
+            } else if let Some(layer) = conv.dense_whole_image(&matrix, map.len()) {
+                (Some(layer), bias, FrontEndKind::Conv, out_shape, first)
             } else {
                 fe.limitation = Some(format!(
-                    "the first layer is an overlapping, dilated or grouped convolution (kernel {:?}, stride {:?}, dilation {:?}, group {}): its full-image null space is not computed for this layer kind yet",
+                    "the first layer is an overlapping, dilated or grouped convolution (kernel {:?}, stride {:?}, dilation {:?}, group {}) on an image too large for one dense matrix: its full-image null space is not computed for this layer kind yet",
                     conv.kernel, conv.strides, conv.dilations, conv.group
                 ));
                 (None, bias, FrontEndKind::Conv, out_shape, first)
@@ -620,6 +622,61 @@ impl ConvGeometry {
             output_dim: m * oh * ow,
             blocks,
         }
+    }
+}
+
+/// The largest whole-image convolution written out as one dense matrix: 2^24 entries (128 MiB in
+/// f64), and no more columns than a dense SVD takes in a few seconds.
+const DENSE_CONV_MAX_ENTRIES: usize = 1 << 24;
+const DENSE_CONV_MAX_COLS: usize = 4096;
+
+impl ConvGeometry {
+    /// The whole convolution on this image as one dense block (output position × input value),
+    /// for images as small as a 28×28 digit, where the exact SVD is cheap. `None` when too large.
+    fn dense_whole_image(&self, weight: &Mat<f64>, input_dim: usize) -> Option<BlockOperator> {
+        let [c, h, w] = self.in_shape;
+        let [kh, kw] = self.kernel;
+        let m = weight.nrows();
+        let (oh, ow) = (self.out[0], self.out[1]);
+        let (rows, cols) = (m * oh * ow, c * h * w);
+        if cols != input_dim || cols > DENSE_CONV_MAX_COLS || rows.saturating_mul(cols) > DENSE_CONV_MAX_ENTRIES {
+            return None;
+        }
+        let (in_per_group, out_per_group) = (c / self.group, m / self.group);
+        let mut dense = Mat::<f64>::zeros(rows, cols);
+        for o in 0..m {
+            let g = o / out_per_group;
+            for py in 0..oh {
+                for px in 0..ow {
+                    let r = (o * oh + py) * ow + px;
+                    for ci in 0..in_per_group {
+                        let ch = g * in_per_group + ci;
+                        for ky in 0..kh {
+                            let y = (py * self.strides[0] + ky * self.dilations[0]) as i64 - self.pads[0] as i64;
+                            if y < 0 || y as usize >= h {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let x = (px * self.strides[1] + kx * self.dilations[1]) as i64 - self.pads[1] as i64;
+                                if x < 0 || x as usize >= w {
+                                    continue;
+                                }
+                                dense[(r, (ch * h + y as usize) * w + x as usize)] += weight[(o, (ci * kh + ky) * kw + kx)];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(BlockOperator {
+            input_dim,
+            output_dim: rows,
+            blocks: vec![Block {
+                rows: (0..rows).collect(),
+                cols: (0..cols).collect(),
+                matrix: Arc::new(dense),
+            }],
+        })
     }
 }
 

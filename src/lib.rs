@@ -35,6 +35,7 @@ pub mod model;
 pub mod npy;
 pub mod nullspace;
 pub mod onnx_graph;
+pub mod onnx_write;
 pub mod preprocess;
 pub mod report;
 pub mod search;

@@ -125,6 +125,18 @@ pub struct NullSpace {
 }
 
 impl NullSpace {
+    /// The smallest singular value over all blocks: how close the front end comes to ignoring
+    /// a direction (0 when pixels are read by nothing).
+    pub fn smallest_singular_value(&self) -> f64 {
+        if !self.uncovered.is_empty() {
+            return 0.0;
+        }
+        self.block_ranks
+            .iter()
+            .map(|(_, r)| if r.cols > r.rows { 0.0 } else { r.sigma_min })
+            .fold(f64::INFINITY, f64::min)
+    }
+
     /// Null space of `op`, with the rank tolerance taken from the layer's weight matrix shape.
     pub fn of(op: &BlockOperator, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<NullSpace> {
         let mut covered = vec![false; op.input_dim];

@@ -106,6 +106,22 @@ fn cases() -> Vec<Case> {
             kind: FrontEndKind::PatchifyConv,
             nullity: padded_nullity(),
         },
+        // 3×3 kernel, stride 1, pads 1, 4 output channels: 256 outputs ≥ 64 pixels, full column rank.
+        Case {
+            name: "overlapping_conv",
+            bytes: ob::overlapping_conv(9),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::Conv,
+            nullity: 0,
+        },
+        // 3×3 kernel, stride 2, 2 output channels on 8×8: 18 outputs, so 64 − 18 ignored directions.
+        Case {
+            name: "strided_overlapping_conv",
+            bytes: ob::strided_overlapping_conv(10),
+            pre: Preprocess::default(),
+            kind: FrontEndKind::Conv,
+            nullity: 64 - 18,
+        },
     ]
 }
 
@@ -262,6 +278,11 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
                 seed: 7,
                 rule: RankRule::default(),
             };
+            if case.nullity == 0 {
+                let err = collide(&model, &fe, &req, &|| {}).err().unwrap().to_string();
+                assert!(err.contains("no exact collision exists"), "{}: {err}", case.name);
+                continue;
+            }
             let result = collide(&model, &fe, &req, &|| {}).unwrap();
             result.write(&out, &model.input_shape).unwrap();
             for c in &result.report.collisions {
@@ -324,9 +345,10 @@ fn same_seed_same_files() {
 }
 
 #[test]
-fn overlapping_conv_reports_the_matrix_but_no_made_up_nullity() {
+fn overlapping_conv_too_large_for_one_matrix_reports_no_made_up_nullity() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "overlap", &ob::overlapping_conv(1));
+    // 3 × 40 × 40 = 4,800 pixels: more columns than one dense SVD takes.
+    let path = write(dir.path(), "overlap", &ob::overlapping_conv_sized(1, 3, 40));
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     assert_eq!(fe.kind, FrontEndKind::Conv);
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap();
@@ -336,11 +358,37 @@ fn overlapping_conv_reports_the_matrix_but_no_made_up_nullity() {
     assert!(json["front_end"]["nullity"].is_null());
     assert!(json["front_end"]["null_fraction"].is_null());
     assert_eq!(json["first_layer"]["matrix"]["rows"], 4);
-    assert_eq!(json["first_layer"]["matrix"]["cols"], 9);
+    assert_eq!(json["first_layer"]["matrix"]["cols"], 27);
     assert!(json["front_end"]["limitation"]
         .as_str()
         .unwrap()
         .contains("not computed"));
+}
+
+/// The Jacobian of the first layer's output by finite differences through tract: an oracle for the
+/// dense whole-image convolution that shares no code with it.
+#[test]
+fn dense_convolution_matches_the_jacobian_from_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "strided", &ob::strided_overlapping_conv(3));
+    let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
+    let runner = model.runner(&[fe.output_value.clone().unwrap()], false).unwrap();
+    let n = fe.input_dim();
+    let base = runner.run(&vec![0.0f32; n]).unwrap()[0].data.clone();
+    let mut jacobian = Mat::<f64>::zeros(base.len(), n);
+    for j in 0..n {
+        let mut e = vec![0.0f32; n];
+        e[j] = 1.0;
+        let out = &runner.run(&e).unwrap()[0].data;
+        for i in 0..base.len() {
+            jacobian[(i, j)] = out[i] - base[i];
+        }
+    }
+    let ours = fe.operator.as_ref().unwrap().to_dense();
+    let err = (&ours - &jacobian).norm_max();
+    assert!(err < 1e-6 * ours.norm_max(), "dense conv differs from tract's Jacobian by {err}");
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    assert_eq!(ns.nullity, n - oracle_rank(&jacobian));
 }
 
 #[test]
