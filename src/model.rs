@@ -61,6 +61,11 @@ impl Model {
     /// (a symbolic batch dimension is taken as 1).
     pub fn load(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        Model::from_bytes(&bytes, path, input_shape)
+    }
+
+    /// Loads a model held in memory (an embedded one); `path` names it in messages and reports.
+    pub fn from_bytes(bytes: &[u8], path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
         let graph = OnnxGraph::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
         let inputs = graph.data_inputs();
         let [input] = inputs.as_slice() else {
