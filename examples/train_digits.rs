@@ -172,7 +172,12 @@ impl Graph {
         let ve = self.node(&format!("{name}.var_eps"), "Add", &[&var, &eps], vec![]);
         let sd = self.node(&format!("{name}.std"), "Sqrt", &[&ve], vec![]);
         let n = self.node(&format!("{name}.normed"), "Div", &[&d, &sd], vec![]);
-        let g = self.node(&format!("{name}.scaled"), "Mul", &[&n, &format!("{name}.weight")], vec![]);
+        let g = self.node(
+            &format!("{name}.scaled"),
+            "Mul",
+            &[&n, &format!("{name}.weight")],
+            vec![],
+        );
         self.node(name, "Add", &[&g, &format!("{name}.bias")], vec![])
     }
     /// GELU, exact: x · (1 + erf(x / √2)) / 2.
@@ -199,7 +204,8 @@ fn normalise(x: &Tensor) -> Result<Tensor> {
 
 fn conv(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
     let c = b.dim(0)?;
-    Ok(x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&b.reshape((1, c, 1, 1))?)?)
+    Ok(x.conv2d(w, pad, stride, 1, 1)?
+        .broadcast_add(&b.reshape((1, c, 1, 1))?)?)
 }
 
 fn gemm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -286,8 +292,14 @@ struct Mlp {
 impl Mlp {
     fn build(p: &mut Params) -> Result<Box<dyn Net>> {
         Ok(Box::new(Mlp {
-            fc1: (p.uniform("fc1.weight", &[128, PIXELS], PIXELS)?, p.uniform("fc1.bias", &[128], PIXELS)?),
-            fc2: (p.uniform("fc2.weight", &[10, 128], 128)?, p.uniform("fc2.bias", &[10], 128)?),
+            fc1: (
+                p.uniform("fc1.weight", &[128, PIXELS], PIXELS)?,
+                p.uniform("fc1.bias", &[128], PIXELS)?,
+            ),
+            fc2: (
+                p.uniform("fc2.weight", &[10, 128], 128)?,
+                p.uniform("fc2.bias", &[10], 128)?,
+            ),
         }))
     }
 }
@@ -318,10 +330,22 @@ struct PatchCnn {
 impl PatchCnn {
     fn build(p: &mut Params) -> Result<Box<dyn Net>> {
         Ok(Box::new(PatchCnn {
-            stem: (p.uniform("stem.weight", &[8, 1, 4, 4], 16)?, p.uniform("stem.bias", &[8], 16)?),
-            conv1: (p.uniform("conv1.weight", &[32, 8, 3, 3], 72)?, p.uniform("conv1.bias", &[32], 72)?),
-            conv2: (p.uniform("conv2.weight", &[64, 32, 3, 3], 288)?, p.uniform("conv2.bias", &[64], 288)?),
-            fc: (p.uniform("fc.weight", &[10, 1024], 1024)?, p.uniform("fc.bias", &[10], 1024)?),
+            stem: (
+                p.uniform("stem.weight", &[8, 1, 4, 4], 16)?,
+                p.uniform("stem.bias", &[8], 16)?,
+            ),
+            conv1: (
+                p.uniform("conv1.weight", &[32, 8, 3, 3], 72)?,
+                p.uniform("conv1.bias", &[32], 72)?,
+            ),
+            conv2: (
+                p.uniform("conv2.weight", &[64, 32, 3, 3], 288)?,
+                p.uniform("conv2.bias", &[64], 288)?,
+            ),
+            fc: (
+                p.uniform("fc.weight", &[10, 1024], 1024)?,
+                p.uniform("fc.bias", &[10], 1024)?,
+            ),
         }))
     }
 }
@@ -413,7 +437,9 @@ impl VitTiny {
             p.uniform("patch_embed.weight", &[VIT_WIDTH, 1, 7, 7], 49)?,
             p.uniform("patch_embed.bias", &[VIT_WIDTH], 49)?,
         );
-        let pos_data = (0..VIT_TOKENS * VIT_WIDTH).map(|_| p.rng.gen_range(-0.04..0.04)).collect();
+        let pos_data = (0..VIT_TOKENS * VIT_WIDTH)
+            .map(|_| p.rng.gen_range(-0.04..0.04))
+            .collect();
         let pos = p.tensor("pos_embed", &[1, VIT_TOKENS, VIT_WIDTH], pos_data)?;
         let mut blocks = vec![];
         for i in 0..VIT_DEPTH {
@@ -448,7 +474,11 @@ impl Net for VitTiny {
         let b = x.dim(0)?;
         let hd = VIT_WIDTH / VIT_HEADS;
         let t = conv(&normalise(x)?, &self.patch.0, &self.patch.1, 7, 0)?;
-        let mut h = t.flatten_from(2)?.transpose(1, 2)?.contiguous()?.broadcast_add(&self.pos)?;
+        let mut h = t
+            .flatten_from(2)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .broadcast_add(&self.pos)?;
         for blk in &self.blocks {
             let a = blk.ln1.forward(&h)?;
             let heads = |l: &Linear| -> Result<Tensor> {
@@ -460,7 +490,10 @@ impl Net for VitTiny {
             let (q, k, v) = (heads(&blk.q)?, heads(&blk.k)?, heads(&blk.v)?);
             let scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * head_dim_scale())?;
             let attn = candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&v)?;
-            let attn = attn.transpose(1, 2)?.contiguous()?.reshape((b, VIT_TOKENS, VIT_WIDTH))?;
+            let attn = attn
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, VIT_TOKENS, VIT_WIDTH))?;
             h = (h + blk.o.forward(&attn)?)?;
             let m = blk.fc2.forward(&blk.fc1.forward(&blk.ln2.forward(&h)?)?.gelu_erf()?)?;
             h = (h + m)?;
@@ -475,7 +508,12 @@ impl Net for VitTiny {
         let x = g.conv("patch_embed", &x, 7, 0, 7);
         let s = g.shape(&[1, w, t]);
         let x = g.node("patch_embed.flatten", "Reshape", &[&x, &s], vec![]);
-        let x = g.node("tokens", "Transpose", &[&x], vec![("perm", AttrValue::Ints(vec![0, 2, 1]))]);
+        let x = g.node(
+            "tokens",
+            "Transpose",
+            &[&x],
+            vec![("perm", AttrValue::Ints(vec![0, 2, 1]))],
+        );
         let mut h = g.node("tokens.pos", "Add", &[&x, "pos_embed"], vec![]);
         for i in 0..VIT_DEPTH {
             let n = |s: &str| format!("block{i}.{s}");
@@ -484,7 +522,12 @@ impl Net for VitTiny {
             let mut heads_of = |name: &str, perm: Vec<i64>| {
                 let y = g.linear(&n(&format!("attn.{name}")), &a);
                 let y = g.node(&n(&format!("attn.{name}.split")), "Reshape", &[&y, &split], vec![]);
-                g.node(&n(&format!("attn.{name}.heads")), "Transpose", &[&y], vec![("perm", AttrValue::Ints(perm))])
+                g.node(
+                    &n(&format!("attn.{name}.heads")),
+                    "Transpose",
+                    &[&y],
+                    vec![("perm", AttrValue::Ints(perm))],
+                )
             };
             let q = heads_of("q", vec![0, 2, 1, 3]);
             let k = heads_of("k", vec![0, 2, 3, 1]);
@@ -492,9 +535,19 @@ impl Net for VitTiny {
             let scores = g.node(&n("attn.scores"), "MatMul", &[&q, &k], vec![]);
             let scale = g.scalar(head_dim_scale() as f32);
             let scores = g.node(&n("attn.scaled"), "Mul", &[&scores, &scale], vec![]);
-            let p = g.node(&n("attn.softmax"), "Softmax", &[&scores], vec![("axis", AttrValue::Int(-1))]);
+            let p = g.node(
+                &n("attn.softmax"),
+                "Softmax",
+                &[&scores],
+                vec![("axis", AttrValue::Int(-1))],
+            );
             let o = g.node(&n("attn.mix"), "MatMul", &[&p, &v], vec![]);
-            let o = g.node(&n("attn.merge"), "Transpose", &[&o], vec![("perm", AttrValue::Ints(vec![0, 2, 1, 3]))]);
+            let o = g.node(
+                &n("attn.merge"),
+                "Transpose",
+                &[&o],
+                vec![("perm", AttrValue::Ints(vec![0, 2, 1, 3]))],
+            );
             let merged = g.shape(&[1, t, w]);
             let o = g.node(&n("attn.concat"), "Reshape", &[&o, &merged], vec![]);
             let o = g.linear(&n("attn.out"), &o);
@@ -528,18 +581,35 @@ struct LeNet {
 impl LeNet {
     fn build(p: &mut Params) -> Result<Box<dyn Net>> {
         Ok(Box::new(LeNet {
-            conv1: (p.uniform("conv1.weight", &[6, 1, 5, 5], 25)?, p.uniform("conv1.bias", &[6], 25)?),
-            conv2: (p.uniform("conv2.weight", &[16, 6, 5, 5], 150)?, p.uniform("conv2.bias", &[16], 150)?),
-            fc1: (p.uniform("fc1.weight", &[120, 256], 256)?, p.uniform("fc1.bias", &[120], 256)?),
-            fc2: (p.uniform("fc2.weight", &[84, 120], 120)?, p.uniform("fc2.bias", &[84], 120)?),
-            fc3: (p.uniform("fc3.weight", &[10, 84], 84)?, p.uniform("fc3.bias", &[10], 84)?),
+            conv1: (
+                p.uniform("conv1.weight", &[6, 1, 5, 5], 25)?,
+                p.uniform("conv1.bias", &[6], 25)?,
+            ),
+            conv2: (
+                p.uniform("conv2.weight", &[16, 6, 5, 5], 150)?,
+                p.uniform("conv2.bias", &[16], 150)?,
+            ),
+            fc1: (
+                p.uniform("fc1.weight", &[120, 256], 256)?,
+                p.uniform("fc1.bias", &[120], 256)?,
+            ),
+            fc2: (
+                p.uniform("fc2.weight", &[84, 120], 120)?,
+                p.uniform("fc2.bias", &[84], 120)?,
+            ),
+            fc3: (
+                p.uniform("fc3.weight", &[10, 84], 84)?,
+                p.uniform("fc3.bias", &[10], 84)?,
+            ),
         }))
     }
 }
 
 impl Net for LeNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = conv(&normalise(x)?, &self.conv1.0, &self.conv1.1, 1, 0)?.relu()?.max_pool2d(2)?;
+        let h = conv(&normalise(x)?, &self.conv1.0, &self.conv1.1, 1, 0)?
+            .relu()?
+            .max_pool2d(2)?;
         let h = conv(&h, &self.conv2.0, &self.conv2.1, 1, 0)?.relu()?.max_pool2d(2)?;
         let h = gemm(&h.flatten_from(1)?, &self.fc1.0, &self.fc1.1)?.relu()?;
         let h = gemm(&h, &self.fc2.0, &self.fc2.1)?.relu()?;
@@ -606,7 +676,11 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn correct(logits: &[Vec<f32>], digits: &[Digit]) -> usize {
-    logits.iter().zip(digits).filter(|(l, d)| argmax(l) == d.label as usize).count()
+    logits
+        .iter()
+        .zip(digits)
+        .filter(|(l, d)| argmax(l) == d.label as usize)
+        .count()
 }
 
 #[derive(Serialize, Deserialize, Clone)]

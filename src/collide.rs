@@ -63,8 +63,10 @@ pub struct CollisionRecord {
     pub pixel_min: f64,
     pub pixel_max: f64,
     pub dykstra_iterations: usize,
-    /// Fraction of the last Dykstra step kept to stay in [0, 1] (1: none needed).
+    /// Fraction of the final step kept to stay in [0, 1] (1: none needed).
     pub pullback: f64,
+    /// Pixels on the edge of [0, 1] held exactly where they are (see `search::project_feasible`).
+    pub pixels_held_at_edge: usize,
     pub control: Comparison,
 }
 
@@ -172,6 +174,7 @@ pub fn collide_pixels(
             pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             dykstra_iterations: p.iterations,
             pullback: p.pullback,
+            pixels_held_at_edge: p.pinned,
             control,
         });
         tensors.push(tensor);

@@ -41,7 +41,12 @@ pub fn read_csv(reader: impl BufRead) -> Result<Vec<Digit>> {
             .collect::<Result<_, _>>()
             .with_context(|| format!("line {}: not a list of integers", row + 1))?;
         if values.len() != PIXELS + 1 {
-            bail!("line {}: {} values, expected {} pixels and a label", row + 1, values.len(), PIXELS);
+            bail!(
+                "line {}: {} values, expected {} pixels and a label",
+                row + 1,
+                values.len(),
+                PIXELS
+            );
         }
         let label = values[PIXELS];
         if label as usize >= CLASSES || values[..PIXELS].iter().any(|&v| v > 255) {

@@ -661,7 +661,8 @@ impl ConvGeometry {
                                 if x < 0 || x as usize >= w {
                                     continue;
                                 }
-                                dense[(r, (ch * h + y as usize) * w + x as usize)] += weight[(o, (ci * kh + ky) * kw + kx)];
+                                dense[(r, (ch * h + y as usize) * w + x as usize)] +=
+                                    weight[(o, (ci * kh + ky) * kw + kx)];
                             }
                         }
                     }

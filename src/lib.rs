@@ -29,7 +29,9 @@
 
 pub mod audit;
 pub mod collide;
+pub mod demo;
 pub mod digits;
+pub mod embedded;
 pub mod frontend;
 pub mod linop;
 pub mod model;

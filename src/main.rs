@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use blindspot::collide::{collide, CollideRequest};
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
-use blindspot::{audit, npy, report, Preprocess, RankRule};
+use blindspot::{audit, demo, npy, report, Preprocess, RankRule};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -63,6 +63,19 @@ struct PreprocessArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole idea in one run, on the embedded digit models: audit, collisions in every mode, verification.
+    Demo {
+        #[arg(long, default_value = "blindspot-demo")]
+        out: PathBuf,
+        #[arg(long, default_value = "0")]
+        seed: u64,
+        /// One digit per model instead of three: a fast check.
+        #[arg(long)]
+        quick: bool,
+        /// Print the JSON report instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the null space of the model's front end and the rank of every linear layer.
     Audit {
         #[command(flatten)]
@@ -169,6 +182,34 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Demo { out, seed, quick, json } => {
+            let opts = demo::DemoOptions {
+                seed,
+                pairs: if quick { 1 } else { demo::PAIRS.len() },
+            };
+            let with_null_space = blindspot::embedded::MODELS.len() - 1;
+            let bar = progress_bar(
+                cli.quiet,
+                (with_null_space * opts.pairs * demo::MODES.len()) as u64,
+                "demo",
+            );
+            let result = demo::run(&opts, &|what| {
+                bar.set_message(what.to_string());
+                bar.inc(1)
+            })?;
+            bar.finish_and_clear();
+            result.write(&out)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            } else {
+                print!("{}", report::demo_table(&result.report));
+                println!(
+                    "{:.1} s; figures, collisions (.png, .npy) and report.json in {}",
+                    result.report.seconds,
+                    out.display()
+                );
+            }
+        }
         Command::Audit { model, pre } => {
             let shape = pre.input_shape(&model.input_shape)?;
             let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;

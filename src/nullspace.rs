@@ -1,6 +1,6 @@
 //! Numerical rank and null spaces of the front end, block by block (faer, f64).
 
-use crate::linop::BlockOperator;
+use crate::linop::{Block, BlockOperator};
 use anyhow::{bail, Result};
 use faer::{Mat, Par};
 use serde::Serialize;
@@ -122,6 +122,17 @@ pub struct NullSpace {
     /// Rank of each distinct block matrix with the number of blocks sharing it.
     pub block_ranks: Vec<(usize, MatrixRank)>,
     groups: Vec<(Arc<Basis>, Vec<Vec<usize>>)>,
+    /// What the null space was computed from, to restrict it later (see [`NullSpace::pinned`]).
+    source: Arc<Source>,
+    /// Pixels held fixed: outside every block and every null direction.
+    pinned: Vec<bool>,
+}
+
+struct Source {
+    op: BlockOperator,
+    weight_dims: (usize, usize),
+    eps: f64,
+    rule: RankRule,
 }
 
 impl NullSpace {
@@ -139,7 +150,57 @@ impl NullSpace {
 
     /// Null space of `op`, with the rank tolerance taken from the layer's weight matrix shape.
     pub fn of(op: &BlockOperator, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<NullSpace> {
-        let mut covered = vec![false; op.input_dim];
+        let source = Arc::new(Source {
+            op: op.clone(),
+            weight_dims,
+            eps,
+            rule,
+        });
+        Self::build(op, source, vec![false; op.input_dim])
+    }
+
+    /// The null directions that leave the `pinned` pixels exactly where they are: the null space
+    /// of the front end restricted to the other pixels. A collision search uses it for pixels that
+    /// sit on the edge of [0, 1] and must stay there.
+    pub fn pinned(&self, pinned: &[bool]) -> Result<NullSpace> {
+        let pinned: Vec<bool> = pinned.iter().zip(&self.pinned).map(|(a, b)| *a || *b).collect();
+        let mut sub_matrices: HashMap<(*const Mat<f64>, Vec<bool>), Arc<Mat<f64>>> = HashMap::new();
+        let mut blocks = vec![];
+        for block in &self.source.op.blocks {
+            let keep: Vec<bool> = block.cols.iter().map(|&k| !pinned[k]).collect();
+            if keep.iter().all(|&k| k) {
+                blocks.push(block.clone());
+                continue;
+            }
+            let kept: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let matrix = sub_matrices
+                .entry((Arc::as_ptr(&block.matrix), keep))
+                .or_insert_with(|| {
+                    Arc::new(Mat::from_fn(block.rows.len(), kept.len(), |i, j| {
+                        block.matrix[(i, kept[j])]
+                    }))
+                })
+                .clone();
+            blocks.push(Block {
+                rows: block.rows.clone(),
+                cols: kept.iter().map(|&j| block.cols[j]).collect(),
+                matrix,
+            });
+        }
+        let op = BlockOperator {
+            input_dim: self.dim,
+            output_dim: self.source.op.output_dim,
+            blocks,
+        };
+        Self::build(&op, self.source.clone(), pinned)
+    }
+
+    fn build(op: &BlockOperator, source: Arc<Source>, pinned: Vec<bool>) -> Result<NullSpace> {
+        let (weight_dims, eps, rule) = (source.weight_dims, source.eps, source.rule);
+        let mut covered = pinned.clone();
         let mut by_matrix: HashMap<*const Mat<f64>, usize> = HashMap::new();
         let mut groups: Vec<(Arc<Basis>, Vec<Vec<usize>>)> = vec![];
         let mut block_ranks = vec![];
@@ -171,6 +232,8 @@ impl NullSpace {
             uncovered,
             block_ranks,
             groups,
+            source,
+            pinned,
         })
     }
 

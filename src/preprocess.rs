@@ -190,15 +190,22 @@ pub fn load_image(path: &Path, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
     if grid.layout.is_none() {
         bail!("the model input is not an image (rank 4): feed it a .npy tensor instead");
     }
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    decode_image(&bytes, &path.display().to_string(), grid)
+}
+
+/// Decodes an encoded image held in memory onto the model's grid; `name` labels it in messages.
+pub fn decode_image(bytes: &[u8], name: &str, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
+    if grid.layout.is_none() {
+        bail!("the model input is not an image (rank 4): feed it a .npy tensor instead");
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = reader
+        .with_context(|| format!("cannot read image {name}"))?
         .decode()
-        .map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot decode image {name}: {e}"))?;
     let mut notes = ImageNotes {
-        path: path.display().to_string(),
+        path: name.to_string(),
         original_size: [img.width(), img.height()],
         original_channels: img.color().channel_count(),
         notes: vec![],

@@ -2,50 +2,160 @@
 
 use crate::audit::AuditReport;
 use crate::collide::CollideReport;
+use crate::demo::DemoReport;
 use crate::preprocess::Pixels;
 use image::{Rgb, RgbImage};
 
 /// original | collisions (up to 4) | target | difference of the first collision, amplified.
 pub fn overview(original: &Pixels, found: &[Pixels], target: Option<&Pixels>) -> RgbImage {
-    let mut panels: Vec<RgbImage> = vec![original.to_rgb8()];
-    panels.extend(found.iter().take(4).map(Pixels::to_rgb8));
-    if let Some(t) = target {
-        panels.push(t.to_rgb8());
-    }
-    if let Some(z) = found.first() {
-        // Signed difference around mid-grey, scaled so the largest change reaches black or white.
-        let peak = z
-            .data
-            .iter()
-            .zip(&original.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
-            .max(1e-12);
-        let diff: Vec<f64> = z
-            .data
-            .iter()
-            .zip(&original.data)
-            .map(|(a, b)| 0.5 + 0.5 * (a - b) / peak)
-            .collect();
-        panels.push(original.with_data(diff).to_rgb8());
-    }
-    let (w, h) = (original.width as u32, original.height as u32);
+    let mut panels: Vec<Pixels> = vec![original.clone()];
+    panels.extend(found.iter().take(4).cloned());
+    panels.extend(target.cloned());
+    panels.extend(found.first().map(|z| difference(original, z)));
+    grid(&[panels])
+}
+
+/// The signed difference `z − original` around mid-grey, scaled so that the largest change
+/// reaches black or white.
+pub fn difference(original: &Pixels, z: &Pixels) -> Pixels {
+    let peak = z
+        .data
+        .iter()
+        .zip(&original.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    let diff = z
+        .data
+        .iter()
+        .zip(&original.data)
+        .map(|(a, b)| 0.5 + 0.5 * (a - b) / peak)
+        .collect();
+    original.with_data(diff)
+}
+
+/// Panels of one size in rows, enlarged (nearest neighbour) to about 160 pixels high, on white.
+pub fn grid(rows: &[Vec<Pixels>]) -> RgbImage {
+    let Some(first) = rows.iter().flatten().next() else {
+        return RgbImage::new(1, 1);
+    };
+    let (w, h) = (first.width as u32, first.height as u32);
     let zoom = (160 / h.max(1)).max(1);
     let gap = 6;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
     let mut out = RgbImage::from_pixel(
-        panels.len() as u32 * (w * zoom + gap) + gap,
-        h * zoom + 2 * gap,
+        columns * (w * zoom + gap) + gap,
+        rows.len() as u32 * (h * zoom + gap) + gap,
         Rgb([255, 255, 255]),
     );
-    for (i, p) in panels.iter().enumerate() {
-        let x0 = gap + i as u32 * (w * zoom + gap);
-        for y in 0..h * zoom {
-            for x in 0..w * zoom {
-                out.put_pixel(x0 + x, gap + y, *p.get_pixel(x / zoom, y / zoom));
+    for (r, row) in rows.iter().enumerate() {
+        let y0 = gap + r as u32 * (h * zoom + gap);
+        for (i, panel) in row.iter().enumerate() {
+            let p = panel.to_rgb8();
+            let x0 = gap + i as u32 * (w * zoom + gap);
+            for y in 0..h * zoom {
+                for x in 0..w * zoom {
+                    out.put_pixel(x0 + x, y0 + y, *p.get_pixel(x / zoom, y / zoom));
+                }
             }
         }
     }
     out
+}
+
+/// The demo's table: one row per embedded model.
+pub fn demo_table(r: &DemoReport) -> String {
+    let header = [
+        "model",
+        "first layer",
+        "nullity (fraction)",
+        "prediction kept",
+        "output deviation",
+        "control deviation",
+        "PSNR to target",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![];
+    let mut statements = vec![];
+    for m in &r.models {
+        let mut row = vec![
+            m.name.clone(),
+            m.first_layer.clone(),
+            format!("{} of {} ({:.1}%)", m.nullity, m.input_dim, 100.0 * m.null_fraction),
+        ];
+        match &m.summary {
+            Some(s) if s.moved > 0 => {
+                let stuck = s.collisions - s.moved;
+                row.extend([
+                    if stuck > 0 {
+                        format!("{}/{} ({stuck} without room)", s.prediction_kept, s.moved)
+                    } else {
+                        format!("{}/{}", s.prediction_kept, s.moved)
+                    },
+                    format!("{:.1e}", s.max_output_rel_diff),
+                    format!("{:.1e}", s.min_control_output_rel_diff),
+                    match (s.mean_psnr_to_target, s.mean_psnr_source_to_target) {
+                        (Some(p), Some(b)) => format!("{p:.1} dB (source {b:.1} dB)"),
+                        _ => "-".into(),
+                    },
+                ]);
+                if stuck > 0 {
+                    statements.push(format!(
+                        "{}: {stuck} of {} searches found no room inside [0, 1] and returned the digit itself",
+                        m.name, s.collisions
+                    ));
+                }
+            }
+            Some(_) => {
+                row.extend(["no room in [0, 1]", "-", "-", "-"].map(String::from));
+                statements.push(format!("{}: {}", m.name, m.statement.as_deref().unwrap_or("")));
+            }
+            None => {
+                row.extend(["no exact collision", "-", "-", "-"].map(String::from));
+                statements.push(format!("{}: {}", m.name, m.statement.as_deref().unwrap_or("")));
+            }
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .chain([header[c].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        format!("| {} |\n", padded.join(" | "))
+    };
+    let mut s = line(header.to_vec());
+    s += &line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
+    for row in &rows {
+        s += &line(row.iter().map(String::as_str).collect());
+    }
+    s += "\noutput deviation: the largest relative change of the logits over all collisions; control deviation:\n";
+    s += "the smallest relative change caused by a random perturbation of the same size (L2); PSNR to target:\n";
+    s += "how closely the target-mode collisions look like the digit they imitate (the source digit's own PSNR\n";
+    s += "to it in brackets). Black background cannot be painted where any positive change would show in the first\n";
+    s += "layer, so patch models change mostly the strokes.\n";
+    for st in statements {
+        s += &format!("{st}\n");
+    }
+    s
 }
 
 pub fn audit_table(r: &AuditReport) -> String {

@@ -49,15 +49,23 @@ impl SearchOptions {
 pub struct Projection {
     pub z: Vec<f64>,
     pub iterations: usize,
-    /// Fraction of the last step kept to stay in the box (1 when Dykstra ended inside).
+    /// Fraction of the final step kept to stay in the box (1 when none was needed).
     pub pullback: f64,
+    /// Pixels on the edge of [0, 1] that the collision holds exactly where they are.
+    pub pinned: usize,
 }
 
-/// Box used inside Dykstra: slightly inside [0, 1], so that the affine iterate lands inside the
-/// closed box without any clipping.
-const MARGIN: f64 = 1e-7;
+/// A step smaller than this (pixel units) out of a pixel on the edge counts as staying there.
+const EDGE_STEP: f64 = 1e-6;
 
 /// The point of {z : A z = A x} ∩ [0, 1]ⁿ closest to `w` (Dykstra), x in the box.
+///
+/// Dykstra converges to the answer but never lands on it exactly, and images have many pixels on
+/// the edge of the box (black backgrounds, saturated highlights). So the result is finished
+/// exactly: pixels on the edge that the answer leaves there (or pushes outwards) are pinned, the
+/// step is projected onto the null directions that keep them fixed (repeated while that pushes
+/// other edge pixels outwards), and what remains out of the box is handled by shortening the
+/// step. The collision stays exactly on {A z = A x}; nothing is clipped.
 pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: usize) -> Projection {
     let n = x.len();
     let mut y = w.to_vec();
@@ -73,7 +81,7 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
         for i in 0..n {
             p[i] = y[i] + p[i] - u[i];
             let t2 = u[i] + q[i];
-            y[i] = t2.clamp(MARGIN, 1.0 - MARGIN);
+            y[i] = t2.clamp(0.0, 1.0);
             q[i] = t2 - y[i];
         }
         let inside = u.iter().all(|v| (0.0..=1.0).contains(v));
@@ -82,24 +90,58 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
             break;
         }
     }
-    let pullback = pullback_into_box(x, &u);
-    let z = if pullback < 1.0 {
-        (0..n).map(|i| x[i] + pullback * (u[i] - x[i])).collect()
-    } else {
-        u
-    };
+    let (step, pinned) = keep_edges(ns, x, (0..n).map(|i| u[i] - x[i]).collect());
+    let pullback = pullback_into_box(x, &step);
+    let z = (0..n)
+        .map(|i| {
+            if pullback < 1.0 {
+                x[i] + pullback * step[i]
+            } else {
+                x[i] + step[i]
+            }
+        })
+        .collect();
     Projection {
         z,
         iterations,
         pullback,
+        pinned,
     }
 }
 
-/// Largest λ in [0, 1] with x + λ (u − x) in the box.
-fn pullback_into_box(x: &[f64], u: &[f64]) -> f64 {
+/// Projects the null-space `step` so that pixels on the edge of the box do not move outwards.
+fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>) -> (Vec<f64>, usize) {
+    let outwards = |i: usize, d: f64, slack: f64| (x[i] <= 0.0 && d < slack) || (x[i] >= 1.0 && d > -slack);
+    let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
+    if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {
+        return (step, 0);
+    }
+    let mut current = step.clone();
+    // Each round pins at least one more pixel; a handful of rounds settles every image seen.
+    for _ in 0..8 {
+        let Ok(restricted) = ns.pinned(&pinned) else {
+            break;
+        };
+        current = restricted.project(&step);
+        let more: Vec<usize> = (0..x.len())
+            .filter(|&i| !pinned[i] && outwards(i, current[i], 0.0) && current[i] != 0.0)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        for i in more {
+            pinned[i] = true;
+        }
+    }
+    let count = pinned.iter().filter(|&&p| p).count();
+    (current, count)
+}
+
+/// Largest λ in [0, 1] with x + λ d in the box.
+fn pullback_into_box(x: &[f64], step: &[f64]) -> f64 {
     let mut lambda: f64 = 1.0;
-    for (&xi, &ui) in x.iter().zip(u) {
-        let d = ui - xi;
+    for (&xi, &d) in x.iter().zip(step) {
+        let ui = xi + d;
         if ui > 1.0 && d > 0.0 {
             lambda = lambda.min((1.0 - xi) / d);
         } else if ui < 0.0 && d < 0.0 {

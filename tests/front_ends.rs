@@ -386,7 +386,10 @@ fn dense_convolution_matches_the_jacobian_from_tract() {
     }
     let ours = fe.operator.as_ref().unwrap().to_dense();
     let err = (&ours - &jacobian).norm_max();
-    assert!(err < 1e-6 * ours.norm_max(), "dense conv differs from tract's Jacobian by {err}");
+    assert!(
+        err < 1e-6 * ours.norm_max(),
+        "dense conv differs from tract's Jacobian by {err}"
+    );
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
     assert_eq!(ns.nullity, n - oracle_rank(&jacobian));
 }

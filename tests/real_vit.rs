@@ -7,22 +7,9 @@ use blindspot::collide::{collide, CollideRequest};
 use blindspot::frontend::FrontEndKind;
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
-use std::path::PathBuf;
+mod common;
 
-fn cached(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("BLINDSPOT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/blindspot"));
-    let p = dir.join(name);
-    if p.is_file() {
-        Some(p)
-    } else if std::env::var_os("BLINDSPOT_REQUIRE_REAL").is_some() {
-        panic!("{} is missing: run scripts/fetch-models.sh", p.display());
-    } else {
-        eprintln!("skipping: {} not fetched (scripts/fetch-models.sh)", p.display());
-        None
-    }
-}
+use common::real_data::cached;
 
 #[test]
 fn vit_s14_audit_and_collisions_in_every_mode() {

@@ -78,3 +78,91 @@ fn preprocessing_map_by_hand() {
     let t = nhwc.gather(&[1, 1, 2, 3]).unwrap().evaluate(&pixels);
     assert!((t[3] - 77.5).abs() < 1e-12);
 }
+
+/// Pinning pixels restricts the null space to directions that leave them fixed: against the null
+/// space of [A; E_S] from a dense SVD.
+#[test]
+fn pinned_null_space_matches_dense_svd_of_the_stacked_constraints() {
+    let a = Mat::from_fn(3, 7, |i, j| {
+        ((i * 7 + j) as f64 * 0.37).sin() + if i == j { 1.0 } else { 0.0 }
+    });
+    let op = BlockOperator {
+        input_dim: 9,
+        output_dim: 3,
+        // Pixels 7 and 8 are read by nothing: free unless pinned.
+        blocks: vec![Block {
+            rows: vec![0, 1, 2],
+            cols: (0..7).collect(),
+            matrix: Arc::new(a.clone()),
+        }],
+    };
+    let ns = NullSpace::of(&op, (3, 7), f32::EPSILON as f64, RankRule::default()).unwrap();
+    assert_eq!(ns.nullity, 4 + 2);
+    let mut pinned = vec![false; 9];
+    for k in [1, 4, 8] {
+        pinned[k] = true;
+    }
+    let restricted = ns.pinned(&pinned).unwrap();
+    // Oracle: rows of A (on pixels 0..7) stacked on unit rows of the pinned pixels.
+    let stacked = Mat::from_fn(6, 9, |i, j| match i {
+        0..=2 => {
+            if j < 7 {
+                a[(i, j)]
+            } else {
+                0.0
+            }
+        }
+        _ => {
+            if j == [1, 4, 8][i - 3] {
+                1.0
+            } else {
+                0.0
+            }
+        }
+    });
+    let sv = stacked.singular_values().unwrap();
+    let rank = sv.iter().filter(|&&s| s > 1e-10).count();
+    assert_eq!(restricted.nullity, 9 - rank);
+    let basis = restricted.dense_basis();
+    assert_eq!(basis.ncols(), restricted.nullity);
+    assert!((&stacked * &basis).norm_max() < 1e-12);
+    // The projection is the orthogonal projector onto that space.
+    let v: Vec<f64> = (0..9).map(|i| (i as f64 * 1.3).cos()).collect();
+    let p = restricted.project(&v);
+    let expected = &basis * (basis.transpose() * Mat::from_fn(9, 1, |i, _| v[i]));
+    for i in 0..9 {
+        assert!((p[i] - expected[(i, 0)]).abs() < 1e-12);
+    }
+    for k in [1, 4, 8] {
+        assert_eq!(p[k], 0.0);
+    }
+}
+
+/// On a black image, a layer that sums pixels with positive weights leaves no room to move; one
+/// with a sign change in its weights does, and the collision keeps the black pixels exactly.
+#[test]
+fn collisions_of_black_pixels_move_only_where_the_layer_allows() {
+    let make = |w: [f64; 2]| BlockOperator {
+        input_dim: 2,
+        output_dim: 1,
+        blocks: vec![Block {
+            rows: vec![0],
+            cols: vec![0, 1],
+            matrix: Arc::new(Mat::from_fn(1, 2, |_, j| w[j])),
+        }],
+    };
+    let x = [0.0, 0.0];
+    let positive = NullSpace::of(&make([1.0, 2.0]), (1, 2), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let stuck = project_feasible(&positive, &x, &[1.0, 1.0], 300);
+    assert_eq!(stuck.z, vec![0.0, 0.0]);
+    let mixed = NullSpace::of(&make([1.0, -2.0]), (1, 2), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let moved = project_feasible(&mixed, &x, &[1.0, 1.0], 300);
+    // Null direction (2, 1)/√5; the closest feasible point to (1, 1) is (1.2, 0.6) cut to the box: (1, 0.5).
+    assert!(
+        (moved.z[0] - 1.0).abs() < 1e-6 && (moved.z[1] - 0.5).abs() < 1e-6,
+        "{:?}",
+        moved.z
+    );
+    assert!(moved.z.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!((moved.z[0] - 2.0 * moved.z[1]).abs() < 1e-15);
+}

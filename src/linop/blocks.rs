@@ -13,6 +13,7 @@ pub struct Block {
 
 /// A sum of dense blocks on index subsets: dense layers (one block), patchify convolutions (one
 /// block per patch) and token-wise MatMuls (one block per token), in pixel or tensor coordinates.
+#[derive(Clone)]
 pub struct BlockOperator {
     pub input_dim: usize,
     pub output_dim: usize,

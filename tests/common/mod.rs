@@ -1,1 +1,2 @@
 pub mod onnx_builder;
+pub mod real_data;
