@@ -111,11 +111,14 @@ pub struct DemoReport {
     pub models: Vec<ModelDemo>,
 }
 
+/// A file to write: path relative to the output folder, and its bytes.
+type OutputFile = (String, Vec<u8>);
+
 /// What the demo computed, before anything is written.
 pub struct Demo {
     pub report: DemoReport,
     /// Per model: its figure and the collisions' files (relative path, bytes).
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<OutputFile>,
 }
 
 fn embedded_digit(label: u8) -> &'static EmbeddedDigit {
@@ -175,7 +178,7 @@ fn run_model(
     index: usize,
     opts: &DemoOptions,
     progress: &dyn Fn(&str),
-) -> Result<(ModelDemo, Vec<(String, Vec<u8>)>)> {
+) -> Result<(ModelDemo, Vec<OutputFile>)> {
     let rule = RankRule::default();
     let model = embedded.load()?;
     let fe = front_end(&model, &Preprocess::default())?;

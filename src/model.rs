@@ -66,7 +66,7 @@ impl Model {
 
     /// Loads a model held in memory (an embedded one); `path` names it in messages and reports.
     pub fn from_bytes(bytes: &[u8], path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
-        let graph = OnnxGraph::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+        let graph = OnnxGraph::from_bytes(bytes).with_context(|| format!("{}", path.display()))?;
         let inputs = graph.data_inputs();
         let [input] = inputs.as_slice() else {
             bail!(

@@ -128,6 +128,8 @@ pub struct NullSpace {
     pinned: Vec<bool>,
 }
 
+type SubMatrixKey = (*const Mat<f64>, Vec<bool>);
+
 struct Source {
     op: BlockOperator,
     weight_dims: (usize, usize),
@@ -164,7 +166,8 @@ impl NullSpace {
     /// sit on the edge of [0, 1] and must stay there.
     pub fn pinned(&self, pinned: &[bool]) -> Result<NullSpace> {
         let pinned: Vec<bool> = pinned.iter().zip(&self.pinned).map(|(a, b)| *a || *b).collect();
-        let mut sub_matrices: HashMap<(*const Mat<f64>, Vec<bool>), Arc<Mat<f64>>> = HashMap::new();
+        // Keyed by the block's matrix and which of its columns stay free.
+        let mut sub_matrices: HashMap<SubMatrixKey, Arc<Mat<f64>>> = HashMap::new();
         let mut blocks = vec![];
         for block in &self.source.op.blocks {
             let keep: Vec<bool> = block.cols.iter().map(|&k| !pinned[k]).collect();
