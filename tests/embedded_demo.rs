@@ -8,7 +8,6 @@ use blindspot::embedded::{self, MODELS};
 use blindspot::preprocess::decode_image;
 use blindspot::{front_end, Preprocess};
 use common::real_data::cached;
-use faer::Mat;
 
 fn argmax(v: &[f64]) -> usize {
     (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
@@ -183,17 +182,7 @@ fn lenet_control_has_no_null_space_by_an_independent_jacobian() {
 
     let model = embedded::find("lenet").unwrap().load().unwrap();
     let fe = front_end(&model, &Preprocess::default()).unwrap();
-    let runner = model.runner(&[fe.output_value.clone().unwrap()], false).unwrap();
-    let base = runner.run(&vec![0.0f32; PIXELS]).unwrap()[0].data.clone();
-    let mut jacobian = Mat::<f64>::zeros(base.len(), PIXELS);
-    for j in 0..PIXELS {
-        let mut e = vec![0.0f32; PIXELS];
-        e[j] = 1.0;
-        let out = &runner.run(&e).unwrap()[0].data;
-        for i in 0..base.len() {
-            jacobian[(i, j)] = out[i] - base[i];
-        }
-    }
+    let jacobian = common::oracles::jacobian_through_tract(&model, fe.output_value.as_ref().unwrap());
     let sv = jacobian.singular_values().unwrap();
     let (max, min) = (
         sv.iter().cloned().fold(0.0, f64::max),

@@ -372,18 +372,8 @@ fn dense_convolution_matches_the_jacobian_from_tract() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "strided", &ob::strided_overlapping_conv(3));
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
-    let runner = model.runner(&[fe.output_value.clone().unwrap()], false).unwrap();
     let n = fe.input_dim();
-    let base = runner.run(&vec![0.0f32; n]).unwrap()[0].data.clone();
-    let mut jacobian = Mat::<f64>::zeros(base.len(), n);
-    for j in 0..n {
-        let mut e = vec![0.0f32; n];
-        e[j] = 1.0;
-        let out = &runner.run(&e).unwrap()[0].data;
-        for i in 0..base.len() {
-            jacobian[(i, j)] = out[i] - base[i];
-        }
-    }
+    let jacobian = common::oracles::jacobian_through_tract(&model, fe.output_value.as_ref().unwrap());
     let ours = fe.operator.as_ref().unwrap().to_dense();
     let err = (&ours - &jacobian).norm_max();
     assert!(

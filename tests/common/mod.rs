@@ -1,2 +1,3 @@
 pub mod onnx_builder;
+pub mod oracles;
 pub mod real_data;

@@ -192,25 +192,46 @@ pub fn patch_conv_nhwc_transpose(seed: u64) -> Vec<u8> {
     model_bytes(&patch_conv_nhwc_transpose_spec(seed))
 }
 
+/// input [1,c,h,w] -> stem_conv(W [out,c,k,k], stride, pads) -> head, weights drawn in that order.
+fn conv_stem_model(
+    name: &str,
+    seed: u64,
+    [c, h, w]: [i64; 3],
+    out: i64,
+    kernel: i64,
+    stride: i64,
+    pads: Option<[i64; 4]>,
+) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new(name, &[1, c, h, w], &[1, 3]);
+    let fan_in = (c * kernel * kernel) as usize;
+    m.weight(&mut r, "stem_conv.weight", &[out, c, kernel, kernel], fan_in)
+        .weight(&mut r, "stem_conv.bias", &[out], fan_in);
+    let mut conv = Node::new(
+        "stem_conv",
+        "Conv",
+        &[INPUT, "stem_conv.weight", "stem_conv.bias"],
+        &["stem_out"],
+    )
+    .ints("kernel_shape", &[kernel, kernel])
+    .ints("strides", &[stride, stride]);
+    let p = pads.unwrap_or([0; 4]);
+    if let Some(p) = pads {
+        conv = conv.ints("pads", &p);
+    }
+    m.node(conv);
+    let (oh, ow) = (
+        (h + p[0] + p[2] - kernel) / stride + 1,
+        (w + p[1] + p[3] - kernel) / stride + 1,
+    );
+    conv_head(&mut m, &mut r, "stem_out", out * oh * ow, 3);
+    m
+}
+
 /// input [1,1,10,10] -> stem_conv(W [4,1,3,3], stride 3) -> [1,4,3,3]
 /// (last row/column of pixels is covered by no patch) -> Relu -> Flatten -> Gemm(36 -> 3).
 pub fn patch_conv_uneven_spec(seed: u64) -> ModelSpec {
-    let mut r = rng(seed);
-    let mut m = ModelSpec::new("patch_conv_uneven", &[1, 1, 10, 10], &[1, 3]);
-    m.weight(&mut r, "stem_conv.weight", &[4, 1, 3, 3], 9)
-        .weight(&mut r, "stem_conv.bias", &[4], 9);
-    m.node(
-        Node::new(
-            "stem_conv",
-            "Conv",
-            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
-            &["stem_out"],
-        )
-        .ints("kernel_shape", &[3, 3])
-        .ints("strides", &[3, 3]),
-    );
-    conv_head(&mut m, &mut r, "stem_out", 4 * 3 * 3, 3);
-    m
+    conv_stem_model("patch_conv_uneven", seed, [1, 10, 10], 4, 3, 3, None)
 }
 
 pub fn patch_conv_uneven(seed: u64) -> Vec<u8> {
@@ -220,23 +241,7 @@ pub fn patch_conv_uneven(seed: u64) -> Vec<u8> {
 /// input [1,2,10,10] -> stem_conv(W [6,2,4,4], stride 4, pads [1,1,1,1]) -> [1,6,3,3]
 /// -> Relu -> Flatten -> Gemm(54 -> 3).
 pub fn patch_conv_padded_spec(seed: u64) -> ModelSpec {
-    let mut r = rng(seed);
-    let mut m = ModelSpec::new("patch_conv_padded", &[1, 2, 10, 10], &[1, 3]);
-    m.weight(&mut r, "stem_conv.weight", &[6, 2, 4, 4], 32)
-        .weight(&mut r, "stem_conv.bias", &[6], 32);
-    m.node(
-        Node::new(
-            "stem_conv",
-            "Conv",
-            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
-            &["stem_out"],
-        )
-        .ints("kernel_shape", &[4, 4])
-        .ints("strides", &[4, 4])
-        .ints("pads", &[1, 1, 1, 1]),
-    );
-    conv_head(&mut m, &mut r, "stem_out", 6 * 3 * 3, 3);
-    m
+    conv_stem_model("patch_conv_padded", seed, [2, 10, 10], 6, 4, 4, Some([1, 1, 1, 1]))
 }
 
 pub fn patch_conv_padded(seed: u64) -> Vec<u8> {
@@ -251,44 +256,21 @@ pub fn overlapping_conv_spec(seed: u64) -> ModelSpec {
 
 /// input [1,c,side,side] -> Conv(c->4, 3×3, stride 1, pads 1) -> head. Overlapping patches.
 pub fn overlapping_conv_sized_spec(seed: u64, channels: i64, side: i64) -> ModelSpec {
-    let mut r = rng(seed);
-    let mut m = ModelSpec::new("overlapping_conv", &[1, channels, side, side], &[1, 3]);
-    m.weight(&mut r, "stem_conv.weight", &[4, channels, 3, 3], 9 * channels as usize)
-        .weight(&mut r, "stem_conv.bias", &[4], 9 * channels as usize);
-    m.node(
-        Node::new(
-            "stem_conv",
-            "Conv",
-            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
-            &["stem_out"],
-        )
-        .ints("kernel_shape", &[3, 3])
-        .ints("strides", &[1, 1])
-        .ints("pads", &[1, 1, 1, 1]),
-    );
-    conv_head(&mut m, &mut r, "stem_out", 4 * side * side, 3);
-    m
+    conv_stem_model(
+        "overlapping_conv",
+        seed,
+        [channels, side, side],
+        4,
+        3,
+        1,
+        Some([1, 1, 1, 1]),
+    )
 }
 
 /// input [1,1,8,8] -> Conv(1->2, 3×3, stride 2, no pads) -> [1,2,3,3] -> head. Patches overlap by
 /// one pixel; the last row and column are read by no patch.
 pub fn strided_overlapping_conv_spec(seed: u64) -> ModelSpec {
-    let mut r = rng(seed);
-    let mut m = ModelSpec::new("strided_overlapping_conv", &[1, 1, 8, 8], &[1, 3]);
-    m.weight(&mut r, "stem_conv.weight", &[2, 1, 3, 3], 9)
-        .weight(&mut r, "stem_conv.bias", &[2], 9);
-    m.node(
-        Node::new(
-            "stem_conv",
-            "Conv",
-            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
-            &["stem_out"],
-        )
-        .ints("kernel_shape", &[3, 3])
-        .ints("strides", &[2, 2]),
-    );
-    conv_head(&mut m, &mut r, "stem_out", 2 * 3 * 3, 3);
-    m
+    conv_stem_model("strided_overlapping_conv", seed, [1, 8, 8], 2, 3, 2, None)
 }
 
 pub fn strided_overlapping_conv(seed: u64) -> Vec<u8> {
