@@ -57,6 +57,9 @@ pub struct DemoCollision {
     pub target_prediction: Option<usize>,
     /// PSNR (dB) of the source digit itself to the target digit, for comparison.
     pub psnr_source_to_target: Option<f64>,
+    /// Share of ‖target − source‖² that lies in the null space: the most a collision could take
+    /// of the target even without the pixel range (random directions: the null fraction).
+    pub target_difference_in_null_space: Option<f64>,
     pub prediction_kept: bool,
     #[serde(flatten)]
     pub record: CollisionRecord,
@@ -273,6 +276,8 @@ fn run_model(
                 prediction,
                 target_prediction: (mode == Mode::Target).then_some(target_prediction),
                 psnr_source_to_target: (mode == Mode::Target).then(|| psnr(&original.0.data, &target_pixels.0.data)),
+                target_difference_in_null_space: (mode == Mode::Target)
+                    .then(|| share_in(&ns, &original.0, &target_pixels.0)),
                 prediction_kept: record.comparison.argmax_equal == Some(true),
                 record,
             });
@@ -290,6 +295,14 @@ fn run_model(
     }
     demo.summary = Some(summary);
     Ok((demo, files))
+}
+
+/// ‖P (t − x)‖² / ‖t − x‖² for the null-space projector P.
+fn share_in(ns: &crate::NullSpace, x: &Pixels, t: &Pixels) -> f64 {
+    let diff: Vec<f64> = t.data.iter().zip(&x.data).map(|(a, b)| a - b).collect();
+    let projected = ns.project(&diff);
+    let energy = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>();
+    energy(&projected) / energy(&diff).max(f64::MIN_POSITIVE)
 }
 
 /// Below this L2 (pixel units) a "collision" is the digit itself.
