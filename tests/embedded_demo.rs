@@ -196,3 +196,20 @@ fn lenet_control_has_no_null_space_by_an_independent_jacobian() {
     let ours = lenet.smallest_singular_value;
     assert!((ours - min).abs() < 1e-3 * min, "σ_min: ours {ours}, oracle {min}");
 }
+
+#[test]
+fn same_seed_same_demo_files() {
+    let files = |seed: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let result = demo::run(&DemoOptions { seed, pairs: 1 }, &|_| {}).unwrap();
+        result.write(dir.path()).unwrap();
+        let mlp = &result.report.models[0];
+        mlp.collisions
+            .iter()
+            .map(|c| std::fs::read(dir.path().join(&c.record.npy)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (a, b, c) = (files(11), files(11), files(12));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
