@@ -14,6 +14,8 @@ pub struct Model {
     pub input_shape: Vec<usize>,
     pub output_names: Vec<String>,
     inference: InferenceModel,
+    /// Prepared plans by requested values and optimisation: preparing is the slow part.
+    plans: std::sync::Mutex<std::collections::HashMap<(Vec<String>, bool), Runner>>,
 }
 
 /// One named value the model computed, widened to f64.
@@ -24,6 +26,7 @@ pub struct Value {
     pub data: Vec<f64>,
 }
 
+#[derive(Clone)]
 pub struct Runner {
     plan: Arc<TypedRunnableModel>,
     names: Vec<String>,
@@ -112,11 +115,25 @@ impl Model {
             input_shape: shape,
             output_names,
             inference,
+            plans: Default::default(),
         })
     }
 
-    /// A plan that returns the named values (ONNX value names) in this order.
+    /// A plan that returns the named values (ONNX value names) in this order; prepared once per
+    /// model and request.
     pub fn runner(&self, names: &[String], optimise: bool) -> Result<Runner> {
+        let key = (names.to_vec(), optimise);
+        if let Some(r) = self.plans.lock().ok().and_then(|p| p.get(&key).cloned()) {
+            return Ok(r);
+        }
+        let runner = self.prepare(names, optimise)?;
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.insert(key, runner.clone());
+        }
+        Ok(runner)
+    }
+
+    fn prepare(&self, names: &[String], optimise: bool) -> Result<Runner> {
         let mut model = self.inference.clone();
         let outlets = names
             .iter()
