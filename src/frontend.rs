@@ -5,7 +5,7 @@
 //! constant) to the first Conv, Gemm or MatMul with a constant weight, folding the preprocessing
 //! and those ops into one `AffineGather` followed by the layer.
 
-use crate::linop::{AffineGather, Block, BlockOperator, LinearOperator};
+use crate::linop::{AffineGather, Block, BlockOperator, Conv2d, ConvGeometry, LinearOperator};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
 use crate::preprocess::{Grid, Preprocess};
 use anyhow::{bail, Context, Result};
@@ -505,18 +505,6 @@ fn finish_with_layer(
     Ok(fe)
 }
 
-/// Geometry of a 2-D convolution on a concrete input.
-pub struct ConvGeometry {
-    pub in_shape: [usize; 3],
-    pub kernel: [usize; 2],
-    pub strides: [usize; 2],
-    pub dilations: [usize; 2],
-    /// top, left, bottom, right
-    pub pads: [usize; 4],
-    pub group: usize,
-    pub out: [usize; 2],
-}
-
 impl ConvGeometry {
     fn from_node(node: &tract_onnx::pb::NodeProto, wshape: &[usize], in_shape: &[usize]) -> Result<Self> {
         let label = node_label(node);
@@ -557,15 +545,8 @@ impl ConvGeometry {
                 .filter(|v| v.len() == 4)
                 .map_or([0; 4], |v| [v[0] as usize, v[1] as usize, v[2] as usize, v[3] as usize]),
         };
-        let out_len = |a: usize, size: usize| {
-            (size + pads[a] + pads[a + 2])
-                .checked_sub(span(a))
-                .map(|v| v / strides[a] + 1)
-        };
-        let out = [
-            out_len(0, h).context("kernel larger than the padded input")?,
-            out_len(1, w).context("kernel larger than the padded input")?,
-        ];
+        let out = ConvGeometry::output_size([h, w], kernel, strides, dilations, pads)
+            .context("kernel larger than the padded input")?;
         Ok(ConvGeometry {
             in_shape: [c, h, w],
             kernel,
@@ -575,11 +556,6 @@ impl ConvGeometry {
             group,
             out,
         })
-    }
-
-    /// Patches do not overlap: every input value feeds at most one output position.
-    pub fn is_patchify(&self) -> bool {
-        self.group == 1 && self.dilations == [1, 1] && (0..2).all(|a| self.strides[a] >= self.kernel[a])
     }
 
     /// One block per output position; border patches keep only their in-image columns.
@@ -634,41 +610,18 @@ impl ConvGeometry {
     /// The whole convolution on this image as one dense block (output position × input value),
     /// for images as small as a 28×28 digit, where the exact SVD is cheap. `None` when too large.
     fn dense_whole_image(&self, weight: &Mat<f64>, input_dim: usize) -> Option<BlockOperator> {
-        let [c, h, w] = self.in_shape;
-        let [kh, kw] = self.kernel;
-        let m = weight.nrows();
-        let (oh, ow) = (self.out[0], self.out[1]);
-        let (rows, cols) = (m * oh * ow, c * h * w);
+        let conv = Conv2d {
+            geometry: self.clone(),
+            out_channels: weight.nrows(),
+            weight: (0..weight.nrows())
+                .flat_map(|i| (0..weight.ncols()).map(move |j| weight[(i, j)]))
+                .collect(),
+        };
+        let (rows, cols) = (conv.output_dim(), conv.input_dim());
         if cols != input_dim || cols > DENSE_CONV_MAX_COLS || rows.saturating_mul(cols) > DENSE_CONV_MAX_ENTRIES {
             return None;
         }
-        let (in_per_group, out_per_group) = (c / self.group, m / self.group);
-        let mut dense = Mat::<f64>::zeros(rows, cols);
-        for o in 0..m {
-            let g = o / out_per_group;
-            for py in 0..oh {
-                for px in 0..ow {
-                    let r = (o * oh + py) * ow + px;
-                    for ci in 0..in_per_group {
-                        let ch = g * in_per_group + ci;
-                        for ky in 0..kh {
-                            let y = (py * self.strides[0] + ky * self.dilations[0]) as i64 - self.pads[0] as i64;
-                            if y < 0 || y as usize >= h {
-                                continue;
-                            }
-                            for kx in 0..kw {
-                                let x = (px * self.strides[1] + kx * self.dilations[1]) as i64 - self.pads[1] as i64;
-                                if x < 0 || x as usize >= w {
-                                    continue;
-                                }
-                                dense[(r, (ch * h + y as usize) * w + x as usize)] +=
-                                    weight[(o, (ci * kh + ky) * kw + kx)];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let dense = conv.to_dense();
         Some(BlockOperator {
             input_dim,
             output_dim: rows,

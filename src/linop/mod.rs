@@ -5,10 +5,12 @@
 
 mod blocks;
 mod compose;
+mod conv;
 mod gather;
 
 pub use blocks::{Block, BlockOperator};
 pub use compose::Compose;
+pub use conv::{Conv2d, ConvGeometry};
 pub use gather::AffineGather;
 
 /// y = A x and x = Aᵀ y for a real matrix A of shape `output_dim × input_dim`.
