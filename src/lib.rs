@@ -34,6 +34,7 @@ pub mod digits;
 pub mod embedded;
 pub mod frontend;
 pub mod linop;
+pub mod matrix_free_projection;
 pub mod model;
 pub mod npy;
 pub mod nullspace;

@@ -163,3 +163,39 @@ fn convolution_passes_the_dot_test_and_equals_tract() {
         }
     }
 }
+
+/// Orthogonal projector onto the null space from a dense SVD (σ ≤ 1e-10 σ_max counts as null).
+fn dense_null_projection(a: &faer::Mat<f64>, v: &[f64]) -> Vec<f64> {
+    let svd = a.svd().unwrap();
+    let s = svd.S().column_vector();
+    let max = (0..s.nrows()).map(|i| s[i]).fold(0.0, f64::max);
+    let rank = (0..s.nrows()).filter(|&i| s[i] > 1e-10 * max).count();
+    let null = svd.V().subcols(rank, a.ncols() - rank);
+    let vv = faer::Mat::from_fn(v.len(), 1, |i, _| v[i]);
+    let p = null * (null.transpose() * &vv);
+    (0..v.len()).map(|i| p[(i, 0)]).collect()
+}
+
+#[test]
+fn conjugate_gradient_projection_matches_the_dense_svd() {
+    use blindspot::matrix_free_projection::CgProjector;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (k, cfg) in configs().iter().enumerate() {
+        let conv = operator(cfg, &mut rng);
+        let v: Vec<f64> = (0..conv.input_dim()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let expected = dense_null_projection(&conv.to_dense(), &v);
+        let projector = CgProjector::new(&conv);
+        let (z, u, report) = projector.project(&v, None);
+        assert!(report.converged, "config {k}: {report:?}");
+        assert!(report.relative_residual <= 1e-9, "config {k}: {report:?}");
+        let err = z.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(err < 1e-7, "config {k}: CG differs from the dense projector by {err}");
+        // A warm start from the answer needs (almost) no work.
+        let (_, _, again) = projector.project(&v, Some(&u));
+        assert!(
+            again.iterations <= 1,
+            "config {k}: warm start took {} iterations",
+            again.iterations
+        );
+    }
+}
