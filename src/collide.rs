@@ -14,16 +14,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// `collide` as the command line asks for it: image files.
+/// `collide` as the command line asks for it: image files and how to search.
 pub struct CollideRequest {
     pub image: PathBuf,
-    pub mode: Mode,
     pub target: Option<PathBuf>,
-    pub count: usize,
-    /// L2 (pixel units) of random directions; `None`: 0.1 per pixel RMS, i.e. 0.1 · √n.
-    pub strength: Option<f64>,
-    pub seed: u64,
-    pub rule: RankRule,
+    pub search: SearchSettings,
 }
 
 #[derive(Serialize)]
@@ -109,23 +104,16 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
 }
 
 pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
-    if req.mode == Mode::Target && req.target.is_none() {
+    if req.search.mode == Mode::Target && req.target.is_none() {
         bail!("--mode target needs --target IMAGE");
     }
-    let ns = null_space_for_collisions(fe, req.rule)?;
+    let ns = null_space_for_collisions(fe, req.search.rule)?;
     let original = load_image(&req.image, &fe.grid)?;
     let target = match &req.target {
         Some(p) => Some(load_image(p, &fe.grid)?),
         None => None,
     };
-    let settings = SearchSettings {
-        mode: req.mode,
-        count: req.count,
-        strength: req.strength,
-        seed: req.seed,
-        rule: req.rule,
-    };
-    collide_pixels(model, fe, &ns, original, target, &settings, progress)
+    collide_pixels(model, fe, &ns, original, target, &req.search, progress)
 }
 
 /// Searches, verifies and reports collisions for pixels already decoded onto the model's grid.

@@ -12,6 +12,7 @@ use crate::frontend::{FrontEnd, FrontEndKind};
 use crate::npy::{encode_f32, write_atomic};
 use crate::preprocess::{decode_image, ImageNotes, Pixels};
 use crate::search::{psnr, Mode};
+use crate::verify::argmax;
 use crate::{front_end, Preprocess, RankRule};
 use anyhow::{Context, Result};
 use image::RgbImage;
@@ -28,6 +29,13 @@ pub struct DemoOptions {
     pub seed: u64,
     /// How many of [`PAIRS`] to use per model (1 for a fast run).
     pub pairs: usize,
+}
+
+impl DemoOptions {
+    /// Searches if every model had a null space (a model without one is skipped).
+    pub fn searches_at_most(&self) -> usize {
+        MODELS.len() * self.pairs.clamp(1, PAIRS.len()) * MODES.len()
+    }
 }
 
 impl Default for DemoOptions {
@@ -143,10 +151,6 @@ fn describe_first_layer(fe: &FrontEnd) -> String {
         }
         _ => format!("{} {}→{}", l.op, l.matrix.ncols(), l.matrix.nrows()),
     }
-}
-
-fn argmax(v: &[f64]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {

@@ -2,7 +2,7 @@
 //! 1 no exact collision exists for this model, 2 bad input or any other error.
 
 use anyhow::{bail, Context, Result};
-use blindspot::collide::{collide, CollideRequest};
+use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
 use blindspot::{audit, demo, npy, report, Preprocess, RankRule};
@@ -187,12 +187,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 pairs: if quick { 1 } else { demo::PAIRS.len() },
             };
-            let with_null_space = blindspot::embedded::MODELS.len() - 1;
-            let bar = progress_bar(
-                cli.quiet,
-                (with_null_space * opts.pairs * demo::MODES.len()) as u64,
-                "demo",
-            );
+            let bar = progress_bar(cli.quiet, opts.searches_at_most() as u64, "demo");
             let result = demo::run(&opts, &|what| {
                 bar.set_message(what.to_string());
                 bar.inc(1)
@@ -245,12 +240,14 @@ fn run(cli: Cli) -> Result<()> {
             let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
             let req = CollideRequest {
                 image,
-                mode,
                 target,
-                count,
-                strength,
-                seed,
-                rule: RankRule { relative: model.tol },
+                search: SearchSettings {
+                    mode,
+                    count,
+                    strength,
+                    seed,
+                    rule: RankRule { relative: model.tol },
+                },
             };
             let bar = progress_bar(cli.quiet, count as u64, "searching");
             let result = collide(&m, &fe, &req, &|| bar.inc(1))?;

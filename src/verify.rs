@@ -55,7 +55,8 @@ fn looks_like_scores(v: &Value) -> bool {
     n > 1 && v.shape.last() == Some(&n)
 }
 
-fn argmax(v: &[f64]) -> usize {
+/// Index of the largest value (the first on ties).
+pub fn argmax(v: &[f64]) -> usize {
     v.iter()
         .enumerate()
         .fold(

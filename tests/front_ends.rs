@@ -3,7 +3,7 @@
 mod common;
 
 use blindspot::audit::front_end_null_space;
-use blindspot::collide::{collide, CollideRequest};
+use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
 use blindspot::linop::{dot_test, Compose, LinearOperator};
 use blindspot::search::Mode;
@@ -271,12 +271,14 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
             let out = dir.path().join(format!("{}-{mode:?}", case.name));
             let req = CollideRequest {
                 image: img.clone(),
-                mode,
                 target: Some(tgt.clone()),
-                count: 2,
-                strength: None,
-                seed: 7,
-                rule: RankRule::default(),
+                search: SearchSettings {
+                    mode,
+                    count: 2,
+                    strength: None,
+                    seed: 7,
+                    rule: RankRule::default(),
+                },
             };
             if case.nullity == 0 {
                 let err = collide(&model, &fe, &req, &|| {}).err().unwrap().to_string();
@@ -324,12 +326,14 @@ fn same_seed_same_files() {
     let run = |out: &Path, seed: u64| {
         let req = CollideRequest {
             image: img.clone(),
-            mode: Mode::Random,
             target: None,
-            count: 2,
-            strength: None,
-            seed,
-            rule: RankRule::default(),
+            search: SearchSettings {
+                mode: Mode::Random,
+                count: 2,
+                strength: None,
+                seed,
+                rule: RankRule::default(),
+            },
         };
         collide(&model, &fe, &req, &|| {})
             .unwrap()

@@ -3,7 +3,7 @@
 //! fetch fails instead of skipping.
 
 use blindspot::audit::{audit, front_end_null_space};
-use blindspot::collide::{collide, CollideRequest};
+use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
@@ -51,12 +51,14 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
         let out = dir.path().join(format!("{mode:?}"));
         let req = CollideRequest {
             image: photo.clone(),
-            mode,
             target: Some(target.clone()),
-            count: 1,
-            strength: None,
-            seed: 3,
-            rule,
+            search: SearchSettings {
+                mode,
+                count: 1,
+                strength: None,
+                seed: 3,
+                rule,
+            },
         };
         let result = collide(&model, &fe, &req, &|| {}).unwrap();
         result.write(&out, &model.input_shape).unwrap();
