@@ -111,6 +111,24 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
             .into_iter()
             .filter(|n| n.op_type != "Shape")
             .collect();
+        // A fan-out that meets again in one Concat (YOLOv5's Focus) is one gather; so is a Concat
+        // that reads the same value twice.
+        let fans_out = consumers.len() > 1 || consumers.first().is_some_and(|n| n.op_type == "Concat");
+        if fans_out && !graph.is_graph_output(&value) {
+            match crate::front_end_folds::fold_fan_out(graph, &value, &map) {
+                Ok(Some((next, joined, ops))) => {
+                    fe.ops.extend(ops);
+                    map = next;
+                    value = joined;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    fe.limitation = Some(format!("{reason:#}"));
+                    return Ok(fe);
+                }
+            }
+        }
         if graph.is_graph_output(&value) || consumers.len() != 1 {
             let what = if consumers.is_empty() {
                 "reaches a model output".to_string()
@@ -152,7 +170,11 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
 }
 
 /// One affine, index-moving op applied to the running map.
-fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, map: &AffineGather) -> Result<AffineGather> {
+pub(crate) fn fold_affine(
+    graph: &OnnxGraph,
+    node: &tract_onnx::pb::NodeProto,
+    map: &AffineGather,
+) -> Result<AffineGather> {
     let shape = map.shape.clone();
     let const_input = |i: usize| -> Result<Constant> {
         let name = node
@@ -175,6 +197,8 @@ fn fold_affine(graph: &OnnxGraph, node: &tract_onnx::pb::NodeProto, map: &Affine
     };
     match node.op_type.as_str() {
         "Cast" | "Identity" => Ok(map.clone()),
+        "Slice" => crate::front_end_folds::fold_slice(graph, node, map),
+        "Resize" => crate::front_end_folds::fold_resize(graph, node, map),
         "Transpose" => {
             let rank = shape.len();
             let perm: Vec<usize> = attr_ints(node, "perm")

@@ -32,6 +32,7 @@ pub mod collide;
 pub mod demo;
 pub mod digits;
 pub mod embedded;
+pub mod front_end_folds;
 pub mod frontend;
 pub mod linop;
 pub mod matrix_free_projection;

@@ -434,3 +434,270 @@ pub fn wide_dense_spec(seed: u64) -> ModelSpec {
 pub fn wide_dense(seed: u64) -> Vec<u8> {
     model_bytes(&wide_dense_spec(seed))
 }
+
+// ---------------------------------------------------------------------------
+// Fixtures for the folds around the first layer (tests/front_end_folds.rs).
+// ---------------------------------------------------------------------------
+
+fn string_attr(node: Node, name: &str, value: &str) -> Node {
+    node.attr(name, AttrValue::Str(value.to_string()))
+}
+
+/// Appends `stem_conv(W [4, channels, 3, 3], b [4], pads 1)` on `from`, an NCHW tensor of
+/// `channels`×`h`×`w`, and the head after it. The stem's output is `stem_out`.
+fn conv3x3_stem_and_head(m: &mut ModelSpec, r: &mut ChaCha8Rng, from: &str, [channels, h, w]: [i64; 3]) {
+    let fan_in = (channels * 9) as usize;
+    m.weight(r, "stem_conv.weight", &[4, channels, 3, 3], fan_in)
+        .weight(r, "stem_conv.bias", &[4], fan_in);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &[from, "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[3, 3])
+        .ints("pads", &[1, 1, 1, 1]),
+    );
+    conv_head(m, r, "stem_out", 4 * h * w, 3);
+}
+
+/// input [1,3,8,8] -> stem_conv(3 -> 4, 3×3, stride 2, pads 1) -> `stem_out` [1,4,4,4].
+fn strided_stem(m: &mut ModelSpec, r: &mut ChaCha8Rng) {
+    m.weight(r, "stem_conv.weight", &[4, 3, 3, 3], 27)
+        .weight(r, "stem_conv.bias", &[4], 27);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &[INPUT, "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[3, 3])
+        .ints("strides", &[2, 2])
+        .ints("pads", &[1, 1, 1, 1]),
+    );
+}
+
+/// Inference-mode BatchNormalization parameters for 4 channels; channel 1's scale is exactly 0
+/// (a dead channel).
+fn batch_norm_params(m: &mut ModelSpec) {
+    m.init_f32("bn.scale", &[4], vec![1.5, 0.0, -0.75, 2.25])
+        .init_f32("bn.bias", &[4], vec![0.1, -0.2, 0.3, 0.05])
+        .init_f32("bn.mean", &[4], vec![0.2, -0.1, 0.05, -0.3])
+        .init_f32("bn.var", &[4], vec![0.5, 1.2, 0.09, 2.0]);
+}
+
+fn batch_norm_node(from: &str, to: &str) -> Node {
+    Node::new(
+        "bn",
+        "BatchNormalization",
+        &[from, "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+        &[to],
+    )
+}
+
+/// input [1,3,8,8] -> stem_conv(stride 2, pads 1) -> `stem_out` [1,4,4,4]
+/// -> BatchNormalization(epsilon 1e-3; channel 1's scale 0) -> `bn_out` -> Relu -> Flatten -> Gemm.
+pub fn conv_batchnorm_relu_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("conv_batchnorm_relu", &[1, 3, 8, 8], &[1, 3]);
+    strided_stem(&mut m, &mut r);
+    batch_norm_params(&mut m);
+    m.node(batch_norm_node("stem_out", "bn_out").float("epsilon", 1e-3));
+    conv_head(&mut m, &mut r, "bn_out", 64, 3);
+    m
+}
+
+/// As `conv_batchnorm_relu_spec` with the default epsilon, then per-channel arithmetic:
+/// `bn_out` -> Mul [1,4,1,1] -> Div [4,1,1] -> Sub (scalar − y) -> Add [1] -> `affine_out` -> Relu.
+pub fn conv_batchnorm_arithmetic_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("conv_batchnorm_arithmetic", &[1, 3, 8, 8], &[1, 3]);
+    strided_stem(&mut m, &mut r);
+    batch_norm_params(&mut m);
+    m.init_f32("gain", &[1, 4, 1, 1], vec![2.0, -1.0, 0.5, 3.0])
+        .init_f32("divisor", &[4, 1, 1], vec![4.0, 0.25, -2.0, 1.5])
+        .init_f32("minuend", &[], vec![0.7])
+        .init_f32("offset", &[1], vec![-0.4]);
+    m.node(batch_norm_node("stem_out", "bn_out"))
+        .node(Node::new("gain_mul", "Mul", &["bn_out", "gain"], &["gained"]))
+        .node(Node::new("divisor_div", "Div", &["gained", "divisor"], &["divided"]))
+        .node(Node::new("minuend_sub", "Sub", &["minuend", "divided"], &["flipped"]))
+        .node(Node::new("offset_add", "Add", &["flipped", "offset"], &["affine_out"]));
+    conv_head(&mut m, &mut r, "affine_out", 64, 3);
+    m
+}
+
+/// stem_conv -> BatchNormalization -> `bn_out`, read by both Relu and Sigmoid (summed) -> Mul 2
+/// -> Flatten -> Gemm. The fold must stop at `bn_out`.
+pub fn conv_batchnorm_two_readers_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("conv_batchnorm_two_readers", &[1, 3, 8, 8], &[1, 3]);
+    strided_stem(&mut m, &mut r);
+    batch_norm_params(&mut m);
+    m.weight(&mut r, "head.weight", &[3, 64], 64)
+        .weight(&mut r, "head.bias", &[3], 64);
+    m.node(batch_norm_node("stem_out", "bn_out"))
+        .node(Node::new("relu", "Relu", &["bn_out"], &["relu_out"]))
+        .node(Node::new("sigmoid", "Sigmoid", &["bn_out"], &["sigmoid_out"]))
+        .node(Node::new("join", "Add", &["relu_out", "sigmoid_out"], &["joined"]))
+        .node(Node::new("flatten", "Flatten", &["joined"], &["flat"]).int("axis", 1))
+        .node(
+            Node::new("head", "Gemm", &["flat", "head.weight", "head.bias"], &[OUTPUT])
+                .float("alpha", 1.0)
+                .float("beta", 1.0)
+                .int("transB", 1),
+        );
+    m
+}
+
+/// YOLOv5's Focus on `from` ([1,3,8,8]): four Slices with steps 2 on H and W (rows/columns
+/// starting at 0 or 1) -> Concat(axis 1) -> `focused` [1,12,4,4]. With `chained`, each branch is
+/// torch's export of `x[..., r::2, c::2]`: a Slice on H, then a Slice on W.
+fn focus(m: &mut ModelSpec, from: &str, chained: bool) {
+    m.init_i64("focus.ends", &[2], vec![i64::MAX, i64::MAX])
+        .init_i64("focus.axes", &[2], vec![2, 3])
+        .init_i64("focus.steps", &[2], vec![2, 2])
+        .init_i64("focus.end", &[1], vec![i64::MAX])
+        .init_i64("focus.step", &[1], vec![2])
+        .init_i64("focus.axis_h", &[1], vec![2])
+        .init_i64("focus.axis_w", &[1], vec![3])
+        .init_i64("focus.zero", &[1], vec![0])
+        .init_i64("focus.one", &[1], vec![1]);
+    let mut parts = vec![];
+    for (row, col) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        let part = format!("focus_{row}{col}");
+        if chained {
+            let rows = format!("focus_rows_{row}{col}");
+            let [r0, c0] = [row, col].map(|s| if s == 0 { "focus.zero" } else { "focus.one" });
+            let h_inputs = [from, r0, "focus.end", "focus.axis_h", "focus.step"];
+            let w_inputs = [rows.as_str(), c0, "focus.end", "focus.axis_w", "focus.step"];
+            m.node(Node::new(&format!("slice_h_{row}{col}"), "Slice", &h_inputs, &[&rows]))
+                .node(Node::new(&format!("slice_w_{row}{col}"), "Slice", &w_inputs, &[&part]));
+        } else {
+            let starts = format!("focus.starts_{row}{col}");
+            m.init_i64(&starts, &[2], vec![row, col]);
+            let inputs = [from, starts.as_str(), "focus.ends", "focus.axes", "focus.steps"];
+            m.node(Node::new(&format!("slice_{row}{col}"), "Slice", &inputs, &[&part]));
+        }
+        parts.push(part);
+    }
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    m.node(Node::new("focus_concat", "Concat", &parts, &["focused"]).int("axis", 1));
+}
+
+/// input [1,3,8,8] -> Focus (4 Slices, or 4 chains of 2 with `chained`) -> Concat -> `focused`
+/// [1,12,4,4] -> stem_conv(12 -> 4, 3×3, pads 1) -> head.
+pub fn focus_spec(seed: u64, chained: bool) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("focus", &[1, 3, 8, 8], &[1, 3]);
+    focus(&mut m, INPUT, chained);
+    conv3x3_stem_and_head(&mut m, &mut r, "focused", [12, 4, 4]);
+    m
+}
+
+/// input [1,8,8,3] (NHWC) -> Sub(mean [3]) -> Div(std [3]) -> Transpose(perm [0,3,1,2]) -> Focus
+/// -> `focused` [1,12,4,4] -> stem_conv -> head.
+pub fn nhwc_normalised_focus_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("nhwc_normalised_focus", &[1, 8, 8, 3], &[1, 3]);
+    m.init_f32("pixel_mean", &[3], IMAGENET_MEAN.to_vec())
+        .init_f32("pixel_std", &[3], IMAGENET_STD.to_vec());
+    m.node(Node::new("sub_mean", "Sub", &[INPUT, "pixel_mean"], &["centred"]))
+        .node(Node::new("div_std", "Div", &["centred", "pixel_std"], &["normalised"]))
+        .node(Node::new("nhwc_to_nchw", "Transpose", &["normalised"], &["nchw"]).ints("perm", &[0, 3, 1, 2]));
+    focus(&mut m, "nchw", false);
+    conv3x3_stem_and_head(&mut m, &mut r, "focused", [12, 4, 4]);
+    m
+}
+
+/// Output length of one Slice axis, straight from the ONNX spec's pseudo-code.
+pub fn slice_len(start: i64, end: i64, step: i64, dim: i64) -> i64 {
+    let fix = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+    let (s, e) = (fix(start), fix(end));
+    let (s, e) = if step > 0 {
+        (s.clamp(0, dim), e.clamp(0, dim))
+    } else {
+        (s.clamp(0, dim - 1), e.clamp(-1, dim - 1))
+    };
+    let n = if step > 0 {
+        (e - s + step - 1) / step
+    } else {
+        (s - e + (-step) - 1) / (-step)
+    };
+    n.max(0)
+}
+
+/// One Slice of an input [1,3,7,6]; `axes` and `steps` are left out of the node when `None`.
+pub struct SliceCase {
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    pub axes: Option<Vec<i64>>,
+    pub steps: Option<Vec<i64>>,
+}
+
+/// input [1,3,7,6] -> Slice(case) -> `sliced` -> stem_conv(3×3, pads 1) -> head.
+pub fn slice_spec(seed: u64, case: &SliceCase) -> ModelSpec {
+    let mut r = rng(seed);
+    let input = [1i64, 3, 7, 6];
+    let mut m = ModelSpec::new("slice", &input, &[1, 3]);
+    let n = case.starts.len() as i64;
+    m.init_i64("slice.starts", &[n], case.starts.clone())
+        .init_i64("slice.ends", &[n], case.ends.clone());
+    let mut inputs = vec![INPUT, "slice.starts", "slice.ends"];
+    let axes = case.axes.clone().unwrap_or_else(|| (0..n).collect());
+    if let Some(a) = &case.axes {
+        m.init_i64("slice.axes", &[n], a.clone());
+        inputs.push("slice.axes");
+    }
+    if let Some(s) = &case.steps {
+        if case.axes.is_none() {
+            inputs.push("");
+        }
+        m.init_i64("slice.steps", &[n], s.clone());
+        inputs.push("slice.steps");
+    }
+    let steps = case.steps.clone().unwrap_or_else(|| vec![1; n as usize]);
+    let mut out = input;
+    for (i, &a) in axes.iter().enumerate() {
+        let a = if a < 0 { a + 4 } else { a } as usize;
+        out[a] = slice_len(case.starts[i], case.ends[i], steps[i], input[a]);
+    }
+    m.node(Node::new("slice", "Slice", &inputs, &["sliced"]));
+    conv3x3_stem_and_head(&mut m, &mut r, "sliced", [out[1], out[2], out[3]]);
+    m
+}
+
+/// What a Resize is told: scales (`floor(len · scale)` per axis) or sizes.
+#[derive(Clone, Copy, Debug)]
+pub enum ResizeTarget {
+    Scales([f32; 4]),
+    Sizes([i64; 4]),
+}
+
+/// input [1,2,5,4] -> Resize(`attrs`, target; empty roi) -> `resized` -> stem_conv(3×3, pads 1)
+/// -> head.
+pub fn resize_spec(seed: u64, attrs: &[(&str, &str)], target: ResizeTarget) -> ModelSpec {
+    let mut r = rng(seed);
+    let input = [1i64, 2, 5, 4];
+    let mut m = ModelSpec::new("resize", &input, &[1, 3]);
+    let (inputs, out): (Vec<&str>, [i64; 4]) = match target {
+        ResizeTarget::Scales(s) => {
+            m.init_f32("resize.scales", &[4], s.to_vec());
+            let out = std::array::from_fn(|a| (input[a] as f32 * s[a]).floor() as i64);
+            (vec![INPUT, "", "resize.scales"], out)
+        }
+        ResizeTarget::Sizes(s) => {
+            m.init_i64("resize.sizes", &[4], s.to_vec());
+            (vec![INPUT, "", "", "resize.sizes"], s)
+        }
+    };
+    let mut node = Node::new("resize", "Resize", &inputs, &["resized"]);
+    for (name, value) in attrs {
+        node = string_attr(node, name, value);
+    }
+    m.node(node);
+    conv3x3_stem_and_head(&mut m, &mut r, "resized", [out[1], out[2], out[3]]);
+    m
+}
