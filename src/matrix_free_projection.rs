@@ -1,9 +1,22 @@
 //! Null-space projection for operators without block structure (overlapping convolutions on
-//! whole images): z = v − Aᵀu with A Aᵀ u = A v, solved by conjugate gradients. Only `apply` and
-//! `adjoint` are used. The stopping rule is on the true residual ‖A z‖ / ‖A v‖, which is exactly
-//! what a collision needs: how much of the step the first layer still sees.
+//! whole images): z = v − Aᵀu with A Aᵀ u = A v, solved by (preconditioned) conjugate gradients.
+//! Only `apply` and `adjoint` are used. The stopping rule is on the true residual ‖A z‖ / ‖A v‖,
+//! which is exactly what a collision needs: how much of the step the first layer still sees.
+//!
+//! A preconditioner (an approximate inverse of A Aᵀ, e.g. the circulant one of
+//! `conv_spectrum::CirculantPreconditioner`) only changes how fast the iteration gets there: the
+//! stop is still decided on a residual recomputed from z, so a poor preconditioner costs
+//! iterations, never accuracy.
 
 use crate::linop::{dot, norm, LinearOperator};
+use std::sync::Arc;
+
+/// An approximation of (A Aᵀ)⁻¹ on the output space of A, symmetric positive definite (so that
+/// CG stays CG). It only has to be good enough to cluster the spectrum of M A Aᵀ.
+pub trait Preconditioner: Send + Sync {
+    /// M r, a vector of the same length as `r`.
+    fn apply(&self, r: &[f64]) -> Vec<f64>;
+}
 
 /// How one projection ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +32,8 @@ pub struct CgProjector<A> {
     /// Stop when ‖A z‖ ≤ tolerance · ‖A v‖.
     pub tolerance: f64,
     pub max_iterations: usize,
+    /// Turns CG into PCG; `None` is plain CG.
+    pub preconditioner: Option<Arc<dyn Preconditioner>>,
 }
 
 impl<A: LinearOperator> CgProjector<A> {
@@ -27,6 +42,20 @@ impl<A: LinearOperator> CgProjector<A> {
             op,
             tolerance: 1e-10,
             max_iterations: 2000,
+            preconditioner: None,
+        }
+    }
+
+    /// The same projector, preconditioned by `m` ≈ (A Aᵀ)⁻¹.
+    pub fn with_preconditioner(mut self, m: Arc<dyn Preconditioner>) -> Self {
+        self.preconditioner = Some(m);
+        self
+    }
+
+    fn precondition(&self, r: &[f64]) -> Vec<f64> {
+        match &self.preconditioner {
+            Some(m) => m.apply(r),
+            None => r.to_vec(),
         }
     }
 
@@ -52,33 +81,57 @@ impl<A: LinearOperator> CgProjector<A> {
                 },
             );
         }
+        let limit = self.tolerance * target;
         // r = A v − A Aᵀ u = A z.
         let mut r = a.apply_vec(&z_of(&u));
-        let mut p = r.clone();
-        let mut rr = dot(&r, &r);
+        let mut s = self.precondition(&r);
+        let mut p = s.clone();
+        let mut rs = dot(&r, &s);
         let mut iterations = 0;
-        let limit = self.tolerance * target;
-        while iterations < self.max_iterations && rr.sqrt() > limit {
+        let mut since_restart = 0;
+        // Whether `r` was recomputed from z (not updated by the recursion) since the last step.
+        let mut r_is_true = true;
+        while iterations < self.max_iterations {
+            if norm(&r) <= limit {
+                // The recursive residual says stop; only the true one may decide. If it
+                // disagrees, restart from it (the recursion drifted).
+                if r_is_true {
+                    break;
+                }
+                let true_r = a.apply_vec(&z_of(&u));
+                if norm(&true_r) <= limit {
+                    break;
+                }
+                r = true_r;
+                s = self.precondition(&r);
+                p = s.clone();
+                rs = dot(&r, &s);
+                since_restart = 0;
+            }
             let q = a.apply_vec(&a.adjoint_vec(&p));
             let pq = dot(&p, &q);
-            if pq <= 0.0 {
+            if pq <= 0.0 || rs <= 0.0 {
                 break;
             }
-            let alpha = rr / pq;
+            let alpha = rs / pq;
             for i in 0..u.len() {
                 u[i] += alpha * p[i];
                 r[i] -= alpha * q[i];
             }
             iterations += 1;
+            since_restart += 1;
+            r_is_true = false;
             // The recursive residual drifts; restart from the true one now and then.
-            if iterations % 50 == 0 {
+            if since_restart % 50 == 0 {
                 r = a.apply_vec(&z_of(&u));
+                r_is_true = true;
             }
-            let rr_next = dot(&r, &r);
-            let beta = rr_next / rr;
-            rr = rr_next;
+            s = self.precondition(&r);
+            let rs_next = dot(&r, &s);
+            let beta = rs_next / rs;
+            rs = rs_next;
             for i in 0..p.len() {
-                p[i] = r[i] + beta * p[i];
+                p[i] = s[i] + beta * p[i];
             }
         }
         let z = z_of(&u);
@@ -93,5 +146,35 @@ impl<A: LinearOperator> CgProjector<A> {
                 converged,
             },
         )
+    }
+}
+
+/// A ∘ Mask: the operator with some input entries pinned to zero (`free[i] == false`). Projecting
+/// onto its null space with [`CgProjector`] gives z = v − Mask Aᵀ u, which lies in
+/// {z : A z = 0, z_pinned = v_pinned}; zero the pinned entries of v first to project onto
+/// {z : A z = 0, z_pinned = 0}. Pixels on the edge of the box are pinned this way.
+pub struct MaskedColumns<A> {
+    pub op: A,
+    pub free: Vec<bool>,
+}
+
+impl<A: LinearOperator> LinearOperator for MaskedColumns<A> {
+    fn input_dim(&self) -> usize {
+        self.op.input_dim()
+    }
+    fn output_dim(&self) -> usize {
+        self.op.output_dim()
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        let masked: Vec<f64> = x.iter().zip(&self.free).map(|(v, &f)| if f { *v } else { 0.0 }).collect();
+        self.op.apply(&masked, y);
+    }
+    fn adjoint(&self, y: &[f64], x: &mut [f64]) {
+        self.op.adjoint(y, x);
+        for (v, &f) in x.iter_mut().zip(&self.free) {
+            if !f {
+                *v = 0.0;
+            }
+        }
     }
 }
