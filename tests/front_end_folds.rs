@@ -4,6 +4,7 @@
 mod common;
 
 use blindspot::front_end_folds::channel_affine_after;
+use blindspot::linop::LinearOperator;
 use blindspot::preprocess::{from_tensor, to_tensor};
 use blindspot::{open, FrontEnd, Model, Preprocess};
 use common::onnx_builder::{self as ob, ModelSpec, ResizeTarget, SliceCase};
@@ -352,4 +353,83 @@ fn channel_affine_stops_at_a_value_with_two_readers_and_is_none_before_a_relu() 
     // The model's output is where folding ends, even before an op that would fold.
     let (_dir, model, _) = open_spec(&ob::conv_batchnorm_relu_spec(44));
     assert_eq!(channel_affine_after(&model.graph, ob::OUTPUT, 3).unwrap(), None);
+}
+
+#[test]
+fn a_fan_out_that_does_not_meet_in_a_concat_keeps_its_limitation() {
+    let (_dir, _, fe) = open_spec(&ob::fan_out_into_add_spec(50));
+    let limitation = fe.limitation.expect("a limitation");
+    assert!(limitation.contains("feeds 2 nodes (Relu, Sigmoid)"), "{limitation}");
+    assert!(fe.layer_input_map.is_none());
+}
+
+/// Right singular vectors of the zero singular values of a dense matrix (σ ≤ 1e-9 σ_max).
+fn null_directions(a: &faer::Mat<f64>) -> Vec<Vec<f64>> {
+    let svd = a.svd().unwrap();
+    let sv: Vec<f64> = (0..a.nrows().min(a.ncols())).map(|i| svd.S()[i]).collect();
+    let rank = sv.iter().filter(|&&s| s > 1e-9 * sv[0]).count();
+    let v = svd.V();
+    (rank..a.ncols())
+        .map(|j| (0..a.ncols()).map(|i| v[(i, j)]).collect())
+        .collect()
+}
+
+/// The folds are right in the sense that matters: a direction in the null space of the folded
+/// operator leaves tract's first-layer output and logits where they were, while a random
+/// direction of the same size moves them.
+#[test]
+fn null_directions_of_folded_front_ends_leave_tract_unchanged() {
+    let specs = [
+        ob::focus_spec(60, false),
+        ob::nhwc_normalised_focus_spec(61),
+        // Downsampling by 2: three pixels in four are read by nothing.
+        ob::resize_spec(
+            62,
+            &[("coordinate_transformation_mode", "asymmetric")],
+            ResizeTarget::Scales([1.0, 1.0, 0.5, 0.5]),
+        ),
+        // Rows 5 -> 7 (some read twice), columns 4 -> 2 (half read by nothing).
+        ob::resize_spec(63, &[], ResizeTarget::Sizes([1, 2, 7, 2])),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for spec in &specs {
+        let (_dir, model, fe) = open_spec(spec);
+        let dense = fe.operator.as_ref().expect("a dense operator").to_dense();
+        let directions = null_directions(&dense);
+        let n = fe.input_dim();
+        assert!(!directions.is_empty(), "{}: no null space", spec.graph_name);
+        // A sum of null directions, and a random direction, both of norm 0.3 in pixel space.
+        let mut along = vec![0.0; n];
+        for d in &directions {
+            let w: f64 = rng.gen_range(-1.0..1.0);
+            along.iter_mut().zip(d).for_each(|(a, v)| *a += w * v);
+        }
+        let random: Vec<f64> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let scaled = |v: &[f64]| -> Vec<f64> {
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v.iter().map(|x| 0.3 * x / norm).collect()
+        };
+        let x: Vec<f64> = (0..n).map(|_| rng.gen_range(0.2..0.8)).collect();
+        let names = [fe.output_value.clone().unwrap(), ob::OUTPUT.to_string()];
+        let runner = model.runner(&names, true).unwrap();
+        let run = |pixels: &[f64]| runner.run(&to_tensor(&fe.preprocess_map, pixels)).unwrap();
+        let base = run(&x);
+        let moved = |d: &[f64]| -> (f64, f64) {
+            let z: Vec<f64> = x.iter().zip(d).map(|(a, b)| a + b).collect();
+            let out = run(&z);
+            (
+                relative_error(&out[0].data, &base[0].data),
+                relative_error(&out[1].data, &base[1].data),
+            )
+        };
+        let (front_null, logits_null) = moved(&scaled(&along));
+        let (front_random, logits_random) = moved(&scaled(&random));
+        eprintln!(
+            "{}: nullity {} of {n}; null direction moves the first layer {front_null:.1e}, logits {logits_null:.1e}; random {front_random:.1e}, {logits_random:.1e}",
+            spec.graph_name,
+            directions.len()
+        );
+        assert!(front_null < 1e-5 && logits_null < 1e-5, "{}: moved", spec.graph_name);
+        assert!(front_random > 1e-2, "{}: random control did not move", spec.graph_name);
+    }
 }

@@ -701,3 +701,19 @@ pub fn resize_spec(seed: u64, attrs: &[(&str, &str)], target: ResizeTarget) -> M
     conv3x3_stem_and_head(&mut m, &mut r, "resized", [out[1], out[2], out[3]]);
     m
 }
+
+/// input [1,3,8,8] -> Relu and Sigmoid (a fan-out that meets in an Add, not a Concat) -> Conv.
+pub fn fan_out_into_add_spec(seed: u64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("fan_out_into_add", &[1, 3, 8, 8], &[1, 3]);
+    m.node(Node::new("relu_in", "Relu", &[INPUT], &["relu_in_out"]))
+        .node(Node::new("sigmoid_in", "Sigmoid", &[INPUT], &["sigmoid_in_out"]))
+        .node(Node::new(
+            "join_in",
+            "Add",
+            &["relu_in_out", "sigmoid_in_out"],
+            &["joined_in"],
+        ));
+    conv3x3_stem_and_head(&mut m, &mut r, "joined_in", [3, 8, 8]);
+    m
+}
