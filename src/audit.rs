@@ -1,8 +1,8 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
-use crate::frontend::{FrontEnd, FrontEndKind};
+use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind};
 use crate::model::Model;
-use crate::nullspace::{rank_of, MatrixRank, NullSpace, RankRule};
+use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
 use crate::onnx_graph::{attr_int, node_label, EPS_F32};
 use anyhow::Result;
 use faer::Mat;
@@ -34,6 +34,10 @@ pub struct FrontEndInfo {
     /// input_dim − output_dim where positive: ignored directions that must exist.
     pub nullity_lower_bound: usize,
     pub method: Option<String>,
+    /// Of the whole front end (pixel units): how close it comes to ignoring a direction.
+    pub smallest_singular_value: Option<f64>,
+    /// With `--tol`: ‖A δ‖ ≤ response_bound · ‖δ‖ for every direction counted.
+    pub response_bound: Option<f64>,
     pub limitation: Option<String>,
     pub rank_rule: String,
     /// Distinct block matrices in pixel coordinates (preprocessing folded in).
@@ -72,13 +76,59 @@ pub struct LayerInfo {
     pub nullity: usize,
 }
 
-/// The null space of the front end, where its structure lets blindspot compute it exactly.
+/// Tile side (input values) for approximate null spaces of convolutions: large enough that most
+/// of the image moves (the gaps hold 2·(kernel span − 1)/tile of it or so), small enough for a
+/// quick SVD per distinct tile.
+pub const CONV_TILE: usize = 16;
+
+/// The null space of the front end, where its structure lets blindspot compute it: exactly, or
+/// with `--tol` the directions whose response is at most that fraction of σ_max.
 pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
-    let (Some(op), Some(layer)) = (fe.operator.as_ref(), fe.first_layer.as_ref()) else {
+    let Some(layer) = fe.first_layer.as_ref() else {
         return Ok(None);
     };
     let dims = (layer.matrix.nrows(), layer.matrix.ncols());
-    NullSpace::of(op, dims, layer.eps, rule).map(Some)
+    if let Some(op) = fe.operator.as_ref() {
+        return NullSpace::of(op, dims, layer.eps, rule).map(Some);
+    }
+    let Some(conv) = fe.conv.as_ref() else {
+        return Ok(None);
+    };
+    if let Some(relative) = rule.relative {
+        let Some((op, held, tiles)) = fe.conv_tiles_in_pixels(CONV_TILE)? else {
+            return Ok(None);
+        };
+        let mut ns = NullSpace::of_pinned(&op, dims, layer.eps, rule, held)?;
+        ns.nullity_exact = false;
+        ns.method = format!(
+            "dense SVD (faer, f64) of {t}×{t} input tiles {gy}/{gx} values apart, the gaps held fixed so that no output reads two tiles; directions with a response up to {relative} × each tile's sigma_max (a subset of the operator's)",
+            t = tiles.tile,
+            gy = tiles.gap[0],
+            gx = tiles.gap[1],
+        );
+        return Ok(Some(ns));
+    }
+    Ok(Some(conv_null_space(fe, conv, layer, rule)))
+}
+
+/// The exact null space of a convolution known by its action: projection by conjugate gradients,
+/// the nullity from the convolution's structure where it can be read off.
+fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, _layer: &FirstLayer, _rule: RankRule) -> NullSpace {
+    let lower = fe.input_dim().saturating_sub(fe.output_dim());
+    let (nullity, exact, method, smallest) = (
+        lower,
+        false,
+        "not computed from structure yet: at least input_dim − output_dim".to_string(),
+        f64::NAN,
+    );
+    NullSpace::matrix_free(MatrixFreeSource {
+        operator: conv.operator.clone(),
+        preconditioner: None,
+        nullity,
+        nullity_exact: exact,
+        method: format!("{method}; projection by conjugate gradients on A Aᵀ (stop at ‖A z‖ ≤ 1e-10 ‖A v‖)"),
+        smallest_singular_value: smallest,
+    })
 }
 
 pub fn audit(
@@ -108,12 +158,8 @@ pub fn audit(
         None => None,
     };
     let (input_dim, output_dim) = (fe.input_dim(), fe.output_dim());
-    let nullity = ns.map(|n| n.nullity);
-    let method = ns.map(|_| match fe.kind {
-        FrontEndKind::PatchifyConv => "dense SVD per patch block (faer, f64) + uncovered pixels".to_string(),
-        FrontEndKind::Conv => "dense SVD of the whole convolution on this image size (faer, f64)".to_string(),
-        _ => "dense SVD per block (faer, f64)".to_string(),
-    });
+    let nullity = ns.filter(|n| n.nullity_exact).map(|n| n.nullity);
+    let method = ns.map(|n| n.method.clone());
     let front_end = FrontEndInfo {
         ops: fe.ops.clone(),
         kind: fe.kind,
@@ -121,8 +167,12 @@ pub fn audit(
         output_dim,
         nullity,
         null_fraction: nullity.map(|d| d as f64 / input_dim as f64),
-        nullity_lower_bound: input_dim.saturating_sub(output_dim),
+        nullity_lower_bound: input_dim
+            .saturating_sub(output_dim)
+            .max(ns.filter(|n| rule.relative.is_none()).map_or(0, |n| n.nullity)),
         method,
+        smallest_singular_value: ns.map(|n| n.smallest_singular_value()),
+        response_bound: ns.filter(|_| rule.relative.is_some()).map(|n| n.response_bound),
         limitation: fe.limitation.clone(),
         rank_rule: rule.describe(),
         blocks: ns.map_or(vec![], |n| {

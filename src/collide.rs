@@ -42,8 +42,11 @@ pub struct FrontEndSummary {
     pub ops: Vec<String>,
     pub input_dim: usize,
     pub output_dim: usize,
+    /// Exact where `nullity_exact`, otherwise a lower bound.
     pub nullity: usize,
+    pub nullity_exact: bool,
     pub null_fraction: f64,
+    pub method: String,
     pub rank_rule: String,
 }
 
@@ -62,6 +65,11 @@ pub struct CollisionRecord {
     pub pullback: f64,
     /// Pixels on the edge of [0, 1] held exactly where they are (see `search::project_feasible`).
     pub pixels_held_at_edge: usize,
+    /// ‖A (z − x)‖₂ in f64, A the front end's linear part: what the first layer sees of the change.
+    pub front_end_response: Option<f64>,
+    /// Guaranteed ‖A (z − x)‖₂ ≤ σ ‖z − x‖ for σ the largest singular value of the directions
+    /// used; it bounds `front_end_max_abs_diff` too, up to float32 rounding. Reported for `--tol`.
+    pub front_end_response_bound: Option<f64>,
     pub control: Comparison,
 }
 
@@ -94,11 +102,19 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
             fe.limitation.as_deref().unwrap_or("the front end is not supported")
         );
     };
-    if ns.nullity == 0 {
+    if ns.nullity == 0 && ns.nullity_exact {
+        let hint = if rule.relative.is_some() {
+            "raise --budget"
+        } else {
+            "--budget REL gives approximate collisions"
+        };
         bail!(
-            "the front end has no null space (nullity 0; smallest singular value {:.3e}): no exact collision exists",
+            "the front end has no null space (nullity 0; smallest singular value {:.3e}): no exact collision exists ({hint})",
             ns.smallest_singular_value()
         );
+    }
+    if ns.nullity == 0 {
+        bail!("the front end's nullity could not be established ({}); no collision was searched", ns.method);
     }
     Ok(ns)
 }
@@ -149,6 +165,8 @@ pub fn collide_pixels(
     for (index, p) in found.into_iter().enumerate() {
         let tensor = to_tensor(&fe.preprocess_map, &p.z);
         let comparison = verifier.compare(x, &p.z, &tensor)?;
+        let delta: Vec<f64> = p.z.iter().zip(x).map(|(z, x)| z - x).collect();
+        let comparison_l2 = comparison.l2;
         let control_pixels = control_perturbation(x, comparison.l2, &mut rng);
         let control = verifier.compare(x, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
         let psnr_to_target = target.as_ref().map(|t| psnr(&p.z, &t.0.data));
@@ -163,6 +181,8 @@ pub fn collide_pixels(
             dykstra_iterations: p.iterations,
             pullback: p.pullback,
             pixels_held_at_edge: p.pinned,
+            front_end_response: fe.response(&delta),
+            front_end_response_bound: req.rule.relative.map(|_| p.response_bound * comparison_l2),
             control,
         });
         tensors.push(tensor);
@@ -188,7 +208,9 @@ pub fn collide_pixels(
             input_dim: fe.input_dim(),
             output_dim: fe.output_dim(),
             nullity: ns.nullity,
+            nullity_exact: ns.nullity_exact,
             null_fraction: ns.nullity as f64 / n as f64,
+            method: ns.method.clone(),
             rank_rule: req.rule.describe(),
         },
         collisions,

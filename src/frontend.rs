@@ -5,7 +5,7 @@
 //! constant) to the first Conv, Gemm or MatMul with a constant weight, folding the preprocessing
 //! and those ops into one `AffineGather` followed by the layer.
 
-use crate::linop::{AffineGather, Block, BlockOperator, Conv2d, ConvGeometry, LinearOperator};
+use crate::linop::{AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
 use crate::preprocess::{Grid, Preprocess};
 use anyhow::{bail, Context, Result};
@@ -54,14 +54,30 @@ pub struct FrontEnd {
     /// Pixels → the first layer's input tensor.
     pub layer_input_map: Option<AffineGather>,
     /// First-layer input tensor → first-layer output (linear part).
-    pub layer: Option<BlockOperator>,
+    pub layer: Option<Arc<dyn LinearOperator>>,
     /// Bias of the first layer, per output.
     pub bias: Vec<f64>,
-    /// The whole front end as disjoint blocks in pixel coordinates: the operator A.
+    /// The whole front end as disjoint blocks in pixel coordinates: the operator A, where the
+    /// layer is block-diagonal.
     pub operator: Option<BlockOperator>,
+    /// The whole front end as a convolution known by its action, where it is not.
+    pub conv: Option<ConvFrontEnd>,
     /// ONNX value name of the front end's output, to read it back from the running model.
     pub output_value: Option<String>,
     pub output_shape: Vec<usize>,
+}
+
+/// An overlapping, strided, padded, dilated or grouped convolution as the first layer, too large
+/// for one dense matrix.
+pub struct ConvFrontEnd {
+    /// The layer, with the per-channel affine ops after it (BatchNormalization, …) folded in.
+    pub layer: Arc<Conv2d>,
+    /// Pixels → first-layer output, linear part: the layer after the folded map.
+    pub operator: Arc<dyn LinearOperator>,
+    /// The same operator as a convolution of the pixel image itself, where the map in front of
+    /// the layer only scales each channel (and reorders values): its structure gives the nullity
+    /// and a preconditioner. Reordering the pixels changes neither.
+    pub pixel_conv: Option<Conv2d>,
 }
 
 impl FrontEnd {
@@ -71,6 +87,29 @@ impl FrontEnd {
     pub fn output_dim(&self) -> usize {
         self.output_shape.iter().product()
     }
+    /// The convolution restricted to input tiles (see [`ConvTiles`]), in pixel coordinates, with
+    /// the pixels of the gaps between them, which must stay where they are.
+    pub fn conv_tiles_in_pixels(&self, tile: usize) -> Result<Option<(BlockOperator, Vec<bool>, ConvTiles)>> {
+        let (Some(conv), Some(map)) = (self.conv.as_ref(), self.layer_input_map.as_ref()) else {
+            return Ok(None);
+        };
+        let tiles = conv.layer.tiles(tile);
+        let op = pixel_blocks(&tiles.blocks, map)?;
+        let mut held = vec![false; map.input_dim];
+        for (t, src) in map.source.iter().enumerate() {
+            if let Some(k) = src {
+                held[*k] |= tiles.gaps[t];
+            }
+        }
+        Ok(Some((op, held, tiles)))
+    }
+
+    /// ‖A δ‖₂ for a change δ of the pixels: what the first layer sees of it, in f64.
+    pub fn response(&self, delta: &[f64]) -> Option<f64> {
+        let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
+        Some(crate::linop::norm(&layer.apply_vec(&map.apply_vec(delta))))
+    }
+
     /// The affine front end on pixels: A x + offset, in f64.
     pub fn evaluate(&self, pixels: &[f64]) -> Option<Vec<f64>> {
         let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
@@ -99,6 +138,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
         layer: None,
         bias: vec![],
         operator: None,
+        conv: None,
         output_value: None,
         output_shape: vec![],
     };
@@ -479,7 +519,20 @@ fn finish_with_layer(
         _ => {
             let conv = ConvGeometry::from_node(node, &weight.shape, &shape)?;
             let (m, fan_in) = (weight.shape[0], weight.shape[1..].iter().product::<usize>());
-            let matrix = Mat::from_fn(m, fan_in, |i, j| weight.values[i * fan_in + j]);
+            let mut matrix = Mat::from_fn(m, fan_in, |i, j| weight.values[i * fan_in + j]);
+            let mut per_out = bias_of(2, m, 1.0)?;
+            // BatchNormalization and per-channel scale/shift after the layer are part of it: a zero
+            // scale makes a dead channel, whose directions the rest of the model never sees.
+            if let Some(after) = crate::front_end_folds::channel_affine_after(graph, &node.output[0], m)? {
+                for o in 0..m {
+                    for j in 0..fan_in {
+                        matrix[(o, j)] *= after.scale[o];
+                    }
+                    per_out[o] = after.scale[o] * per_out[o] + after.shift[o];
+                }
+                output_value = after.output_value;
+                fe.ops.extend(after.ops);
+            }
             let first = FirstLayer {
                 node: label.clone(),
                 op: op.clone(),
@@ -492,7 +545,6 @@ fn finish_with_layer(
                 eps: weight.eps,
             };
             let out_shape = vec![1, m, conv.out[0], conv.out[1]];
-            let per_out = bias_of(2, m, 1.0)?;
             let bias: Vec<f64> = per_out
                 .iter()
                 .flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1]))
@@ -503,10 +555,21 @@ fn finish_with_layer(
             } else if let Some(layer) = conv.dense_whole_image(&matrix, map.len()) {
                 (Some(layer), bias, FrontEndKind::Conv, out_shape, first)
             } else {
-                fe.limitation = Some(format!(
-                    "the first layer is an overlapping, dilated or grouped convolution (kernel {:?}, stride {:?}, dilation {:?}, group {}) on an image too large for one dense matrix: its full-image null space is not computed for this layer kind yet",
-                    conv.kernel, conv.strides, conv.dilations, conv.group
-                ));
+                let layer = Arc::new(Conv2d {
+                    geometry: conv.clone(),
+                    out_channels: m,
+                    weight: (0..m).flat_map(|i| (0..fan_in).map(move |j| (i, j))).map(|(i, j)| matrix[(i, j)]).collect(),
+                });
+                let pixel_conv = pixel_convolution(&layer, &map);
+                fe.conv = Some(ConvFrontEnd {
+                    layer: layer.clone(),
+                    operator: Arc::new(Compose {
+                        outer: layer.clone(),
+                        inner: map.clone(),
+                    }),
+                    pixel_conv,
+                });
+                fe.layer = Some(layer);
                 (None, bias, FrontEndKind::Conv, out_shape, first)
             }
         }
@@ -523,7 +586,7 @@ fn finish_with_layer(
                 fe.limitation = Some(format!("{reason:#}"));
             }
         }
-        fe.layer = Some(layer);
+        fe.layer = Some(Arc::new(layer));
     }
     fe.layer_input_map = Some(map);
     Ok(fe)
@@ -623,6 +686,43 @@ impl ConvGeometry {
             blocks,
         }
     }
+}
+
+/// The convolution of the pixels themselves when `map` (pixels → layer input) reads every pixel
+/// once, times a scale that depends on the channel alone: the weights absorb the scale.
+fn pixel_convolution(layer: &Conv2d, map: &AffineGather) -> Option<Conv2d> {
+    let [c, h, w] = layer.geometry.in_shape;
+    if map.len() != c * h * w || map.input_dim != map.len() {
+        return None;
+    }
+    let mut seen = vec![false; map.input_dim];
+    let mut channel_scale = vec![None; c];
+    for t in 0..map.len() {
+        let k = map.source[t]?;
+        if std::mem::replace(&mut seen[k], true) {
+            return None;
+        }
+        let s = map.scale[t];
+        match channel_scale[t / (h * w)] {
+            None => channel_scale[t / (h * w)] = Some(s),
+            Some(prev) if prev != s => return None,
+            _ => {}
+        }
+    }
+    let per_group = c / layer.geometry.group;
+    let out_per_group = layer.out_channels / layer.geometry.group;
+    let taps = layer.geometry.kernel[0] * layer.geometry.kernel[1];
+    let mut weight = layer.weight.clone();
+    for (i, v) in weight.iter_mut().enumerate() {
+        let o = i / (per_group * taps);
+        let ci = (i / taps) % per_group;
+        *v *= channel_scale[(o / out_per_group) * per_group + ci].unwrap_or(1.0);
+    }
+    Some(Conv2d {
+        geometry: layer.geometry.clone(),
+        out_channels: layer.out_channels,
+        weight,
+    })
 }
 
 /// The largest whole-image convolution written out as one dense matrix: 2^24 entries (128 MiB in

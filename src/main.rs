@@ -32,7 +32,9 @@ struct ModelArgs {
     #[arg(long, value_delimiter = ',')]
     input_shape: Option<Vec<usize>>,
     /// Relative rank tolerance (× σ_max); default: numpy's matrix_rank rule for the stored precision.
-    #[arg(long)]
+    /// Above rounding level it is a budget: approximate collisions along directions whose
+    /// first-layer response is at most this fraction of σ_max, with the guaranteed bound reported.
+    #[arg(long, visible_alias = "budget", value_name = "REL")]
     tol: Option<f64>,
     /// Print the JSON report instead of the table.
     #[arg(long)]

@@ -104,7 +104,12 @@ impl Model {
         };
         let what = format!("{}: tract cannot load this model", path.display());
         let inference = guarded(&what, || {
-            let m = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
+            // Shapes recorded in the file for intermediate values and outputs may hold symbols
+            // (a dynamic batch) that contradict the concrete input: tract derives them instead.
+            let m = tract_onnx::onnx()
+                .with_ignore_value_info(true)
+                .with_ignore_output_shapes(true)
+                .model_for_read(&mut &bytes[..])?;
             m.with_input_fact(0, f32::fact(&shape).into())
         })?;
         let output_names = graph.graph.output.iter().map(|o| o.name.clone()).collect();

@@ -1,11 +1,12 @@
 //! Numerical rank and null spaces of the front end, block by block (faer, f64).
 
-use crate::linop::{Block, BlockOperator};
+use crate::linop::{Block, BlockOperator, ColumnMask, LinearOperator};
+use crate::matrix_free_projection::{CgProjector, Preconditioner};
 use anyhow::{bail, Result};
 use faer::{Mat, Par};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How the rank tolerance is set.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,20 +114,58 @@ enum Basis {
     Row(Mat<f64>),
 }
 
-/// The null space of a block operator: orthonormal bases per distinct block, plus the pixels no
-/// block reads (each of them a null direction on its own).
+/// The null space of the front end, as a projector: orthonormal bases per distinct block where the
+/// operator is block-diagonal (plus the pixels no block reads, each a null direction on its own),
+/// or conjugate gradients on the operator itself where it is not (overlapping convolutions).
 pub struct NullSpace {
     pub dim: usize,
+    /// The number of null directions: exact where `nullity_exact`, otherwise a lower bound.
     pub nullity: usize,
+    pub nullity_exact: bool,
+    /// How `nullity` was obtained.
+    pub method: String,
+    /// The largest singular value among the directions counted as null: ‖A δ‖ ≤ this · ‖δ‖ for
+    /// every δ in the span, since the blocks' rows are disjoint too. Rounding-level for exact null
+    /// spaces; the budget's price for approximate ones (`--tol`).
+    pub response_bound: f64,
     pub uncovered: Vec<usize>,
     /// Rank of each distinct block matrix with the number of blocks sharing it.
     pub block_ranks: Vec<(usize, MatrixRank)>,
-    groups: Vec<(Arc<Basis>, Vec<Vec<usize>>)>,
-    /// What the null space was computed from, to restrict it later (see [`NullSpace::pinned`]).
-    source: Arc<Source>,
+    repr: Repr,
     /// Pixels held fixed: outside every block and every null direction.
     pinned: Vec<bool>,
 }
+
+enum Repr {
+    Blocks {
+        groups: Vec<(Arc<Basis>, Vec<Vec<usize>>)>,
+        /// What the null space was computed from, to restrict it later (see [`NullSpace::pinned`]).
+        source: Arc<Source>,
+    },
+    MatrixFree {
+        source: Arc<MatrixFreeSource>,
+        /// The last projection's multiplier: the next, nearby projection starts from it.
+        warm: Mutex<Option<Vec<f64>>>,
+        /// The largest ‖A z‖ / ‖A v‖ any projection has returned.
+        worst_residual: Mutex<f64>,
+    },
+}
+
+/// A front end known only by its action: the null space is reached by projection alone.
+pub struct MatrixFreeSource {
+    /// Pixels → first-layer output, linear part.
+    pub operator: Arc<dyn LinearOperator>,
+    pub preconditioner: Option<Arc<dyn Preconditioner>>,
+    /// Exact where `nullity_exact`, otherwise a lower bound.
+    pub nullity: usize,
+    pub nullity_exact: bool,
+    pub method: String,
+    /// Of the whole operator, or an upper bound on it where that is all that is known.
+    pub smallest_singular_value: f64,
+}
+
+/// Conjugate-gradient accuracy of an exact projection: ‖A z‖ ≤ this · ‖A v‖.
+pub const EXACT_RELATIVE: f64 = 1e-10;
 
 type SubMatrixKey = (*const Mat<f64>, Vec<bool>);
 
@@ -141,6 +180,9 @@ impl NullSpace {
     /// The smallest singular value over all blocks: how close the front end comes to ignoring
     /// a direction (0 when pixels are read by nothing).
     pub fn smallest_singular_value(&self) -> f64 {
+        if let Repr::MatrixFree { source, .. } = &self.repr {
+            return source.smallest_singular_value;
+        }
         if !self.uncovered.is_empty() {
             return 0.0;
         }
@@ -166,10 +208,14 @@ impl NullSpace {
     /// sit on the edge of [0, 1] and must stay there.
     pub fn pinned(&self, pinned: &[bool]) -> Result<NullSpace> {
         let pinned: Vec<bool> = pinned.iter().zip(&self.pinned).map(|(a, b)| *a || *b).collect();
+        let source = match &self.repr {
+            Repr::Blocks { source, .. } => source,
+            Repr::MatrixFree { source, .. } => return Ok(Self::matrix_free_pinned(source.clone(), pinned)),
+        };
         // Keyed by the block's matrix and which of its columns stay free.
         let mut sub_matrices: HashMap<SubMatrixKey, Arc<Mat<f64>>> = HashMap::new();
         let mut blocks = vec![];
-        for block in &self.source.op.blocks {
+        for block in &source.op.blocks {
             let keep: Vec<bool> = block.cols.iter().map(|&k| !pinned[k]).collect();
             if keep.iter().all(|&k| k) {
                 blocks.push(block.clone());
@@ -195,10 +241,10 @@ impl NullSpace {
         }
         let op = BlockOperator {
             input_dim: self.dim,
-            output_dim: self.source.op.output_dim,
+            output_dim: source.op.output_dim,
             blocks,
         };
-        Self::build(&op, self.source.clone(), pinned)
+        Self::build(&op, source.clone(), pinned)
     }
 
     fn build(op: &BlockOperator, source: Arc<Source>, pinned: Vec<bool>) -> Result<NullSpace> {
@@ -229,24 +275,146 @@ impl NullSpace {
         }
         let uncovered: Vec<usize> = (0..op.input_dim).filter(|&k| !covered[k]).collect();
         nullity += uncovered.len();
+        let response_bound = block_ranks
+            .iter()
+            .map(|(_, r)| {
+                let treated_as_null = r.singular_values.iter().copied().filter(|&s| s <= r.tolerance);
+                let implicit_zero = if r.cols > r.rows { 0.0 } else { f64::NEG_INFINITY };
+                treated_as_null.fold(implicit_zero, f64::max)
+            })
+            .fold(0.0, f64::max);
+        let method = if op.blocks.len() == 1 && op.blocks[0].cols.len() == op.input_dim {
+            "dense SVD of the whole operator on this image size (faer, f64)"
+        } else {
+            "dense SVD per block (faer, f64) + pixels no block reads"
+        };
         Ok(NullSpace {
             dim: op.input_dim,
             nullity,
+            nullity_exact: true,
+            method: method.into(),
+            response_bound,
             uncovered,
             block_ranks,
-            groups,
-            source,
+            repr: Repr::Blocks { groups, source },
             pinned,
         })
     }
 
+    /// The null space of `op` with the `pinned` pixels held fixed from the start (the gaps between
+    /// the tiles of a convolution, say).
+    pub fn of_pinned(
+        op: &BlockOperator,
+        weight_dims: (usize, usize),
+        eps: f64,
+        rule: RankRule,
+        pinned: Vec<bool>,
+    ) -> Result<NullSpace> {
+        let source = Arc::new(Source {
+            op: op.clone(),
+            weight_dims,
+            eps,
+            rule,
+        });
+        Self::build(op, source, pinned)
+    }
+
+    /// The null space of an operator known by its action (see [`MatrixFreeSource`]).
+    pub fn matrix_free(source: MatrixFreeSource) -> NullSpace {
+        let dim = source.operator.input_dim();
+        Self::matrix_free_pinned(Arc::new(source), vec![false; dim])
+    }
+
+    fn matrix_free_pinned(source: Arc<MatrixFreeSource>, pinned: Vec<bool>) -> NullSpace {
+        let held = pinned.iter().filter(|&&p| p).count();
+        NullSpace {
+            dim: source.operator.input_dim(),
+            // Pinning k pixels removes at most k null directions.
+            nullity: source.nullity.saturating_sub(held),
+            nullity_exact: source.nullity_exact && held == 0,
+            method: source.method.clone(),
+            response_bound: 0.0,
+            uncovered: vec![],
+            block_ranks: vec![],
+            repr: Repr::MatrixFree {
+                source,
+                warm: Mutex::new(None),
+                worst_residual: Mutex::new(0.0),
+            },
+            pinned,
+        }
+    }
+
+    /// The largest residual ‖A z‖ of any exact projection so far (0 for block bases, which are
+    /// exact to rounding).
+    pub fn worst_projection_residual(&self) -> f64 {
+        match &self.repr {
+            Repr::Blocks { .. } => 0.0,
+            Repr::MatrixFree { worst_residual, .. } => *worst_residual.lock().unwrap(),
+        }
+    }
+
+    /// ‖A x‖ where only the action of A is known (matrix-free null spaces); 0 otherwise, where
+    /// projections are exact to rounding anyway.
+    pub fn response_norm(&self, x: &[f64]) -> f64 {
+        match &self.repr {
+            Repr::Blocks { .. } => 0.0,
+            Repr::MatrixFree { source, .. } => crate::linop::norm(&source.operator.apply_vec(x)),
+        }
+    }
+
+    /// Projection of `v` accurate to ‖A z‖ ≤ max(`relative` · ‖A v‖, `floor`): a search's
+    /// intermediate steps need less than its last one, and a collision needs the change's response
+    /// small beside the image's own response (`floor` = 1e-10 ‖A x‖), not beside the change's.
+    pub fn project_within(&self, v: &[f64], relative: f64, floor: f64) -> Vec<f64> {
+        let (source, warm, worst) = match &self.repr {
+            Repr::Blocks { .. } => return self.project(v),
+            Repr::MatrixFree {
+                source,
+                warm,
+                worst_residual,
+            } => (source, warm, worst_residual),
+        };
+        let keep: Vec<bool> = self.pinned.iter().map(|p| !p).collect();
+        let free: Vec<f64> = v.iter().zip(&keep).map(|(x, &k)| if k { *x } else { 0.0 }).collect();
+        let masked = ColumnMask {
+            op: &*source.operator,
+            keep: &keep,
+        };
+        let response = crate::linop::norm(&masked.apply_vec(&free));
+        let mut projector = CgProjector::new(masked);
+        projector.tolerance = if response > 0.0 {
+            relative.max(floor / response).min(1e-2)
+        } else {
+            relative
+        };
+        if let Some(p) = &source.preconditioner {
+            projector = projector.with_preconditioner(p.clone());
+        }
+        let start = warm.lock().unwrap().take();
+        let (z, u, report) = projector.project(&free, start.as_deref());
+        if std::env::var("BLINDSPOT_TRACE_CG").is_ok() {
+            eprintln!("cg {report:?} (asked {:.1e})", projector.tolerance);
+        }
+        *warm.lock().unwrap() = Some(u);
+        if relative <= EXACT_RELATIVE {
+            let mut w = worst.lock().unwrap();
+            *w = w.max(report.relative_residual * response);
+        }
+        z
+    }
+
     /// Orthogonal projection of `v` onto the null space.
     pub fn project(&self, v: &[f64]) -> Vec<f64> {
+        let groups = match &self.repr {
+            Repr::Blocks { groups, .. } => groups,
+            Repr::MatrixFree { .. } => return self.project_within(v, EXACT_RELATIVE, 0.0),
+        };
         let mut out = vec![0.0; self.dim];
         for &k in &self.uncovered {
             out[k] = v[k];
         }
-        for (basis, blocks) in &self.groups {
+        for (basis, blocks) in groups {
             let n = blocks[0].len();
             // All blocks sharing a basis are projected in one matrix product.
             let stacked = Mat::from_fn(n, blocks.len(), |i, b| v[blocks[b][i]]);
@@ -265,8 +433,26 @@ impl NullSpace {
 
     /// An orthonormal basis of the whole null space as dense columns (small cases and tests).
     pub fn dense_basis(&self) -> Mat<f64> {
+        let groups = match &self.repr {
+            Repr::Blocks { groups, .. } => groups,
+            Repr::MatrixFree { .. } => {
+                // The range of the projector, from its columns.
+                let p = Mat::from_fn(self.dim, self.dim, |_, _| 0.0);
+                let mut p = p;
+                for j in 0..self.dim {
+                    let col = self.project(&unit(self.dim, j));
+                    for (i, v) in col.into_iter().enumerate() {
+                        p[(i, j)] = v;
+                    }
+                }
+                let svd = p.svd().expect("SVD of a projector");
+                let s = svd.S().column_vector();
+                let rank = (0..s.nrows()).filter(|&i| s[i] > 0.5).count();
+                return svd.U().subcols(0, rank).to_owned();
+            }
+        };
         let mut cols: Vec<Vec<f64>> = self.uncovered.iter().map(|&k| unit(self.dim, k)).collect();
-        for (basis, blocks) in &self.groups {
+        for (basis, blocks) in groups {
             let nb = match &**basis {
                 Basis::Null(nb) => nb.clone(),
                 Basis::Row(rb) => complement(rb),

@@ -6,7 +6,7 @@
 //! by rounding, it is pulled back along the segment towards x, which stays on the affine set.
 
 use crate::linop::norm;
-use crate::nullspace::NullSpace;
+use crate::nullspace::{NullSpace, EXACT_RELATIVE};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -53,7 +53,14 @@ pub struct Projection {
     pub pullback: f64,
     /// Pixels on the edge of [0, 1] that the collision holds exactly where they are.
     pub pinned: usize,
+    /// ‖A (z − x)‖ ≤ response_bound · ‖z − x‖: the largest singular value of the directions used
+    /// (see [`NullSpace::response_bound`]).
+    pub response_bound: f64,
 }
+
+/// Accuracy of the projections inside Dykstra's iterations (‖A z‖ ≤ this · ‖A v‖): they only
+/// steer; the last projection is exact (see [`EXACT_RELATIVE`]).
+const DYKSTRA_RELATIVE: f64 = 1e-6;
 
 /// A step smaller than this (pixel units) out of a pixel on the edge counts as staying there.
 const EDGE_STEP: f64 = 1e-6;
@@ -73,10 +80,12 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
     let mut u = x.to_vec();
     let mut iterations = 0;
     let scale = (n as f64).sqrt();
+    // What the first layer may still see of the change: nothing beside its view of the image.
+    let floor = EXACT_RELATIVE * ns.response_norm(x);
     for it in 0..max_iterations {
         iterations = it + 1;
         let t: Vec<f64> = (0..n).map(|i| y[i] + p[i] - x[i]).collect();
-        let step = ns.project(&t);
+        let step = ns.project_within(&t, DYKSTRA_RELATIVE, floor);
         let previous = std::mem::replace(&mut u, (0..n).map(|i| x[i] + step[i]).collect());
         for i in 0..n {
             p[i] = y[i] + p[i] - u[i];
@@ -90,7 +99,9 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
             break;
         }
     }
-    let (step, pinned) = keep_edges(ns, x, (0..n).map(|i| u[i] - x[i]).collect());
+    // The iterations' projections were loose; the last one is not.
+    let last = ns.project_within(&(0..n).map(|i| u[i] - x[i]).collect::<Vec<_>>(), EXACT_RELATIVE, floor);
+    let (step, pinned, response_bound) = keep_edges(ns, x, last, floor);
     let pullback = pullback_into_box(x, &step);
     let z = (0..n)
         .map(|i| {
@@ -106,23 +117,26 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
         iterations,
         pullback,
         pinned,
+        response_bound,
     }
 }
 
 /// Projects the null-space `step` so that pixels on the edge of the box do not move outwards.
-fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>) -> (Vec<f64>, usize) {
+fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
     let outwards = |i: usize, d: f64, slack: f64| (x[i] <= 0.0 && d < slack) || (x[i] >= 1.0 && d > -slack);
     let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
     if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {
-        return (step, 0);
+        return (step, 0, ns.response_bound);
     }
     let mut current = step.clone();
+    let mut bound = ns.response_bound;
     // Each round pins at least one more pixel; a handful of rounds settles every image seen.
     for _ in 0..8 {
         let Ok(restricted) = ns.pinned(&pinned) else {
             break;
         };
-        current = restricted.project(&step);
+        current = restricted.project_within(&step, EXACT_RELATIVE, floor);
+        bound = ns.response_bound.max(restricted.response_bound);
         let more: Vec<usize> = (0..x.len())
             .filter(|&i| !pinned[i] && outwards(i, current[i], 0.0) && current[i] != 0.0)
             .collect();
@@ -134,7 +148,7 @@ fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>) -> (Vec<f64>, usize) {
         }
     }
     let count = pinned.iter().filter(|&&p| p).count();
-    (current, count)
+    (current, count, bound)
 }
 
 /// Largest λ in [0, 1] with x + λ d in the box.

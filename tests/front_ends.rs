@@ -348,25 +348,25 @@ fn same_seed_same_files() {
     assert_ne!(a, c);
 }
 
+/// 3 × 40 × 40 = 4,800 pixels: more than one dense SVD takes, so the convolution stays matrix-free.
+/// Four 3×3 filters at stride 1 give 6,400 outputs for 4,800 inputs: no exact null space, and the
+/// audit must say so from the structure, not make one up.
 #[test]
-fn overlapping_conv_too_large_for_one_matrix_reports_no_made_up_nullity() {
+fn overlapping_conv_too_large_for_one_matrix_is_matrix_free() {
     let dir = tempfile::tempdir().unwrap();
-    // 3 × 40 × 40 = 4,800 pixels: more columns than one dense SVD takes.
     let path = write(dir.path(), "overlap", &ob::overlapping_conv_sized(1, 3, 40));
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     assert_eq!(fe.kind, FrontEndKind::Conv);
-    let ns = front_end_null_space(&fe, RankRule::default()).unwrap();
-    assert!(ns.is_none());
-    let report = blindspot::audit::audit(&model, &fe, None, RankRule::default(), &|_| {}).unwrap();
+    assert!(fe.conv.is_some() && fe.operator.is_none());
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let report = blindspot::audit::audit(&model, &fe, Some(&ns), RankRule::default(), &|_| {}).unwrap();
     let json = serde_json::to_value(&report).unwrap();
-    assert!(json["front_end"]["nullity"].is_null());
-    assert!(json["front_end"]["null_fraction"].is_null());
+    assert_eq!(json["front_end"]["kind"], "conv");
+    assert_eq!(json["front_end"]["nullity_lower_bound"], 0);
     assert_eq!(json["first_layer"]["matrix"]["rows"], 4);
     assert_eq!(json["first_layer"]["matrix"]["cols"], 27);
-    assert!(json["front_end"]["limitation"]
-        .as_str()
-        .unwrap()
-        .contains("not computed"));
+    assert!(json["front_end"]["limitation"].is_null());
+    assert!(json["front_end"]["method"].as_str().unwrap().contains("conjugate gradients"));
 }
 
 /// The Jacobian of the first layer's output by finite differences through tract: an oracle for the

@@ -6,12 +6,16 @@
 mod blocks;
 mod compose;
 mod conv;
+mod conv_tiles;
 mod gather;
+mod mask;
 
 pub use blocks::{Block, BlockOperator};
 pub use compose::Compose;
 pub use conv::{Conv2d, ConvGeometry};
+pub use conv_tiles::ConvTiles;
 pub use gather::AffineGather;
+pub use mask::ColumnMask;
 
 /// y = A x and x = Aᵀ y for a real matrix A of shape `output_dim × input_dim`.
 pub trait LinearOperator: Send + Sync {
@@ -65,6 +69,21 @@ pub fn dot_test(op: &dyn LinearOperator, x: &[f64], y: &[f64]) -> f64 {
 }
 
 impl<T: LinearOperator + ?Sized> LinearOperator for &T {
+    fn input_dim(&self) -> usize {
+        (**self).input_dim()
+    }
+    fn output_dim(&self) -> usize {
+        (**self).output_dim()
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        (**self).apply(x, y)
+    }
+    fn adjoint(&self, y: &[f64], x: &mut [f64]) {
+        (**self).adjoint(y, x)
+    }
+}
+
+impl<T: LinearOperator + ?Sized> LinearOperator for std::sync::Arc<T> {
     fn input_dim(&self) -> usize {
         (**self).input_dim()
     }

@@ -717,3 +717,34 @@ pub fn fan_out_into_add_spec(seed: u64) -> ModelSpec {
     conv3x3_stem_and_head(&mut m, &mut r, "joined_in", [3, 8, 8]);
     m
 }
+
+/// input [1,3,side,side] -> Sub/Div ImageNet mean/std -> stem_conv(W [4,3,3,3], stride 2, pads 1)
+/// -> BatchNormalization (channel 1's scale 0: a dead channel) -> Relu -> Flatten -> Gemm -> 3.
+/// For side ≥ 40 the image is too large for one dense matrix: the front end is matrix-free.
+/// Nullity 3·side² − 3·(side/2)² (three live channels), for even sides.
+pub fn large_strided_stem_bn_spec(seed: u64, side: i64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("large_strided_stem_bn", &[1, 3, side, side], &[1, 3]);
+    m.init_f32("mean", &[1, 3, 1, 1], IMAGENET_MEAN.to_vec())
+        .init_f32("std", &[1, 3, 1, 1], IMAGENET_STD.to_vec());
+    m.node(Node::new("sub", "Sub", &[INPUT, "mean"], &["centred"]))
+        .node(Node::new("div", "Div", &["centred", "std"], &["normalised"]));
+    m.weight(&mut r, "stem_conv.weight", &[4, 3, 3, 3], 27)
+        .weight(&mut r, "stem_conv.bias", &[4], 27);
+    m.node(
+        Node::new(
+            "stem_conv",
+            "Conv",
+            &["normalised", "stem_conv.weight", "stem_conv.bias"],
+            &["stem_out"],
+        )
+        .ints("kernel_shape", &[3, 3])
+        .ints("strides", &[2, 2])
+        .ints("pads", &[1, 1, 1, 1]),
+    );
+    batch_norm_params(&mut m);
+    m.node(batch_norm_node("stem_out", "bn_out"));
+    let out = (side + 1) / 2;
+    conv_head(&mut m, &mut r, "bn_out", 4 * out * out, 3);
+    m
+}

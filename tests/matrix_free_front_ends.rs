@@ -1,0 +1,186 @@
+//! Front ends whose first layer is an overlapping convolution on an image too large for one dense
+//! matrix: the null space is reached by conjugate gradients, collisions are verified through the
+//! whole model by tract, and approximate null spaces from tiles keep their guaranteed bound.
+mod common;
+
+use blindspot::audit::front_end_null_space;
+use blindspot::collide::{collide_pixels, SearchSettings};
+use blindspot::frontend::FrontEndKind;
+use blindspot::linop::{dot_test, norm, Block, BlockOperator, Conv2d, ConvGeometry, LinearOperator};
+use blindspot::nullspace::{MatrixFreeSource, NullSpace};
+use blindspot::preprocess::{ImageNotes, Pixels};
+use blindspot::search::Mode;
+use blindspot::{open, Preprocess, RankRule};
+use common::onnx_builder as ob;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+fn random_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+/// Conjugate gradients on a dense operator against the same operator's SVD basis.
+#[test]
+fn conjugate_gradient_null_space_equals_the_dense_one() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (rows, cols) = (30, 70);
+    let matrix = faer::Mat::from_fn(rows, cols, |_, _| rng.gen_range(-1.0..1.0));
+    let op = BlockOperator {
+        input_dim: cols,
+        output_dim: rows,
+        blocks: vec![Block {
+            rows: (0..rows).collect(),
+            cols: (0..cols).collect(),
+            matrix: Arc::new(matrix),
+        }],
+    };
+    let dense = NullSpace::of(&op, (rows, cols), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let free = NullSpace::matrix_free(MatrixFreeSource {
+        operator: Arc::new(op.clone()),
+        preconditioner: None,
+        nullity: cols - rows,
+        nullity_exact: true,
+        method: "test".into(),
+        smallest_singular_value: f64::NAN,
+    });
+    for _ in 0..3 {
+        let v = random_vec(&mut rng, cols);
+        let (a, b) = (dense.project(&v), free.project(&v));
+        let gap: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+        assert!(gap <= 1e-8 * norm(&v), "projections differ by {gap:.2e}");
+    }
+    // Pinned pixels stay put and the rest is still null.
+    let pinned: Vec<bool> = (0..cols).map(|i| i % 5 == 0).collect();
+    let (dense_pinned, free_pinned) = (dense.pinned(&pinned).unwrap(), free.pinned(&pinned).unwrap());
+    let v = random_vec(&mut rng, cols);
+    let (a, b) = (dense_pinned.project(&v), free_pinned.project(&v));
+    assert!(b.iter().zip(&pinned).all(|(x, &p)| !p || *x == 0.0));
+    let gap: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    assert!(gap <= 1e-8 * norm(&v), "pinned projections differ by {gap:.2e}");
+    assert!(norm(&op.apply_vec(&b)) <= 1e-9 * norm(&op.apply_vec(&v)));
+}
+
+/// A 3→4, 3×3, stride-2 stem with ImageNet normalisation and a BatchNormalization holding one dead
+/// channel, on 48×48 pixels: every mode's collision leaves tract's first-layer output and logits
+/// unchanged to 1e-5 relative, while a random change of the same size moves them.
+#[test]
+fn strided_stem_collides_in_every_mode_through_the_whole_model() {
+    let side = 48;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stem.onnx");
+    ob::write_model(&path, &ob::large_strided_stem_bn_spec(7, side));
+    let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
+    assert_eq!(fe.kind, FrontEndKind::Conv);
+    assert_eq!(fe.ops, ["Sub", "Div", "Conv", "BatchNormalization"]);
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let n = fe.input_dim();
+    assert!(ns.nullity >= n - fe.output_dim());
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    // A smooth image with values on the box edges as well.
+    let pixels = |rng: &mut ChaCha8Rng| -> Pixels {
+        let phase: f64 = rng.gen_range(0.0..6.0);
+        let data = (0..n)
+            .map(|i| (0.5 + 0.7 * ((i as f64) * 0.013 + phase).sin()).clamp(0.0, 1.0))
+            .collect();
+        Pixels {
+            height: side as usize,
+            width: side as usize,
+            channels: 3,
+            data,
+        }
+    };
+    let notes = || ImageNotes::default();
+    let original = pixels(&mut rng);
+    for mode in [Mode::Random, Mode::Far, Mode::Target] {
+        let target = (mode == Mode::Target).then(|| (pixels(&mut rng), notes()));
+        let settings = SearchSettings {
+            mode,
+            count: 1,
+            strength: None,
+            seed: 5,
+            rule: RankRule::default(),
+        };
+        let found = collide_pixels(&model, &fe, &ns, (original.clone(), notes()), target, &settings, &|| {}).unwrap();
+        for c in &found.report.collisions {
+            let front = c.comparison.front_end_rel_diff.unwrap();
+            let out = c.comparison.outputs[0].rel_diff;
+            let control = c.control.outputs[0].rel_diff;
+            assert!(c.comparison.l2 > 1.0, "{mode:?}: moved only {}", c.comparison.l2);
+            assert!(front <= 1e-5 && out <= 1e-5, "{mode:?}: front {front:.2e}, output {out:.2e}");
+            assert!(control >= 100.0 * out.max(1e-7), "{mode:?}: control {control:.2e}");
+            assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
+            let response = c.front_end_response.unwrap();
+            assert!(response <= 1e-8 * c.comparison.l2 * 100.0, "{mode:?}: response {response:.2e}");
+        }
+    }
+    assert!(ns.worst_projection_residual() <= 1e-6);
+}
+
+/// Tiles of a convolution: on inputs that vanish in the gaps the tile operator is the convolution;
+/// no output reads two tiles; and every direction of a `--tol` null space keeps its bound.
+#[test]
+fn conv_tiles_are_the_convolution_and_bound_their_directions() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for (c, m, k, s, p, side, tile, budget) in [
+        (3, 16, 3, 2, 1, 37, 8, 0.25),
+        (2, 5, 5, 1, 2, 30, 7, 0.3),
+        (3, 8, 7, 4, 3, 45, 16, 0.05),
+    ] {
+        let out = ConvGeometry::output_size([side, side], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
+        let conv = Conv2d {
+            geometry: ConvGeometry {
+                in_shape: [c, side, side],
+                kernel: [k, k],
+                strides: [s, s],
+                dilations: [1, 1],
+                pads: [p; 4],
+                group: 1,
+                out,
+            },
+            out_channels: m,
+            weight: random_vec(&mut rng, m * c * k * k),
+        };
+        let tiles = conv.tiles(tile);
+        let op = &tiles.blocks;
+        let x: Vec<f64> = random_vec(&mut rng, conv.input_dim())
+            .into_iter()
+            .zip(&tiles.gaps)
+            .map(|(v, &g)| if g { 0.0 } else { v })
+            .collect();
+        let (a, b) = (conv.apply_vec(&x), op.apply_vec(&x));
+        let gap: f64 = a.iter().zip(&b).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max);
+        assert!(gap <= 1e-12 * norm(&a), "tiles differ from the convolution by {gap:.2e}");
+        let mut seen = vec![false; conv.output_dim()];
+        for block in &op.blocks {
+            for &r in &block.rows {
+                assert!(!std::mem::replace(&mut seen[r], true), "an output reads two tiles");
+            }
+        }
+        let y = random_vec(&mut rng, conv.output_dim());
+        assert!(dot_test(op, &x, &y) < 1e-12);
+        let ns = NullSpace::of_pinned(
+            op,
+            (m, c * k * k),
+            f32::EPSILON as f64,
+            RankRule { relative: Some(budget) },
+            tiles.gaps.clone(),
+        )
+        .unwrap();
+        let smallest = ns.block_ranks.iter().map(|(_, r)| r.sigma_min / r.sigma_max).fold(f64::INFINITY, f64::min);
+        let sigma_max = ns.block_ranks.iter().map(|(_, r)| r.sigma_max).fold(0.0, f64::max);
+        assert!(ns.nullity > 0, "no direction under {budget}: smallest σ/σ_max {smallest:.3e} (config {c} {m} {k} {s})");
+        for _ in 0..3 {
+            let d = ns.project(&random_vec(&mut rng, conv.input_dim()));
+            assert!(d.iter().zip(&tiles.gaps).all(|(v, &g)| !g || *v == 0.0));
+            let response = norm(&conv.apply_vec(&d));
+            // Exact null directions (bound 0) still see rounding.
+            let rounding = 1e-12 * sigma_max * norm(&d);
+            assert!(
+                response <= ns.response_bound * norm(&d) * (1.0 + 1e-9) + rounding,
+                "response {response:.3e} above the bound {:.3e}",
+                ns.response_bound * norm(&d)
+            );
+        }
+    }
+}
