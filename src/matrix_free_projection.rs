@@ -148,33 +148,3 @@ impl<A: LinearOperator> CgProjector<A> {
         )
     }
 }
-
-/// A ∘ Mask: the operator with some input entries pinned to zero (`free[i] == false`). Projecting
-/// onto its null space with [`CgProjector`] gives z = v − Mask Aᵀ u, which lies in
-/// {z : A z = 0, z_pinned = v_pinned}; zero the pinned entries of v first to project onto
-/// {z : A z = 0, z_pinned = 0}. Pixels on the edge of the box are pinned this way.
-pub struct MaskedColumns<A> {
-    pub op: A,
-    pub free: Vec<bool>,
-}
-
-impl<A: LinearOperator> LinearOperator for MaskedColumns<A> {
-    fn input_dim(&self) -> usize {
-        self.op.input_dim()
-    }
-    fn output_dim(&self) -> usize {
-        self.op.output_dim()
-    }
-    fn apply(&self, x: &[f64], y: &mut [f64]) {
-        let masked: Vec<f64> = x.iter().zip(&self.free).map(|(v, &f)| if f { *v } else { 0.0 }).collect();
-        self.op.apply(&masked, y);
-    }
-    fn adjoint(&self, y: &[f64], x: &mut [f64]) {
-        self.op.adjoint(y, x);
-        for (v, &f) in x.iter_mut().zip(&self.free) {
-            if !f {
-                *v = 0.0;
-            }
-        }
-    }
-}
