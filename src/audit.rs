@@ -4,7 +4,10 @@ use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind};
 use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
 use crate::onnx_graph::{attr_int, node_label, EPS_F32};
+use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
+use crate::matrix_free_projection::Preconditioner;
 use anyhow::Result;
+use std::sync::Arc;
 use faer::Mat;
 use serde::Serialize;
 
@@ -36,6 +39,9 @@ pub struct FrontEndInfo {
     pub method: Option<String>,
     /// Of the whole front end (pixel units): how close it comes to ignoring a direction.
     pub smallest_singular_value: Option<f64>,
+    /// Where `smallest_singular_value` is an estimate (matrix-free convolutions): the measured
+    /// ‖A δ‖/‖δ‖ of a concrete direction, a rigorous upper bound.
+    pub smallest_singular_value_upper_bound: Option<f64>,
     /// With `--tol`: ‖A δ‖ ≤ response_bound · ‖δ‖ for every direction counted.
     pub response_bound: Option<f64>,
     pub limitation: Option<String>,
@@ -111,23 +117,34 @@ pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<Null
     Ok(Some(conv_null_space(fe, conv, layer, rule)))
 }
 
-/// The exact null space of a convolution known by its action: projection by conjugate gradients,
-/// the nullity from the convolution's structure where it can be read off.
-fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, _layer: &FirstLayer, _rule: RankRule) -> NullSpace {
+/// The exact null space of a convolution known by its action: projection by preconditioned
+/// conjugate gradients, the nullity from the convolution's structure where it can be read off.
+fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule: RankRule) -> NullSpace {
     let lower = fe.input_dim().saturating_sub(fe.output_dim());
-    let (nullity, exact, method, smallest) = (
-        lower,
-        false,
-        "not computed from structure yet: at least input_dim − output_dim".to_string(),
-        f64::NAN,
-    );
+    let projection = "projection by conjugate gradients on A Aᵀ (stop at ‖A z‖ ≤ 1e-10 of the image's ‖A x‖)";
+    let Some(pixel_conv) = conv.pixel_conv.as_ref() else {
+        return NullSpace::matrix_free(MatrixFreeSource {
+            operator: conv.operator.clone(),
+            preconditioner: None,
+            nullity: lower,
+            nullity_exact: false,
+            method: format!(
+                "at least input_dim − output_dim: the map in front of the convolution is not a per-channel scaling, so its structure is not read; {projection}"
+            ),
+            smallest_singular_value: f64::NAN,
+            smallest_singular_value_upper_bound: None,
+        });
+    };
+    let structure = structural_nullity(pixel_conv, layer.eps, rule);
+    let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
     NullSpace::matrix_free(MatrixFreeSource {
         operator: conv.operator.clone(),
-        preconditioner: None,
-        nullity,
-        nullity_exact: exact,
-        method: format!("{method}; projection by conjugate gradients on A Aᵀ (stop at ‖A z‖ ≤ 1e-10 ‖A v‖)"),
-        smallest_singular_value: smallest,
+        preconditioner: Some(preconditioner),
+        nullity: structure.nullity.unwrap_or(structure.expected_nullity.max(lower)),
+        nullity_exact: structure.nullity.is_some(),
+        method: format!("{}; {projection}, preconditioned by the circulant (FFT) inverse of W(ω)W(ω)ᴴ", structure.method),
+        smallest_singular_value: structure.sigma_min,
+        smallest_singular_value_upper_bound: Some(structure.sigma_min_upper_bound()),
     })
 }
 
@@ -169,9 +186,10 @@ pub fn audit(
         null_fraction: nullity.map(|d| d as f64 / input_dim as f64),
         nullity_lower_bound: input_dim
             .saturating_sub(output_dim)
-            .max(ns.filter(|n| rule.relative.is_none()).map_or(0, |n| n.nullity)),
+            .max(ns.filter(|_| rule.relative.is_none()).map_or(0, |n| n.nullity)),
         method,
         smallest_singular_value: ns.map(|n| n.smallest_singular_value()),
+        smallest_singular_value_upper_bound: ns.and_then(|n| n.smallest_singular_value_upper_bound()),
         response_bound: ns.filter(|_| rule.relative.is_some()).map(|n| n.response_bound),
         limitation: fe.limitation.clone(),
         rank_rule: rule.describe(),

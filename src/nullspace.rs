@@ -160,8 +160,10 @@ pub struct MatrixFreeSource {
     pub nullity: usize,
     pub nullity_exact: bool,
     pub method: String,
-    /// Of the whole operator, or an upper bound on it where that is all that is known.
+    /// Of the whole operator on its short side: an estimate where the structure gives no more.
     pub smallest_singular_value: f64,
+    /// A rigorous upper bound of it (the measured response of a concrete direction).
+    pub smallest_singular_value_upper_bound: Option<f64>,
 }
 
 /// Conjugate-gradient accuracy of an exact projection: ‖A z‖ ≤ this · ‖A v‖.
@@ -342,6 +344,14 @@ impl NullSpace {
                 worst_residual: Mutex::new(0.0),
             },
             pinned,
+        }
+    }
+
+    /// A rigorous upper bound of [`Self::smallest_singular_value`] where that is an estimate.
+    pub fn smallest_singular_value_upper_bound(&self) -> Option<f64> {
+        match &self.repr {
+            Repr::Blocks { .. } => None,
+            Repr::MatrixFree { source, .. } => source.smallest_singular_value_upper_bound,
         }
     }
 

@@ -43,6 +43,7 @@ fn conjugate_gradient_null_space_equals_the_dense_one() {
         nullity_exact: true,
         method: "test".into(),
         smallest_singular_value: f64::NAN,
+        smallest_singular_value_upper_bound: None,
     });
     for _ in 0..3 {
         let v = random_vec(&mut rng, cols);
