@@ -4,6 +4,7 @@ use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind};
 use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
 use crate::onnx_graph::{attr_int, node_label, EPS_F32};
+use crate::conv_certificate::certify_full_rank;
 use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
 use crate::matrix_free_projection::Preconditioner;
 use anyhow::Result;
@@ -136,13 +137,31 @@ fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule:
         });
     };
     let structure = structural_nullity(pixel_conv, layer.eps, rule);
+    let (nullity, method) = match structure.nullity {
+        Some(n) => (Some(n), structure.method.clone()),
+        // Where the structure alone cannot decide, a factorisation may still prove full rank.
+        None => match certify_full_rank(pixel_conv, structure.tolerance) {
+            Ok(proof) => (
+                Some(proof.nullity),
+                format!(
+                    "banded Cholesky certificate: the Gram matrix of the {n} {side} (bandwidth {b}), shifted by tolerance² + rounding margin, is positive definite, so every singular value exceeds the tolerance {tol:.3e} and the rank is {rank}",
+                    n = proof.gram_size,
+                    side = proof.side,
+                    b = proof.bandwidth,
+                    tol = structure.tolerance,
+                    rank = proof.rank
+                ),
+            ),
+            Err(why) => (None, format!("{}; {why}", structure.method)),
+        },
+    };
     let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
     NullSpace::matrix_free(MatrixFreeSource {
         operator: conv.operator.clone(),
         preconditioner: Some(preconditioner),
-        nullity: structure.nullity.unwrap_or(structure.expected_nullity.max(lower)),
-        nullity_exact: structure.nullity.is_some(),
-        method: format!("{}; {projection}, preconditioned by the circulant (FFT) inverse of W(ω)W(ω)ᴴ", structure.method),
+        nullity: nullity.unwrap_or(structure.expected_nullity.max(lower)),
+        nullity_exact: nullity.is_some(),
+        method: format!("{method}; {projection}, preconditioned by the circulant (FFT) inverse of W(ω)W(ω)ᴴ"),
         smallest_singular_value: structure.sigma_min,
         smallest_singular_value_upper_bound: Some(structure.sigma_min_upper_bound()),
     })

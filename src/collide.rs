@@ -113,6 +113,13 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
             ns.smallest_singular_value()
         );
     }
+    if ns.nullity == 0 && rule.relative.is_some() {
+        bail!(
+            "no direction has a first-layer response within the budget (smallest singular value {:.3e}; {}): raise --budget",
+            ns.smallest_singular_value(),
+            ns.method
+        );
+    }
     if ns.nullity == 0 {
         bail!("the front end's nullity could not be established ({}); no collision was searched", ns.method);
     }

@@ -29,6 +29,7 @@
 
 pub mod audit;
 pub mod collide;
+pub mod conv_certificate;
 pub mod conv_spectrum;
 pub mod demo;
 pub mod digits;

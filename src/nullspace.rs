@@ -347,6 +347,11 @@ impl NullSpace {
         }
     }
 
+    /// Whether projections are iterative (conjugate gradients) rather than exact block products.
+    pub fn is_matrix_free(&self) -> bool {
+        matches!(self.repr, Repr::MatrixFree { .. })
+    }
+
     /// A rigorous upper bound of [`Self::smallest_singular_value`] where that is an estimate.
     pub fn smallest_singular_value_upper_bound(&self) -> Option<f64> {
         match &self.repr {

@@ -185,3 +185,73 @@ fn conv_tiles_are_the_convolution_and_bound_their_directions() {
         }
     }
 }
+
+/// The banded Cholesky certificate against the dense SVD: whenever it proves a rank, the dense
+/// nullity agrees, on fat and tall convolutions, padded and valid, grouped, with dead channels
+/// and with zero-sum filters.
+#[test]
+fn rank_certificate_agrees_with_the_dense_svd() {
+    use blindspot::conv_certificate::{certify_full_rank, NoCertificate};
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    // (in channels, out channels, kernel, stride, pad, side, group, dead channel, zero-sum)
+    let configs = [
+        (3, 8, 3, 2, 1, 16, 1, false, false),
+        (3, 16, 3, 2, 1, 12, 1, false, false),
+        (3, 8, 3, 2, 1, 16, 1, true, false),
+        (3, 8, 3, 2, 1, 16, 1, false, true),
+        (1, 2, 3, 1, 0, 10, 1, false, true),
+        (1, 2, 3, 1, 1, 10, 1, false, true),
+        (2, 3, 3, 2, 0, 9, 1, false, false),
+        (3, 32, 7, 4, 3, 16, 1, false, false),
+        (4, 4, 3, 1, 1, 9, 4, false, false),
+        (4, 6, 3, 2, 1, 10, 2, true, false),
+        (3, 12, 5, 2, 2, 11, 1, false, true),
+        (2, 4, 2, 1, 0, 8, 1, false, false),
+    ];
+    let mut proved = 0;
+    for (i, &(c, m, k, s, p, side, group, dead, zero_sum)) in configs.iter().enumerate() {
+        let out = ConvGeometry::output_size([side, side], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
+        let per_group = c / group;
+        let mut weight = random_vec(&mut rng, m * per_group * k * k);
+        if zero_sum {
+            for filter in weight.chunks_mut(k * k) {
+                let mean = filter.iter().sum::<f64>() / (k * k) as f64;
+                filter.iter_mut().for_each(|v| *v -= mean);
+            }
+        }
+        if dead {
+            weight[..per_group * k * k].fill(0.0);
+        }
+        let conv = Conv2d {
+            geometry: ConvGeometry {
+                in_shape: [c, side, side],
+                kernel: [k, k],
+                strides: [s, s],
+                dilations: [1, 1],
+                pads: [p; 4],
+                group,
+                out,
+            },
+            out_channels: m,
+            weight,
+        };
+        let sv = conv.to_dense().singular_values().unwrap();
+        let sigma_max = sv.iter().copied().fold(0.0, f64::max);
+        let tolerance = m.max(per_group * k * k) as f64 * f32::EPSILON as f64 * sigma_max;
+        let rank = sv.iter().filter(|&&v| v > tolerance).count();
+        let dense_nullity = conv.input_dim() - rank;
+        match certify_full_rank(&conv, tolerance) {
+            Ok(proof) => {
+                assert_eq!(proof.nullity, dense_nullity, "config {i}: {proof:?}");
+                proved += 1;
+            }
+            Err(NoCertificate::NotPositiveDefinite { .. }) => {
+                // Then the live short side really is (nearly) rank-deficient.
+                let live_short = conv.input_dim().min(conv.output_dim());
+                assert!(rank < live_short, "config {i}: full rank {rank} but no certificate");
+            }
+            Err(e) => panic!("config {i}: {e}"),
+        }
+    }
+    assert!(proved >= 10, "only {proved} of {} configurations proved", configs.len());
+}

@@ -1,0 +1,162 @@
+//! Real models whose first layer is an overlapping, strided convolution, fetched by
+//! `scripts/fetch-models.sh`: the PP-OCR text-direction classifier (exact collisions on a real
+//! photo of text), and two detectors with more first-layer outputs than pixels — NudeNet's YOLOv8n
+//! and the PP-OCRv4 text detector — where no exact collision exists and a budget buys approximate
+//! ones with a guaranteed bound.
+mod common;
+
+use blindspot::audit::{audit, front_end_null_space};
+use blindspot::collide::{collide, CollideRequest, SearchSettings};
+use blindspot::frontend::FrontEndKind;
+use blindspot::search::Mode;
+use blindspot::{open, Preprocess, RankRule};
+use common::real_data::cached;
+
+/// YOLOv8 output [1, 4 + classes, anchors]: the (anchor, class) pairs scoring above `threshold`.
+fn detections(values: &[f64], shape: &[usize], threshold: f64) -> Vec<(usize, usize)> {
+    let (rows, anchors) = (shape[1], shape[2]);
+    let mut found = vec![];
+    for a in 0..anchors {
+        for class in 0..rows - 4 {
+            if values[(4 + class) * anchors + a] > threshold {
+                found.push((a, class));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions() {
+    // chelsea.png: astronaut.png holds so many saturated pixels that a small budget barely moves it.
+    let (Some(model_path), Some(photo)) = (cached("nudenet_320n.onnx"), cached("chelsea.png")) else {
+        return;
+    };
+    let shape = [1, 3, 320, 320];
+    let (model, fe) = open(&model_path, Some(&shape), &Preprocess::default()).unwrap();
+    assert_eq!(fe.kind, FrontEndKind::Conv);
+    let (n, m) = (fe.input_dim(), fe.output_dim());
+    assert_eq!((n, m), (307_200, 409_600));
+    let exact = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let report = audit(&model, &fe, Some(&exact), RankRule::default(), &|_| {}).unwrap();
+    assert_eq!(report.front_end.nullity_lower_bound, 0);
+    eprintln!(
+        "nudenet exact: nullity {:?}, method {:?}, smallest singular value {:?}",
+        report.front_end.nullity, report.front_end.method, report.front_end.smallest_singular_value
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let request = |budget: f64| CollideRequest {
+        image: photo.clone(),
+        target: None,
+        search: SearchSettings {
+            mode: Mode::Random,
+            count: 1,
+            strength: None,
+            seed: 1,
+            rule: RankRule { relative: Some(budget) },
+        },
+    };
+    let runner = model.runner(&model.output_names, true).unwrap();
+    for budget in [3e-3, 1e-2] {
+        let found = collide(&model, &fe, &request(budget), &|| {}).unwrap();
+        found.write(dir.path(), &model.input_shape).unwrap();
+        let c = &found.report.collisions[0];
+        let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
+        let out = c.comparison.outputs[0].rel_diff;
+        let control = c.control.outputs[0].rel_diff;
+        // The guarantee holds, and bounds what tract's float32 first layer saw as well.
+        assert!(response <= bound * (1.0 + 1e-9), "response {response:.3e} > bound {bound:.3e}");
+        assert!(c.comparison.front_end_max_abs_diff.unwrap() <= bound + 1e-3);
+        assert!(out * 10.0 < control, "output {out:.2e} vs control {control:.2e}");
+        assert!(c.comparison.l2 > 1.0);
+        let before = runner.run(&found.original_tensor).unwrap();
+        let after = runner.run(&found.tensors[0]).unwrap();
+        let (b, a) = (
+            detections(&before[0].data, &before[0].shape, 0.25),
+            detections(&after[0].data, &after[0].shape, 0.25),
+        );
+        eprintln!(
+            "budget {budget}: L2 {:.2} (PSNR {:.1} dB), response {response:.3e} ≤ bound {bound:.3e}, output rel {out:.2e} (control {control:.2e}), detections {} → {}",
+            c.comparison.l2, c.comparison.psnr_to_original, b.len(), a.len()
+        );
+        let top = |v: &[f64], shape: &[usize]| {
+            let (rows, anchors) = (shape[1], shape[2]);
+            v[4 * anchors..rows * anchors].iter().copied().fold(0.0, f64::max)
+        };
+        eprintln!(
+            "  top class score {:.4} → {:.4}",
+            top(&before[0].data, &before[0].shape),
+            top(&after[0].data, &after[0].shape)
+        );
+        assert_eq!(b, a, "a budget of {budget} keeps every detection above 0.25");
+    }
+}
+
+#[test]
+fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
+    let (Some(model_path), Some(photo), Some(target)) = (
+        cached("ppocr_cls.onnx"),
+        cached("imageTextN.png"),
+        cached("chelsea.png"),
+    ) else {
+        return;
+    };
+    let half = Preprocess {
+        mean: Some(vec![0.5; 3]),
+        std: Some(vec![0.5; 3]),
+        ..Default::default()
+    };
+    let rule = RankRule::default();
+    let (model, fe) = open(&model_path, Some(&[1, 3, 48, 192]), &half).unwrap();
+    assert_eq!(fe.kind, FrontEndKind::Conv);
+    assert_eq!(fe.ops, ["Conv", "BatchNormalization"]);
+    assert_eq!((fe.input_dim(), fe.output_dim()), (27_648, 18_432));
+    let ns = front_end_null_space(&fe, rule).unwrap().unwrap();
+    let report = audit(&model, &fe, Some(&ns), rule, &|_| {}).unwrap();
+    eprintln!("PP-OCR cls 3×48×192: {:?} by {:?}", report.front_end.nullity, report.front_end.method);
+    assert_eq!(report.front_end.nullity_lower_bound, 9_216);
+    assert_eq!(report.front_end.nullity, Some(9_216));
+
+    // The same structure on a 3×16×16 crop against the dense SVD of the whole crop.
+    let pixel_conv = fe.conv.as_ref().unwrap().pixel_conv.as_ref().unwrap();
+    let mut crop = pixel_conv.clone();
+    crop.geometry.in_shape = [3, 16, 16];
+    crop.geometry.out = [8, 8];
+    let structure = blindspot::conv_spectrum::structural_nullity(&crop, f32::EPSILON as f64, rule);
+    let (_, small) = open(&model_path, Some(&[1, 3, 16, 16]), &half).unwrap();
+    let dense = front_end_null_space(&small, rule).unwrap().unwrap();
+    assert!(dense.method.contains("dense SVD of the whole operator"));
+    assert_eq!(dense.nullity, 256);
+    assert_eq!(structure.nullity, Some(256), "{}", structure.method);
+
+    let dir = tempfile::tempdir().unwrap();
+    for mode in [Mode::Random, Mode::Far, Mode::Target] {
+        let request = CollideRequest {
+            image: photo.clone(),
+            target: (mode == Mode::Target).then(|| target.clone()),
+            search: SearchSettings {
+                mode,
+                count: 1,
+                strength: None,
+                seed: 2,
+                rule,
+            },
+        };
+        let found = collide(&model, &fe, &request, &|| {}).unwrap();
+        found.write(dir.path(), &model.input_shape).unwrap();
+        let c = &found.report.collisions[0];
+        let front = c.comparison.front_end_rel_diff.unwrap();
+        let out = c.comparison.outputs[0].rel_diff;
+        let control = c.control.outputs[0].rel_diff;
+        eprintln!(
+            "{mode:?}: L2 {:.2}, PSNR {:.1} dB, front {front:.2e}, output {out:.2e}, control {control:.2e}, kept {:?}",
+            c.comparison.l2, c.comparison.psnr_to_original, c.comparison.argmax_equal
+        );
+        assert!(c.comparison.l2 > 1.0, "{mode:?} moved only {}", c.comparison.l2);
+        assert!(front <= 1e-5 && out <= 1e-5, "{mode:?}: front {front:.2e}, output {out:.2e}");
+        assert!(control >= 100.0 * out.max(1e-7));
+        assert_eq!(c.comparison.argmax_equal, Some(true));
+        assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
+    }
+}
