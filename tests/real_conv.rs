@@ -160,3 +160,73 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
         assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
     }
 }
+
+/// The PP-OCRv4 text detector: 3→16 outputs per stride-2 position for 12 input values, so no
+/// exact null space is expected; a budget of 1e-2 σ_max buys bounded collisions that leave the
+/// detected text mask (probability > 0.3) in place.
+#[test]
+fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_budget() {
+    let (Some(model_path), Some(photo)) = (cached("ppocr_det.onnx"), cached("imageTextN.png")) else {
+        return;
+    };
+    let imagenet = Preprocess {
+        mean: Some(vec![0.485, 0.456, 0.406]),
+        std: Some(vec![0.229, 0.224, 0.225]),
+        ..Default::default()
+    };
+    let (model, fe) = open(&model_path, Some(&[1, 3, 256, 544]), &imagenet).unwrap();
+    assert_eq!(fe.ops, ["Conv", "BatchNormalization"]);
+    let exact = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let report = audit(&model, &fe, Some(&exact), RankRule::default(), &|_| {}).unwrap();
+    let front = &report.front_end;
+    eprintln!(
+        "PP-OCRv4 det: nullity {:?} (lower bound {}), σ_min ≈ {:?} ≤ {:?}; {:?}",
+        front.nullity,
+        front.nullity_lower_bound,
+        front.smallest_singular_value,
+        front.smallest_singular_value_upper_bound,
+        front.method
+    );
+    assert_eq!(front.nullity_lower_bound, 0);
+    assert!(front.nullity.is_none_or(|n| n == 0));
+    let (estimate, bound) = (
+        front.smallest_singular_value.unwrap(),
+        front.smallest_singular_value_upper_bound.unwrap(),
+    );
+    assert!(estimate > 0.0 && estimate <= bound * 1.5, "σ_min ≈ {estimate:.3e}, ≤ {bound:.3e}");
+    let budget = 1e-2;
+    let request = CollideRequest {
+        image: photo,
+        target: None,
+        search: SearchSettings {
+            mode: Mode::Random,
+            count: 1,
+            strength: None,
+            seed: 1,
+            rule: RankRule { relative: Some(budget) },
+        },
+    };
+    let found = collide(&model, &fe, &request, &|| {}).unwrap();
+    let c = &found.report.collisions[0];
+    let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
+    assert!(response <= bound * (1.0 + 1e-9));
+    let runner = model.runner(&model.output_names, true).unwrap();
+    let mask = |t: &[f32]| -> Vec<bool> { runner.run(t).unwrap()[0].data.iter().map(|&p| p > 0.3).collect() };
+    let (before, after) = (mask(&found.original_tensor), mask(&found.tensors[0]));
+    let peak = runner.run(&found.original_tensor).unwrap()[0].data.iter().copied().fold(0.0, f64::max);
+    eprintln!("peak text probability {peak:.3}");
+    let both = before.iter().zip(&after).filter(|(a, b)| **a && **b).count();
+    let either = before.iter().zip(&after).filter(|(a, b)| **a || **b).count();
+    let iou = both as f64 / either.max(1) as f64;
+    eprintln!(
+        "budget {budget}: L2 {:.3}, response {response:.3e} ≤ {bound:.3e}, output rel {:.2e} (control {:.2e}), text pixels {} → {}, IoU {iou:.4}",
+        c.comparison.l2,
+        c.comparison.outputs[0].rel_diff,
+        c.control.outputs[0].rel_diff,
+        before.iter().filter(|&&b| b).count(),
+        after.iter().filter(|&&b| b).count()
+    );
+    assert!(before.iter().any(|&b| b), "the detector finds text in imageTextN");
+    assert!(iou >= 0.99);
+    assert!(c.comparison.outputs[0].rel_diff * 5.0 < c.control.outputs[0].rel_diff);
+}
