@@ -86,12 +86,15 @@ fn benches(c: &mut Criterion) {
 }
 
 /// Matrix-free projection (conjugate gradients on A Aᵀ, residual 1e-10) for overlapping stems on
-/// a 3×224×224 image, random weights.
+/// a 3×224×224 image, random weights: plain CG, and CG preconditioned by the circulant inverse of
+/// W(ω)W(ω)ᴴ (`conv_spectrum`). Single-threaded figures: `RAYON_NUM_THREADS=1 cargo bench ...`.
 fn overlapping_convs(c: &mut Criterion) {
+    use blindspot::conv_spectrum::CirculantPreconditioner;
     use blindspot::linop::{Conv2d, ConvGeometry, LinearOperator};
     use blindspot::matrix_free_projection::CgProjector;
     let mut g = c.benchmark_group("conv_stem_224_cg_projection");
     g.sample_size(10);
+    eprintln!("rayon threads: {}", rayon::current_num_threads());
     for (name, m, k, s, p) in [("3x3_s2_p1_3to8", 8, 3, 2, 1), ("7x7_s4_p3_3to32", 32, 7, 4, 3)] {
         let out = ConvGeometry::output_size([224, 224], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -113,6 +116,26 @@ fn overlapping_convs(c: &mut Criterion) {
         let (_, _, report) = projector.project(&v, None);
         eprintln!("{name}: {report:?}");
         g.bench_function(name, |b| b.iter(|| projector.project(&v, None)));
+
+        let start = std::time::Instant::now();
+        let preconditioner = Arc::new(CirculantPreconditioner::new(&conv, 1e-6));
+        eprintln!(
+            "{name}: preconditioner set up in {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
+        let preconditioned = CgProjector::new(&conv).with_preconditioner(preconditioner);
+        let (_, _, report) = preconditioned.project(&v, None);
+        eprintln!("{name} preconditioned: {report:?}");
+        g.bench_function(format!("{name}_circulant_pcg"), |b| {
+            b.iter(|| preconditioned.project(&v, None))
+        });
+        g.bench_function(format!("{name}_circulant_pcg_with_setup"), |b| {
+            b.iter(|| {
+                CgProjector::new(&conv)
+                    .with_preconditioner(Arc::new(CirculantPreconditioner::new(&conv, 1e-6)))
+                    .project(&v, None)
+            })
+        });
     }
     g.finish();
 }

@@ -158,8 +158,8 @@ impl PolyphaseSymbol {
         for t in &self.taps[group] {
             if row_index[t.row].is_some() && col_index[t.column].is_some() {
                 let e = per_entry.entry((t.row, t.column)).or_insert([0.0; 2]);
-                for a in 0..2 {
-                    e[a] += t.shift[a].unsigned_abs() as f64 * t.weight.abs();
+                for (sum, shift) in e.iter_mut().zip(t.shift) {
+                    *sum += shift.unsigned_abs() as f64 * t.weight.abs();
                 }
             }
         }
@@ -190,7 +190,8 @@ fn singular_values(m: &Mat<c64>) -> Vec<f64> {
     if m.nrows() == 0 || m.ncols() == 0 {
         return vec![];
     }
-    m.singular_values().unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
+    m.singular_values()
+        .unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
 }
 
 /// The frequency grid used for estimates: even sizes, so that ω = 0 and ω = π are on it.
@@ -208,7 +209,10 @@ fn grid_points(grid: [usize; 2]) -> Vec<[f64; 2]> {
     let mut points = Vec::with_capacity(grid[0] * grid[1]);
     for i in 0..grid[0] {
         for j in 0..grid[1] {
-            points.push([2.0 * PI * i as f64 / grid[0] as f64, 2.0 * PI * j as f64 / grid[1] as f64]);
+            points.push([
+                2.0 * PI * i as f64 / grid[0] as f64,
+                2.0 * PI * j as f64 / grid[1] as f64,
+            ]);
         }
     }
     points
@@ -303,11 +307,11 @@ fn section_kind(conv: &Conv2d) -> Section {
         );
         let (pad, out) = (g.pads[a] as isize, g.out[a] as isize);
         let span = (k - 1) * d;
-        let valid = pad == 0 && (out - 1) * s + span - pad <= size - 1;
+        let valid = pad == 0 && (out - 1) * s + span - pad < size;
         // first output whose last tap lands at y ≥ 0; last output whose first tap lands at y ≤ size − 1
         let first = (pad - span).div_euclid(s) + if (pad - span).rem_euclid(s) == 0 { 0 } else { 1 };
         let last = (size - 1 + pad).div_euclid(s);
-        let full = first >= 0 && last <= out - 1;
+        let full = first >= 0 && last < out;
         (valid, full)
     };
     let (h, w) = (axis(0), axis(1));
@@ -391,7 +395,7 @@ impl StructuralNullity {
     }
 }
 
-/// Exact zero rows and columns, per group: (zero rows, zero columns, rows, columns) by group.
+/// Which rows (outputs) and columns (pixels) of A hold a non-zero entry.
 struct ZeroStructure {
     row_live: Vec<bool>,
     col_live: Vec<bool>,
@@ -570,9 +574,7 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
         + (0..groups)
             .map(|g| live_cols[g].len().saturating_sub(live_rows[g].len()))
             .sum::<usize>();
-    let short_rank_possible: usize = (0..groups)
-        .map(|g| live_rows[g].len().min(live_cols[g].len()))
-        .sum();
+    let short_rank_possible: usize = (0..groups).map(|g| live_rows[g].len().min(live_cols[g].len())).sum();
     let structurally_deficient = short_rank_possible < m.min(n);
 
     // σ over the frequency grid, per group: full symbol (σ_max) and live symbol (σ_short)
@@ -651,9 +653,7 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
         sigma_min_lower_bound = Some(sigma_min);
         method = format!(
             "patch-wise convolution: exact SVDs of the {} distinct blocks (one per output position, {}×{} positions)",
-            distinct_blocks,
-            oh,
-            ow
+            distinct_blocks, oh, ow
         );
     } else {
         let tolerance_upper = rule.tolerance(sigma_max_upper, weight_dims, eps);
@@ -690,7 +690,13 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
                         .unwrap_or(0.0)
                 };
                 // Aim for half the grid minimum (a useful bound); fall back to the tolerance.
-                let mut proof = prove_floor(&f, lipschitz, target.max(0.5 * spectrum.sigma_short), grid, FLOOR_PROOF_BUDGET);
+                let mut proof = prove_floor(
+                    &f,
+                    lipschitz,
+                    target.max(0.5 * spectrum.sigma_short),
+                    grid,
+                    FLOOR_PROOF_BUDGET,
+                );
                 if !proof.certified {
                     proof = prove_floor(&f, lipschitz, target, grid, FLOOR_PROOF_BUDGET);
                 }
@@ -796,7 +802,11 @@ fn witnesses(
         e
     };
     let measure = |x: Vec<f64>, input_side: bool, origin: String| -> Witness {
-        let image = if input_side { conv.apply_vec(&x) } else { conv.adjoint_vec(&x) };
+        let image = if input_side {
+            conv.apply_vec(&x)
+        } else {
+            conv.adjoint_vec(&x)
+        };
         let ratio = crate::linop::norm(&image) / crate::linop::norm(&x).max(f64::MIN_POSITIVE);
         Witness {
             direction: x,
@@ -828,7 +838,11 @@ fn witnesses(
     };
 
     let input = if let Some(j) = zeros.col_live.iter().position(|&l| !l) {
-        measure(unit(conv.input_dim(), j), true, format!("pixel {j}, read by no non-zero tap"))
+        measure(
+            unit(conv.input_dim(), j),
+            true,
+            format!("pixel {j}, read by no non-zero tap"),
+        )
     } else {
         let mut candidates = vec![];
         if let Some(svd) = &svd {
@@ -908,9 +922,10 @@ pub struct CirculantPreconditioner {
 }
 
 impl CirculantPreconditioner {
-    /// `regularisation` ε relative to the largest W Wᴴ diagonal entry over all frequencies (it
-    /// keeps the inverse bounded where W Wᴴ is singular: more output channels than phases, or
-    /// symbols with zeros). 1e-6 is a good default.
+    /// `regularisation`: eigenvalues of W Wᴴ below `regularisation` × (the largest diagonal entry
+    /// over all frequencies) are inverted as that largest entry instead, which keeps M bounded
+    /// where W Wᴴ is singular (more output channels than phases, symbols with zeros). 1e-6 is a
+    /// good default.
     ///
     /// The periodic grid is the output grid extended by twice the kernel's reach (in outputs),
     /// and rows are scaled for the taps padding takes away ([`Self::with_row_scaling`]); on the
@@ -977,7 +992,14 @@ impl CirculantPreconditioner {
                                 })
                             }
                             Err(_) => Mat::<c64>::from_fn(rows, rows, |i, j| {
-                                c64::new(if i == j { 1.0 / scale.max(f64::MIN_POSITIVE) } else { 0.0 }, 0.0)
+                                c64::new(
+                                    if i == j {
+                                        1.0 / scale.max(f64::MIN_POSITIVE)
+                                    } else {
+                                        0.0
+                                    },
+                                    0.0,
+                                )
                             }),
                         };
                         (0..rows * rows).map(move |k| inverse[(k / rows, k % rows)])
@@ -1018,7 +1040,10 @@ impl CirculantPreconditioner {
             .enumerate()
             .map(|(r, &e)| {
                 let o = r / plane.max(1);
-                let filter: f64 = conv.weight[o * per_filter..(o + 1) * per_filter].iter().map(|w| w * w).sum();
+                let filter: f64 = conv.weight[o * per_filter..(o + 1) * per_filter]
+                    .iter()
+                    .map(|w| w * w)
+                    .sum();
                 if e > 0.0 {
                     (filter / e).sqrt()
                 } else {

@@ -340,8 +340,15 @@ fn zero_sum_valid_convolution_is_refused_not_miscounted() {
     let dense = rank_of(&conv.to_dense(), weight_dims(&conv), EPS_F32, RankRule::default()).unwrap();
     let ours = structural_nullity(&conv, EPS_F32, RankRule::default());
     assert!(dense.nullity >= 1);
-    assert!(ours.nullity.is_none() || ours.nullity == Some(dense.nullity), "{}", ours.method);
-    assert!(ours.input_witness.ratio < 1e-12 * dense.sigma_max, "a constant image is a witness");
+    assert!(
+        ours.nullity.is_none() || ours.nullity == Some(dense.nullity),
+        "{}",
+        ours.method
+    );
+    assert!(
+        ours.input_witness.ratio < 1e-12 * dense.sigma_max,
+        "a constant image is a witness"
+    );
 }
 
 #[test]
@@ -409,7 +416,11 @@ impl LinearOperator for Pinned<'_> {
         self.conv.output_dim()
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
-        let masked: Vec<f64> = x.iter().zip(&self.free).map(|(v, &f)| if f { *v } else { 0.0 }).collect();
+        let masked: Vec<f64> = x
+            .iter()
+            .zip(&self.free)
+            .map(|(v, &f)| if f { *v } else { 0.0 })
+            .collect();
         self.conv.apply(&masked, y);
     }
     fn adjoint(&self, y: &[f64], x: &mut [f64]) {
@@ -436,20 +447,34 @@ fn preconditioned_projection_matches_the_dense_svd() {
         let v = random(conv.input_dim(), &mut rng);
         let expected = dense_null_projection(&conv.to_dense(), &v);
         let plain = CgProjector::new(&conv).project(&v, None).2;
-        let projector = CgProjector::new(&conv).with_preconditioner(Arc::new(CirculantPreconditioner::new(&conv, 1e-6)));
+        let projector =
+            CgProjector::new(&conv).with_preconditioner(Arc::new(CirculantPreconditioner::new(&conv, 1e-6)));
         let (z, u, report) = projector.project(&v, None);
         eprintln!(
             "{:<60} CG {:>4} iterations, PCG {:>4} ({:.1e})",
             cfg.name, plain.iterations, report.iterations, report.relative_residual
         );
-        assert!(report.converged && report.relative_residual <= 1e-10, "{}: {report:?}", cfg.name);
+        assert!(
+            report.converged && report.relative_residual <= 1e-10,
+            "{}: {report:?}",
+            cfg.name
+        );
         // the report's residual is the true one
         let true_residual = norm(&conv.apply_vec(&z)) / norm(&conv.apply_vec(&v));
         assert!((true_residual - report.relative_residual).abs() <= 1e-3 * report.relative_residual + 1e-16);
         let err = z.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(err < 1e-7, "{}: PCG differs from the dense projector by {err}", cfg.name);
+        assert!(
+            err < 1e-7,
+            "{}: PCG differs from the dense projector by {err}",
+            cfg.name
+        );
         let again = projector.project(&v, Some(&u)).2;
-        assert!(again.iterations <= 1, "{}: warm start took {}", cfg.name, again.iterations);
+        assert!(
+            again.iterations <= 1,
+            "{}: warm start took {}",
+            cfg.name,
+            again.iterations
+        );
     }
 }
 
@@ -459,7 +484,9 @@ fn preconditioned_projection_with_pinned_pixels_matches_the_dense_svd() {
     for (k, pinned_fraction) in [(0, 0.1), (0, 0.4), (4, 0.2), (18, 0.25)] {
         let cfg = &configs()[k];
         let conv = operator(cfg, &mut rng);
-        let free: Vec<bool> = (0..conv.input_dim()).map(|_| rng.gen::<f64>() >= pinned_fraction).collect();
+        let free: Vec<bool> = (0..conv.input_dim())
+            .map(|_| rng.gen::<f64>() >= pinned_fraction)
+            .collect();
         let op = Pinned {
             conv: &conv,
             free: free.clone(),
@@ -494,10 +521,18 @@ fn preconditioned_projection_with_pinned_pixels_matches_the_dense_svd() {
             report.iterations,
             report.relative_residual
         );
-        assert!(report.converged && report.relative_residual <= 1e-10, "{}: {report:?}", cfg.name);
+        assert!(
+            report.converged && report.relative_residual <= 1e-10,
+            "{}: {report:?}",
+            cfg.name
+        );
         assert!(z.iter().zip(&free).all(|(v, &f)| f || *v == 0.0), "pinned pixels moved");
         let err = z.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(err < 1e-7, "{}: masked PCG differs from the dense projector by {err}", cfg.name);
+        assert!(
+            err < 1e-7,
+            "{}: masked PCG differs from the dense projector by {err}",
+            cfg.name
+        );
     }
 }
 
@@ -563,7 +598,10 @@ fn stem_projection_timings_224() {
             let preconditioner = Arc::new(preconditioner);
             let setup = start.elapsed().as_secs_f64();
             let start = std::time::Instant::now();
-            let report = CgProjector::new(&conv).with_preconditioner(preconditioner).project(&v, None).2;
+            let report = CgProjector::new(&conv)
+                .with_preconditioner(preconditioner)
+                .project(&v, None)
+                .2;
             eprintln!(
                 "3→{m} {k}×{k} s{s} p{p} ext {ext} scaled {scaled}: PCG {report:?} in {:.2} s (+ {setup:.2} s setup)",
                 start.elapsed().as_secs_f64()
