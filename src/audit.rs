@@ -5,6 +5,7 @@ use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
 use crate::onnx_graph::{attr_int, node_label, EPS_F32};
 use crate::conv_certificate::certify_full_rank;
+use crate::linop::LinearOperator;
 use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
 use crate::matrix_free_projection::Preconditioner;
 use anyhow::Result;
@@ -43,6 +44,9 @@ pub struct FrontEndInfo {
     /// Where `smallest_singular_value` is an estimate (matrix-free convolutions): the measured
     /// ‖A δ‖/‖δ‖ of a concrete direction, a rigorous upper bound.
     pub smallest_singular_value_upper_bound: Option<f64>,
+    /// With `--tol` where the directions are a proven subset rather than the exact count (tiles
+    /// of a convolution): how many there are.
+    pub directions_within_budget: Option<usize>,
     /// With `--tol`: ‖A δ‖ ≤ response_bound · ‖δ‖ for every direction counted.
     pub response_bound: Option<f64>,
     pub limitation: Option<String>,
@@ -156,15 +160,38 @@ fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule:
         },
     };
     let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
+    let mut upper_bound = structure.sigma_min_upper_bound();
+    if pixel_conv.output_dim() > pixel_conv.input_dim() {
+        upper_bound = upper_bound.min(smallest_tile_singular_value(pixel_conv));
+    }
     NullSpace::matrix_free(MatrixFreeSource {
         operator: conv.operator.clone(),
         preconditioner: Some(preconditioner),
         nullity: nullity.unwrap_or(structure.expected_nullity.max(lower)),
         nullity_exact: nullity.is_some(),
         method: format!("{method}; {projection}, preconditioned by the circulant (FFT) inverse of W(ω)W(ω)ᴴ"),
-        smallest_singular_value: structure.sigma_min,
-        smallest_singular_value_upper_bound: Some(structure.sigma_min_upper_bound()),
+        // The symbol's value is what an infinite image gives; borders can only lower it.
+        smallest_singular_value: structure.sigma_min.min(upper_bound),
+        smallest_singular_value_upper_bound: Some(upper_bound),
     })
+}
+
+/// For a tall convolution, σ_min(A) ≤ σ_min(A restricted to any set of pixels), and a tile's
+/// restriction is a small dense matrix (all the rows that read it): the smallest over the
+/// distinct tiles (border and corner tiles included, where padding weakens the layer).
+fn smallest_tile_singular_value(conv: &crate::linop::Conv2d) -> f64 {
+    let tiles = conv.tiles(CONV_TILE);
+    let mut seen = std::collections::HashSet::new();
+    let mut smallest = f64::INFINITY;
+    for block in &tiles.blocks.blocks {
+        if !seen.insert(Arc::as_ptr(&block.matrix)) || block.matrix.nrows() < block.matrix.ncols() {
+            continue;
+        }
+        if let Ok(sv) = block.matrix.singular_values() {
+            smallest = sv.iter().copied().fold(smallest, f64::min);
+        }
+    }
+    smallest
 }
 
 pub fn audit(
@@ -209,6 +236,7 @@ pub fn audit(
         method,
         smallest_singular_value: ns.map(|n| n.smallest_singular_value()),
         smallest_singular_value_upper_bound: ns.and_then(|n| n.smallest_singular_value_upper_bound()),
+        directions_within_budget: ns.filter(|n| !n.nullity_exact && rule.relative.is_some()).map(|n| n.nullity),
         response_bound: ns.filter(|_| rule.relative.is_some()).map(|n| n.response_bound),
         limitation: fe.limitation.clone(),
         rank_rule: rule.describe(),

@@ -180,12 +180,27 @@ pub fn audit_table(r: &AuditReport) -> String {
                 100.0 * d as f64 / fe.input_dim as f64
             )
         }
-        None => {
-            s += &format!(
-                "nullity      not computed; at least {} (input − output dimensions)\n",
-                fe.nullity_lower_bound
-            )
+        None => match fe.directions_within_budget {
+            Some(d) => {
+                s += &format!(
+                    "within budget {d} directions whose first-layer response is at most ‖A δ‖ ≤ {:.3e} ‖δ‖\n",
+                    fe.response_bound.unwrap_or(f64::NAN)
+                )
+            }
+            None => {
+                s += &format!(
+                    "nullity      not proved; at least {} (input − output dimensions)\n",
+                    fe.nullity_lower_bound
+                )
+            }
+        },
+    }
+    if let Some(sigma) = fe.smallest_singular_value {
+        s += &format!("smallest σ   {sigma:.4e}");
+        if let Some(bound) = fe.smallest_singular_value_upper_bound {
+            s += &format!(" (estimate; ≤ {bound:.4e} measured on a concrete direction)");
         }
+        s += "\n";
     }
     if let Some(m) = &fe.method {
         s += &format!("method       {m}\n");
@@ -282,6 +297,14 @@ pub fn collide_table(r: &CollideReport) -> String {
             am(c.control.argmax_equal),
             c.psnr_to_target.map_or("-".into(), |p| format!("{p:.2}"))
         );
+    }
+    for c in &r.collisions {
+        if let (Some(response), Some(bound)) = (c.front_end_response, c.front_end_response_bound) {
+            s += &format!(
+                "{:>3} approximate: first-layer response ‖A Δ‖ = {response:.3e}, guaranteed ≤ {bound:.3e}\n",
+                c.index
+            );
+        }
     }
     s
 }
