@@ -1,17 +1,17 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
+use crate::conv_certificate::certify_full_rank;
+use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
 use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind};
+use crate::linop::LinearOperator;
+use crate::matrix_free_projection::Preconditioner;
 use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
 use crate::onnx_graph::{attr_int, node_label, EPS_F32};
-use crate::conv_certificate::certify_full_rank;
-use crate::linop::LinearOperator;
-use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
-use crate::matrix_free_projection::Preconditioner;
 use anyhow::Result;
-use std::sync::Arc;
 use faer::Mat;
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Serialize)]
 pub struct AuditReport {
@@ -236,7 +236,9 @@ pub fn audit(
         method,
         smallest_singular_value: ns.map(|n| n.smallest_singular_value()),
         smallest_singular_value_upper_bound: ns.and_then(|n| n.smallest_singular_value_upper_bound()),
-        directions_within_budget: ns.filter(|n| !n.nullity_exact && rule.relative.is_some()).map(|n| n.nullity),
+        directions_within_budget: ns
+            .filter(|n| !n.nullity_exact && rule.relative.is_some())
+            .map(|n| n.nullity),
         response_bound: ns.filter(|_| rule.relative.is_some()).map(|n| n.response_bound),
         limitation: fe.limitation.clone(),
         rank_rule: rule.describe(),

@@ -121,7 +121,10 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
         );
     }
     if ns.nullity == 0 {
-        bail!("the front end's nullity could not be established ({}); no collision was searched", ns.method);
+        bail!(
+            "the front end's nullity could not be established ({}); no collision was searched",
+            ns.method
+        );
     }
     Ok(ns)
 }

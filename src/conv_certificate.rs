@@ -24,6 +24,9 @@ pub struct RankCertificate {
     pub rounding_margin: f64,
 }
 
+/// Rows (or columns) of a sparse matrix: (index, value) pairs.
+type SparseLines = Vec<Vec<(u32, f64)>>;
+
 /// Floating-point operations above which the factorisation is not attempted (a few seconds).
 pub const MAX_FLOPS: f64 = 4e9;
 
@@ -61,14 +64,14 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
     let m = conv.out_channels;
     let (rows, cols) = (conv.output_dim(), conv.input_dim());
     // Sparse rows of A.
-    let mut by_row: Vec<Vec<(u32, f64)>> = vec![vec![]; rows];
+    let mut by_row: SparseLines = vec![vec![]; rows];
     g.for_each_tap(m, |r, col, k| {
         let v = conv.weight[k];
         if v != 0.0 {
             by_row[r].push((col as u32, v));
         }
     });
-    let mut by_col: Vec<Vec<(u32, f64)>> = vec![vec![]; cols];
+    let mut by_col: SparseLines = vec![vec![]; cols];
     for (r, entries) in by_row.iter().enumerate() {
         for &(col, v) in entries {
             by_col[col as usize].push((r as u32, v));
@@ -76,11 +79,16 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
     }
     let live_rows = by_row.iter().filter(|e| !e.is_empty()).count();
     let live_cols = by_col.iter().filter(|e| !e.is_empty()).count();
-    let fan = by_row.iter().map(Vec::len).max().unwrap_or(0).max(by_col.iter().map(Vec::len).max().unwrap_or(0));
+    let fan = by_row
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(by_col.iter().map(Vec::len).max().unwrap_or(0));
     // The short side, its indices ordered along the longer spatial axis (outermost), and the
     // sparse vectors whose pairwise products form the Gram matrix.
     let rows_short = live_rows <= live_cols;
-    let (side, position, pairs_from): (&'static str, Vec<usize>, &Vec<Vec<(u32, f64)>>) = if rows_short {
+    let (side, position, pairs_from): (&'static str, Vec<usize>, &SparseLines) = if rows_short {
         let order = |r: usize| {
             let (o, py, px) = (r / (oh * ow), (r / ow) % oh, r % ow);
             if ow >= oh {
@@ -110,7 +118,10 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
         }
     }
     if (n as f64) * (bandwidth as f64 + 1.0).powi(2) > MAX_FLOPS {
-        return Err(NoCertificate::TooCostly { gram_size: n, bandwidth });
+        return Err(NoCertificate::TooCostly {
+            gram_size: n,
+            bandwidth,
+        });
     }
     // Lower band, row-major: band[i·(b+1) + (i − j)] = G[i][j] for i − b ≤ j ≤ i.
     let width = bandwidth + 1;
@@ -152,7 +163,10 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
         }
     }
     if !banded_cholesky(&mut band, n, bandwidth) {
-        return Err(NoCertificate::NotPositiveDefinite { gram_size: n, bandwidth });
+        return Err(NoCertificate::NotPositiveDefinite {
+            gram_size: n,
+            bandwidth,
+        });
     }
     let rank = if rows_short { live_rows } else { live_cols };
     Ok(RankCertificate {

@@ -182,19 +182,7 @@ fn ints_of(graph: &OnnxGraph, node: &NodeProto, i: usize, attr: &str) -> Result<
     Ok(constant_input(graph, node, i)?.map(|c| c.values.iter().map(|&v| v as i64).collect()))
 }
 
-fn strides_of(shape: &[usize]) -> Vec<usize> {
-    crate::frontend::strides_of(shape)
-}
-
-/// Flat index → multi-index.
-fn unravel(mut t: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for a in (0..shape.len()).rev() {
-        idx[a] = t % shape[a];
-        t /= shape[a];
-    }
-    idx
-}
+use crate::frontend::{strides_of, unravel};
 
 fn resolve_axis(axis: i64, rank: usize) -> Result<usize> {
     let resolved = if axis < 0 { axis + rank as i64 } else { axis };

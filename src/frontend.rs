@@ -2,8 +2,11 @@
 //!
 //! Walks the graph from the input through ops that are affine and easy to reason about (Cast,
 //! Identity, Transpose, Reshape, Flatten, (Un)Squeeze, Add/Sub/Mul/Div by constants, Pad with a
-//! constant) to the first Conv, Gemm or MatMul with a constant weight, folding the preprocessing
-//! and those ops into one `AffineGather` followed by the layer.
+//! constant, Slice, nearest Resize, Slice…→Concat fan-outs; see `front_end_folds`) to the first
+//! Conv, Gemm or MatMul with a constant weight, folding the preprocessing and those ops into one
+//! `AffineGather` followed by the layer, and per-channel affine ops after a Conv (BatchNorm) into
+//! the layer. Dense layers and patchify convolutions become disjoint pixel blocks; other
+//! convolutions become one dense block on small images and a matrix-free operator otherwise.
 
 use crate::linop::{AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
@@ -558,7 +561,10 @@ fn finish_with_layer(
                 let layer = Arc::new(Conv2d {
                     geometry: conv.clone(),
                     out_channels: m,
-                    weight: (0..m).flat_map(|i| (0..fan_in).map(move |j| (i, j))).map(|(i, j)| matrix[(i, j)]).collect(),
+                    weight: (0..m)
+                        .flat_map(|i| (0..fan_in).map(move |j| (i, j)))
+                        .map(|(i, j)| matrix[(i, j)])
+                        .collect(),
                 });
                 let pixel_conv = pixel_convolution(&layer, &map);
                 fe.conv = Some(ConvFrontEnd {
@@ -821,7 +827,8 @@ pub fn strides_of(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-fn unravel(mut t: usize, shape: &[usize]) -> Vec<usize> {
+/// Flat index → multi-index.
+pub(crate) fn unravel(mut t: usize, shape: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
     for a in (0..shape.len()).rev() {
         idx[a] = t % shape[a];

@@ -86,7 +86,11 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
     // they settle to rounding; iterative ones stop far below what float32 pixels can hold, since
     // the last projection and the pullback make the result exact whatever the iterate.
     let settled = if ns.is_matrix_free() { 1e-5 } else { 1e-9 };
-    let loose = if ns.is_matrix_free() { DYKSTRA_RELATIVE } else { EXACT_RELATIVE };
+    let loose = if ns.is_matrix_free() {
+        DYKSTRA_RELATIVE
+    } else {
+        EXACT_RELATIVE
+    };
     for it in 0..max_iterations {
         iterations = it + 1;
         let t: Vec<f64> = (0..n).map(|i| y[i] + p[i] - x[i]).collect();

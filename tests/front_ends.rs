@@ -366,7 +366,10 @@ fn overlapping_conv_too_large_for_one_matrix_is_matrix_free() {
     assert_eq!(json["first_layer"]["matrix"]["rows"], 4);
     assert_eq!(json["first_layer"]["matrix"]["cols"], 27);
     assert!(json["front_end"]["limitation"].is_null());
-    assert!(json["front_end"]["method"].as_str().unwrap().contains("conjugate gradients"));
+    assert!(json["front_end"]["method"]
+        .as_str()
+        .unwrap()
+        .contains("conjugate gradients"));
 }
 
 /// The Jacobian of the first layer's output by finite differences through tract: an oracle for the

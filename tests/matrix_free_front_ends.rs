@@ -20,6 +20,24 @@ fn random_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
 }
 
+/// A convolution with square kernel, stride and symmetric padding on a [c, h, w] image.
+fn conv_of(in_shape: [usize; 3], m: usize, k: usize, s: usize, p: usize, group: usize, weight: Vec<f64>) -> Conv2d {
+    let out = ConvGeometry::output_size([in_shape[1], in_shape[2]], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
+    Conv2d {
+        geometry: ConvGeometry {
+            in_shape,
+            kernel: [k, k],
+            strides: [s, s],
+            dilations: [1, 1],
+            pads: [p; 4],
+            group,
+            out,
+        },
+        out_channels: m,
+        weight,
+    }
+}
+
 /// Conjugate gradients on a dense operator against the same operator's SVD basis.
 #[test]
 fn conjugate_gradient_null_space_equals_the_dense_one() {
@@ -108,11 +126,17 @@ fn strided_stem_collides_in_every_mode_through_the_whole_model() {
             let out = c.comparison.outputs[0].rel_diff;
             let control = c.control.outputs[0].rel_diff;
             assert!(c.comparison.l2 > 1.0, "{mode:?}: moved only {}", c.comparison.l2);
-            assert!(front <= 1e-5 && out <= 1e-5, "{mode:?}: front {front:.2e}, output {out:.2e}");
+            assert!(
+                front <= 1e-5 && out <= 1e-5,
+                "{mode:?}: front {front:.2e}, output {out:.2e}"
+            );
             assert!(control >= 100.0 * out.max(1e-7), "{mode:?}: control {control:.2e}");
             assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
             let response = c.front_end_response.unwrap();
-            assert!(response <= 1e-8 * c.comparison.l2 * 100.0, "{mode:?}: response {response:.2e}");
+            assert!(
+                response <= 1e-8 * c.comparison.l2 * 100.0,
+                "{mode:?}: response {response:.2e}"
+            );
         }
     }
     assert!(ns.worst_projection_residual() <= 1e-6);
@@ -128,20 +152,7 @@ fn conv_tiles_are_the_convolution_and_bound_their_directions() {
         (2, 5, 5, 1, 2, 30, 7, 0.3),
         (3, 8, 7, 4, 3, 45, 16, 0.05),
     ] {
-        let out = ConvGeometry::output_size([side, side], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
-        let conv = Conv2d {
-            geometry: ConvGeometry {
-                in_shape: [c, side, side],
-                kernel: [k, k],
-                strides: [s, s],
-                dilations: [1, 1],
-                pads: [p; 4],
-                group: 1,
-                out,
-            },
-            out_channels: m,
-            weight: random_vec(&mut rng, m * c * k * k),
-        };
+        let conv = conv_of([c, side, side], m, k, s, p, 1, random_vec(&mut rng, m * c * k * k));
         let tiles = conv.tiles(tile);
         let op = &tiles.blocks;
         let x: Vec<f64> = random_vec(&mut rng, conv.input_dim())
@@ -151,7 +162,10 @@ fn conv_tiles_are_the_convolution_and_bound_their_directions() {
             .collect();
         let (a, b) = (conv.apply_vec(&x), op.apply_vec(&x));
         let gap: f64 = a.iter().zip(&b).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max);
-        assert!(gap <= 1e-12 * norm(&a), "tiles differ from the convolution by {gap:.2e}");
+        assert!(
+            gap <= 1e-12 * norm(&a),
+            "tiles differ from the convolution by {gap:.2e}"
+        );
         let mut seen = vec![false; conv.output_dim()];
         for block in &op.blocks {
             for &r in &block.rows {
@@ -168,9 +182,16 @@ fn conv_tiles_are_the_convolution_and_bound_their_directions() {
             tiles.gaps.clone(),
         )
         .unwrap();
-        let smallest = ns.block_ranks.iter().map(|(_, r)| r.sigma_min / r.sigma_max).fold(f64::INFINITY, f64::min);
+        let smallest = ns
+            .block_ranks
+            .iter()
+            .map(|(_, r)| r.sigma_min / r.sigma_max)
+            .fold(f64::INFINITY, f64::min);
         let sigma_max = ns.block_ranks.iter().map(|(_, r)| r.sigma_max).fold(0.0, f64::max);
-        assert!(ns.nullity > 0, "no direction under {budget}: smallest σ/σ_max {smallest:.3e} (config {c} {m} {k} {s})");
+        assert!(
+            ns.nullity > 0,
+            "no direction under {budget}: smallest σ/σ_max {smallest:.3e} (config {c} {m} {k} {s})"
+        );
         for _ in 0..3 {
             let d = ns.project(&random_vec(&mut rng, conv.input_dim()));
             assert!(d.iter().zip(&tiles.gaps).all(|(v, &g)| !g || *v == 0.0));
@@ -210,7 +231,6 @@ fn rank_certificate_agrees_with_the_dense_svd() {
     ];
     let mut proved = 0;
     for (i, &(c, m, k, s, p, side, group, dead, zero_sum)) in configs.iter().enumerate() {
-        let out = ConvGeometry::output_size([side, side], [k, k], [s, s], [1, 1], [p; 4]).unwrap();
         let per_group = c / group;
         let mut weight = random_vec(&mut rng, m * per_group * k * k);
         if zero_sum {
@@ -222,19 +242,7 @@ fn rank_certificate_agrees_with_the_dense_svd() {
         if dead {
             weight[..per_group * k * k].fill(0.0);
         }
-        let conv = Conv2d {
-            geometry: ConvGeometry {
-                in_shape: [c, side, side],
-                kernel: [k, k],
-                strides: [s, s],
-                dilations: [1, 1],
-                pads: [p; 4],
-                group,
-                out,
-            },
-            out_channels: m,
-            weight,
-        };
+        let conv = conv_of([c, side, side], m, k, s, p, group, weight);
         let sv = conv.to_dense().singular_values().unwrap();
         let sigma_max = sv.iter().copied().fold(0.0, f64::max);
         let tolerance = m.max(per_group * k * k) as f64 * f32::EPSILON as f64 * sigma_max;
@@ -254,4 +262,23 @@ fn rank_certificate_agrees_with_the_dense_svd() {
         }
     }
     assert!(proved >= 10, "only {proved} of {} configurations proved", configs.len());
+}
+
+/// The column mask the pinned projection runs on: the dot test, and the mask applied on both sides.
+#[test]
+fn column_mask_passes_the_dot_test() {
+    use blindspot::linop::ColumnMask;
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    let conv = conv_of([2, 9, 11], 3, 3, 2, 1, 1, random_vec(&mut rng, 3 * 2 * 9));
+    let keep: Vec<bool> = (0..conv.input_dim()).map(|i| i % 3 != 0).collect();
+    let masked = ColumnMask { op: &conv, keep: &keep };
+    let (x, y) = (
+        random_vec(&mut rng, conv.input_dim()),
+        random_vec(&mut rng, conv.output_dim()),
+    );
+    assert!(dot_test(&masked, &x, &y) < 1e-12);
+    let xt = masked.adjoint_vec(&y);
+    assert!(xt.iter().zip(&keep).all(|(v, &k)| k || *v == 0.0));
+    let zeroed: Vec<f64> = x.iter().zip(&keep).map(|(v, &k)| if k { *v } else { 0.0 }).collect();
+    assert_eq!(masked.apply_vec(&x), conv.apply_vec(&zeroed));
 }

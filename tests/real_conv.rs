@@ -66,7 +66,10 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
         let out = c.comparison.outputs[0].rel_diff;
         let control = c.control.outputs[0].rel_diff;
         // The guarantee holds, and bounds what tract's float32 first layer saw as well.
-        assert!(response <= bound * (1.0 + 1e-9), "response {response:.3e} > bound {bound:.3e}");
+        assert!(
+            response <= bound * (1.0 + 1e-9),
+            "response {response:.3e} > bound {bound:.3e}"
+        );
         assert!(c.comparison.front_end_max_abs_diff.unwrap() <= bound + 1e-3);
         assert!(out * 10.0 < control, "output {out:.2e} vs control {control:.2e}");
         assert!(c.comparison.l2 > 1.0);
@@ -114,7 +117,10 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
     assert_eq!((fe.input_dim(), fe.output_dim()), (27_648, 18_432));
     let ns = front_end_null_space(&fe, rule).unwrap().unwrap();
     let report = audit(&model, &fe, Some(&ns), rule, &|_| {}).unwrap();
-    eprintln!("PP-OCR cls 3×48×192: {:?} by {:?}", report.front_end.nullity, report.front_end.method);
+    eprintln!(
+        "PP-OCR cls 3×48×192: {:?} by {:?}",
+        report.front_end.nullity, report.front_end.method
+    );
     assert_eq!(report.front_end.nullity_lower_bound, 9_216);
     assert_eq!(report.front_end.nullity, Some(9_216));
 
@@ -154,7 +160,10 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
             c.comparison.l2, c.comparison.psnr_to_original, c.comparison.argmax_equal
         );
         assert!(c.comparison.l2 > 1.0, "{mode:?} moved only {}", c.comparison.l2);
-        assert!(front <= 1e-5 && out <= 1e-5, "{mode:?}: front {front:.2e}, output {out:.2e}");
+        assert!(
+            front <= 1e-5 && out <= 1e-5,
+            "{mode:?}: front {front:.2e}, output {out:.2e}"
+        );
         assert!(control >= 100.0 * out.max(1e-7));
         assert_eq!(c.comparison.argmax_equal, Some(true));
         assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
@@ -193,7 +202,10 @@ fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_b
         front.smallest_singular_value.unwrap(),
         front.smallest_singular_value_upper_bound.unwrap(),
     );
-    assert!(estimate > 0.0 && estimate <= bound * 1.5, "σ_min ≈ {estimate:.3e}, ≤ {bound:.3e}");
+    assert!(
+        estimate > 0.0 && estimate <= bound * 1.5,
+        "σ_min ≈ {estimate:.3e}, ≤ {bound:.3e}"
+    );
     let budget = 1e-2;
     let request = CollideRequest {
         image: photo,
@@ -213,7 +225,11 @@ fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_b
     let runner = model.runner(&model.output_names, true).unwrap();
     let mask = |t: &[f32]| -> Vec<bool> { runner.run(t).unwrap()[0].data.iter().map(|&p| p > 0.3).collect() };
     let (before, after) = (mask(&found.original_tensor), mask(&found.tensors[0]));
-    let peak = runner.run(&found.original_tensor).unwrap()[0].data.iter().copied().fold(0.0, f64::max);
+    let peak = runner.run(&found.original_tensor).unwrap()[0]
+        .data
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
     eprintln!("peak text probability {peak:.3}");
     let both = before.iter().zip(&after).filter(|(a, b)| **a && **b).count();
     let either = before.iter().zip(&after).filter(|(a, b)| **a || **b).count();

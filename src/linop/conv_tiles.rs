@@ -101,31 +101,35 @@ impl Conv2d {
                 let matrix = cache
                     .entry(key)
                     .or_insert_with(|| {
-                    let mut m = Mat::<f64>::zeros(rows.len(), cols.len());
-                    for o in 0..self.out_channels {
-                        let ch0 = o / out_per_group * in_per_group;
-                        for (i, py) in fy.clone().enumerate() {
-                            for (j, px) in fx.clone().enumerate() {
-                                let r = (o * fh + i) * fw + j;
-                                for ci in 0..in_per_group {
-                                    for ky in 0..kh {
-                                        let y = (py * g.strides[0] + ky * g.dilations[0]) as isize - g.pads[0] as isize;
-                                        if y < y0 as isize || y >= y1 as isize {
-                                            continue;
-                                        }
-                                        for kx in 0..kw {
-                                            let x = (px * g.strides[1] + kx * g.dilations[1]) as isize - g.pads[1] as isize;
-                                            if x < x0 as isize || x >= x1 as isize {
+                        let mut m = Mat::<f64>::zeros(rows.len(), cols.len());
+                        for o in 0..self.out_channels {
+                            let ch0 = o / out_per_group * in_per_group;
+                            for (i, py) in fy.clone().enumerate() {
+                                for (j, px) in fx.clone().enumerate() {
+                                    let r = (o * fh + i) * fw + j;
+                                    for ci in 0..in_per_group {
+                                        for ky in 0..kh {
+                                            let y =
+                                                (py * g.strides[0] + ky * g.dilations[0]) as isize - g.pads[0] as isize;
+                                            if y < y0 as isize || y >= y1 as isize {
                                                 continue;
                                             }
-                                            let col = ((ch0 + ci) * th + (y as usize - y0)) * tw + (x as usize - x0);
-                                            m[(r, col)] += self.weight[((o * in_per_group + ci) * kh + ky) * kw + kx];
+                                            for kx in 0..kw {
+                                                let x = (px * g.strides[1] + kx * g.dilations[1]) as isize
+                                                    - g.pads[1] as isize;
+                                                if x < x0 as isize || x >= x1 as isize {
+                                                    continue;
+                                                }
+                                                let col =
+                                                    ((ch0 + ci) * th + (y as usize - y0)) * tw + (x as usize - x0);
+                                                m[(r, col)] +=
+                                                    self.weight[((o * in_per_group + ci) * kh + ky) * kw + kx];
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
-                    }
                         Arc::new(m)
                     })
                     .clone();

@@ -15,7 +15,11 @@ impl<A: LinearOperator + ?Sized> LinearOperator for ColumnMask<'_, A> {
         self.op.output_dim()
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
-        let masked: Vec<f64> = x.iter().zip(self.keep).map(|(v, &k)| if k { *v } else { 0.0 }).collect();
+        let masked: Vec<f64> = x
+            .iter()
+            .zip(self.keep)
+            .map(|(v, &k)| if k { *v } else { 0.0 })
+            .collect();
         self.op.apply(&masked, y);
     }
     fn adjoint(&self, y: &[f64], x: &mut [f64]) {
