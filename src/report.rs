@@ -173,6 +173,13 @@ pub fn audit_table(r: &AuditReport) -> String {
         fe.input_dim, fe.output_dim
     );
     match fe.nullity {
+        Some(d) if fe.response_bound.is_some() => {
+            s += &format!(
+                "within budget {d} of {} directions, first-layer response ‖A δ‖ ≤ {:.3e} ‖δ‖\n",
+                fe.input_dim,
+                fe.response_bound.unwrap_or(f64::NAN)
+            )
+        }
         Some(d) => {
             s += &format!(
                 "nullity      {d} of {} ({:.2}% of input directions ignored)\n",
