@@ -24,6 +24,16 @@ struct Cli {
     quiet: bool,
 }
 
+/// A tolerance relative to σ_max: a number in (0, 1].
+fn fraction_of_sigma_max(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a fraction of sigma_max in (0, 1]"))
+    }
+}
+
 #[derive(Args, Clone)]
 struct ModelArgs {
     /// The ONNX model.
@@ -34,7 +44,7 @@ struct ModelArgs {
     /// Relative rank tolerance (× σ_max); default: numpy's matrix_rank rule for the stored precision.
     /// Above rounding level it is a budget: approximate collisions along directions whose
     /// first-layer response is at most this fraction of σ_max, with the guaranteed bound reported.
-    #[arg(long, visible_alias = "budget", value_name = "REL")]
+    #[arg(long, visible_alias = "budget", value_name = "REL", value_parser = fraction_of_sigma_max)]
     tol: Option<f64>,
     /// Print the JSON report instead of the table.
     #[arg(long)]

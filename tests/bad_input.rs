@@ -177,6 +177,12 @@ fn a_model_without_null_space_says_so_with_its_smallest_singular_value() {
         "{err}"
     );
     assert!(!out_dir.exists());
+    // A budget must be a fraction of σ_max.
+    for bad in ["nan", "0", "1.5"] {
+        let (code, _, err) = blindspot(&["audit", s(&model), "--budget", bad]);
+        assert_eq!(code, 2, "--budget {bad}: {err}");
+        assert!(err.contains("fraction of sigma_max"), "{err}");
+    }
 }
 
 #[test]
