@@ -169,13 +169,50 @@ pub struct MatrixFreeSource {
 /// Conjugate-gradient accuracy of an exact projection: ‖A z‖ ≤ this · ‖A v‖.
 pub const EXACT_RELATIVE: f64 = 1e-10;
 
-type SubMatrixKey = (*const Mat<f64>, Vec<bool>);
 
 struct Source {
     op: BlockOperator,
     weight_dims: (usize, usize),
     eps: f64,
     rule: RankRule,
+    /// Restricted block matrices and the bases of every matrix met so far, kept across
+    /// [`NullSpace::pinned`] calls: a search pins a few more pixels each round, and most blocks
+    /// keep the restriction (and so the SVD) they had in the round before.
+    cache: Mutex<SourceCache>,
+}
+
+#[derive(Default)]
+struct SourceCache {
+    restricted: HashMap<(usize, Vec<bool>), Arc<Mat<f64>>>,
+    /// By matrix address; the entry holds the matrix, so the address stays its own.
+    bases: HashMap<usize, (Arc<Mat<f64>>, Arc<Basis>, MatrixRank)>,
+}
+
+impl Source {
+    fn new(op: &BlockOperator, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Arc<Source> {
+        Arc::new(Source {
+            op: op.clone(),
+            weight_dims,
+            eps,
+            rule,
+            cache: Mutex::new(SourceCache::default()),
+        })
+    }
+
+    fn basis(&self, matrix: &Arc<Mat<f64>>) -> Result<(Arc<Basis>, MatrixRank)> {
+        let key = Arc::as_ptr(matrix) as usize;
+        if let Some((_, basis, rank)) = self.cache.lock().unwrap().bases.get(&key) {
+            return Ok((basis.clone(), rank.clone()));
+        }
+        let (basis, rank) = basis_of(matrix, self.weight_dims, self.eps, self.rule)?;
+        let basis = Arc::new(basis);
+        self.cache
+            .lock()
+            .unwrap()
+            .bases
+            .insert(key, (matrix.clone(), basis.clone(), rank.clone()));
+        Ok((basis, rank))
+    }
 }
 
 impl NullSpace {
@@ -196,13 +233,7 @@ impl NullSpace {
 
     /// Null space of `op`, with the rank tolerance taken from the layer's weight matrix shape.
     pub fn of(op: &BlockOperator, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<NullSpace> {
-        let source = Arc::new(Source {
-            op: op.clone(),
-            weight_dims,
-            eps,
-            rule,
-        });
-        Self::build(op, source, vec![false; op.input_dim])
+        Self::build(op, Source::new(op, weight_dims, eps, rule), vec![false; op.input_dim])
     }
 
     /// The null directions that leave the `pinned` pixels exactly where they are: the null space
@@ -215,7 +246,6 @@ impl NullSpace {
             Repr::MatrixFree { source, .. } => return Ok(Self::matrix_free_pinned(source.clone(), pinned)),
         };
         // Keyed by the block's matrix and which of its columns stay free.
-        let mut sub_matrices: HashMap<SubMatrixKey, Arc<Mat<f64>>> = HashMap::new();
         let mut blocks = vec![];
         for block in &source.op.blocks {
             let keep: Vec<bool> = block.cols.iter().map(|&k| !pinned[k]).collect();
@@ -227,8 +257,12 @@ impl NullSpace {
             if kept.is_empty() {
                 continue;
             }
-            let matrix = sub_matrices
-                .entry((Arc::as_ptr(&block.matrix), keep))
+            let matrix = source
+                .cache
+                .lock()
+                .unwrap()
+                .restricted
+                .entry((Arc::as_ptr(&block.matrix) as usize, keep))
                 .or_insert_with(|| {
                     Arc::new(Mat::from_fn(block.rows.len(), kept.len(), |i, j| {
                         block.matrix[(i, kept[j])]
@@ -250,7 +284,6 @@ impl NullSpace {
     }
 
     fn build(op: &BlockOperator, source: Arc<Source>, pinned: Vec<bool>) -> Result<NullSpace> {
-        let (weight_dims, eps, rule) = (source.weight_dims, source.eps, source.rule);
         let mut covered = pinned.clone();
         let mut by_matrix: HashMap<*const Mat<f64>, usize> = HashMap::new();
         let mut groups: Vec<(Arc<Basis>, Vec<Vec<usize>>)> = vec![];
@@ -264,9 +297,9 @@ impl NullSpace {
             let g = match by_matrix.get(&key) {
                 Some(&g) => g,
                 None => {
-                    let (basis, rank) = basis_of(&block.matrix, weight_dims, eps, rule)?;
+                    let (basis, rank) = source.basis(&block.matrix)?;
                     block_ranks.push((0, rank));
-                    groups.push((Arc::new(basis), vec![]));
+                    groups.push((basis, vec![]));
                     by_matrix.insert(key, groups.len() - 1);
                     groups.len() - 1
                 }
@@ -312,13 +345,7 @@ impl NullSpace {
         rule: RankRule,
         pinned: Vec<bool>,
     ) -> Result<NullSpace> {
-        let source = Arc::new(Source {
-            op: op.clone(),
-            weight_dims,
-            eps,
-            rule,
-        });
-        Self::build(op, source, pinned)
+        Self::build(op, Source::new(op, weight_dims, eps, rule), pinned)
     }
 
     /// The null space of an operator known by its action (see [`MatrixFreeSource`]).
