@@ -899,6 +899,21 @@ fn witnesses(
     (input, output)
 }
 
+/// The smallest n' ≥ n whose prime factors are 2, 3 and 5.
+fn smooth_length(n: usize) -> usize {
+    (n.max(1)..)
+        .find(|&m| {
+            let mut m = m;
+            for p in [2, 3, 5] {
+                while m % p == 0 {
+                    m /= p;
+                }
+            }
+            m == 1
+        })
+        .unwrap()
+}
+
 /// An approximate inverse of A Aᵀ for a convolution A: on the output grid (oh × ow per channel)
 /// A Aᵀ is, away from the image border, the convolution with symbol W(ω)W(ω)ᴴ, so
 /// M = F⁻¹ (W Wᴴ + ε I)⁻¹ F with F the 2-D DFT of each output channel. Padding, images whose
@@ -911,9 +926,15 @@ pub struct CirculantPreconditioner {
     grid: [usize; 2],
     groups: usize,
     rows: usize,
-    /// (W Wᴴ + ε I)⁻¹ per frequency (index kw·oh + kh, the layout after the column pass) and
-    /// group, rows × rows row-major.
+    /// (W Wᴴ + ε I)⁻¹ per canonical frequency (see `canonical`) and group, rows × rows
+    /// row-major.
     inverses: Vec<c64>,
+    /// Frequencies are indexed t = kw·oh + kh (the layout after the column pass). Real data have
+    /// Hermitian spectra and M(−ω) = conj M(ω), so only one of each pair {ω, −ω} is solved:
+    /// `canonical` lists those (t ≤ t(−ω)), `canonical_of[t]` says which one serves t and whether
+    /// conjugated.
+    canonical: Vec<usize>,
+    canonical_of: Vec<(usize, bool)>,
     forward: [Arc<dyn Fft<f64>>; 2],
     backward: [Arc<dyn Fft<f64>>; 2],
     /// M = S C⁻¹ S with S = diag(√(filter energy / row energy)): rows that lose taps to padding
@@ -933,7 +954,11 @@ impl CirculantPreconditioner {
     pub fn new(conv: &Conv2d, regularisation: f64) -> Self {
         let symbol = PolyphaseSymbol::of(conv);
         let reach = |a: usize| (2 * (symbol.shift_range[a].1 - symbol.shift_range[a].0 + 1)).max(2) as usize;
-        Self::with_extension(conv, regularisation, [reach(0), reach(1)]).with_row_scaling(conv, None)
+        // FFT lengths with large prime factors are several times slower: round the periodic grid
+        // up to the next 5-smooth length.
+        let out = conv.geometry.out;
+        let extension = |a: usize| smooth_length(out[a] + reach(a)) - out[a];
+        Self::with_extension(conv, regularisation, [extension(0), extension(1)]).with_row_scaling(conv, None)
     }
 
     /// The plain circulant on a periodic grid `extension` larger than the output grid (the output
@@ -945,15 +970,33 @@ impl CirculantPreconditioner {
         let [oh, ow] = [out[0] + extension[0], out[1] + extension[1]];
         let (groups, rows) = (symbol.groups, symbol.rows);
         let frequencies = oh * ow;
-        let grams: Vec<Vec<Mat<c64>>> = (0..frequencies)
-            .into_par_iter()
-            .map(|t| {
+        let mirror = |t: usize| {
+            let (kw, kh) = (t / oh, t % oh);
+            ((ow - kw) % ow) * oh + (oh - kh) % oh
+        };
+        let canonical: Vec<usize> = (0..frequencies).filter(|&t| t <= mirror(t)).collect();
+        let mut canonical_of = vec![(0, false); frequencies];
+        for (i, &t) in canonical.iter().enumerate() {
+            canonical_of[t] = (i, false);
+            if mirror(t) != t {
+                canonical_of[mirror(t)] = (i, true);
+            }
+        }
+        let grams: Vec<Vec<Mat<c64>>> = canonical
+            .par_iter()
+            .map(|&t| {
                 let (kw, kh) = (t / oh, t % oh);
                 let omega = [2.0 * PI * kh as f64 / oh as f64, 2.0 * PI * kw as f64 / ow as f64];
                 (0..groups)
                     .map(|g| {
                         let wm = symbol.at(g, omega);
-                        &wm * wm.adjoint()
+                        let gram = &wm * wm.adjoint();
+                        if mirror(t) == t {
+                            // ω = −ω (mod 2π): the symbol is real, up to rounding in e^{iωq}
+                            Mat::from_fn(rows, rows, |i, j| c64::new(gram[(i, j)].re, 0.0))
+                        } else {
+                            gram
+                        }
                     })
                     .collect()
             })
@@ -1010,6 +1053,8 @@ impl CirculantPreconditioner {
         let mut planner = FftPlanner::<f64>::new();
         CirculantPreconditioner {
             row_scale: None,
+            canonical,
+            canonical_of,
             out,
             grid: [oh, ow],
             groups,
@@ -1086,14 +1131,6 @@ impl CirculantPreconditioner {
 
 impl Preconditioner for CirculantPreconditioner {
     fn apply(&self, r: &[f64]) -> Vec<f64> {
-        let scaled;
-        let r = match &self.row_scale {
-            Some(s) => {
-                scaled = r.iter().zip(s).map(|(a, b)| a * b).collect::<Vec<f64>>();
-                &scaled[..]
-            }
-            None => r,
-        };
         let [oh, ow] = self.grid;
         let plane = oh * ow;
         let out_plane = self.out[0] * self.out[1];
@@ -1101,47 +1138,96 @@ impl Preconditioner for CirculantPreconditioner {
         if out_plane == 0 {
             return r.to_vec();
         }
-        // channel planes (zero-extended) → spectra, laid out [channel][frequency]
-        let mut spectra = vec![c64::new(0.0, 0.0); channels * plane];
-        spectra
-            .par_chunks_mut(plane)
-            .zip(r.par_chunks(out_plane))
-            .for_each(|(spectrum, values)| {
-                let mut buffer = vec![c64::new(0.0, 0.0); plane];
-                for (y, row) in values.chunks(self.out[1]).enumerate() {
-                    for (x, &v) in row.iter().enumerate() {
-                        buffer[y * ow + x] = c64::new(v, 0.0);
-                    }
+        let scale = |i: usize| self.row_scale.as_ref().map_or(1.0, |s| s[i]);
+        // Channels 2j and 2j + 1 (zero-extended, row-scaled) share one complex plane, as its real
+        // and imaginary parts → spectra laid out [pair][frequency].
+        let pairs = channels.div_ceil(2);
+        let mut spectra = vec![c64::new(0.0, 0.0); pairs * plane];
+        spectra.par_chunks_mut(plane).enumerate().for_each(|(j, spectrum)| {
+            let mut buffer = vec![c64::new(0.0, 0.0); plane];
+            for (part, ch) in [2 * j, 2 * j + 1].into_iter().enumerate() {
+                if ch >= channels {
+                    continue;
                 }
-                self.forward_plane(&mut buffer, spectrum);
-            });
-        // per frequency: (W Wᴴ + ε)⁻¹ across the channels of each group, laid out [frequency][channel]
-        let rows = self.rows;
-        let mut solved = vec![c64::new(0.0, 0.0); channels * plane];
-        solved.par_chunks_mut(channels).enumerate().for_each(|(t, out)| {
-            for g in 0..self.groups {
-                let inverse = &self.inverses[(t * self.groups + g) * rows * rows..][..rows * rows];
-                for i in 0..rows {
-                    let mut acc = c64::new(0.0, 0.0);
-                    for j in 0..rows {
-                        acc += inverse[i * rows + j] * spectra[(g * rows + j) * plane + t];
+                let base = ch * out_plane;
+                for (y, row) in r[base..base + out_plane].chunks(self.out[1]).enumerate() {
+                    for (x, &v) in row.iter().enumerate() {
+                        let v = v * scale(base + y * self.out[1] + x);
+                        let b = &mut buffer[y * ow + x];
+                        if part == 0 {
+                            b.re = v;
+                        } else {
+                            b.im = v;
+                        }
                     }
-                    out[g * rows + i] = acc;
                 }
             }
+            self.forward_plane(&mut buffer, spectrum);
         });
+        // per canonical frequency: unpack the channels' spectra (Z = A + iB with A, B Hermitian:
+        // A(t) = (Z(t) + conj Z(−t)) / 2, B(t) = (Z(t) − conj Z(−t)) / 2i), then (W Wᴴ + ε)⁻¹
+        // across the channels of each group; laid out [canonical frequency][channel]
+        let rows = self.rows;
+        let mut solved = vec![c64::new(0.0, 0.0); channels * self.canonical.len()];
+        solved
+            .par_chunks_mut(channels)
+            .zip(self.canonical.par_iter())
+            .enumerate()
+            .for_each_init(
+                || vec![c64::new(0.0, 0.0); channels],
+                |spectrum, (i, (out, &t))| {
+                    let (kw, kh) = (t / oh, t % oh);
+                    let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
+                    for j in 0..pairs {
+                        let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
+                        spectrum[2 * j] = (z + zm) * 0.5;
+                        if 2 * j + 1 < channels {
+                            spectrum[2 * j + 1] = (z - zm) * c64::new(0.0, -0.5);
+                        }
+                    }
+                    for g in 0..self.groups {
+                        let inverse = &self.inverses[(i * self.groups + g) * rows * rows..][..rows * rows];
+                        let x = &spectrum[g * rows..(g + 1) * rows];
+                        for (row, o) in inverse.chunks(rows).zip(&mut out[g * rows..(g + 1) * rows]) {
+                            *o = row.iter().zip(x).map(|(m, v)| m * v).sum();
+                        }
+                    }
+                },
+            );
         let mut result = vec![0.0; channels * out_plane];
         let norm = 1.0 / plane as f64;
-        result.par_chunks_mut(out_plane).enumerate().for_each(|(o, values)| {
-            let mut transposed: Vec<c64> = (0..plane).map(|t| solved[t * channels + o]).collect();
-            let mut buffer = vec![c64::new(0.0, 0.0); plane];
-            self.backward_plane(&mut transposed, &mut buffer);
-            for (y, row) in values.chunks_mut(self.out[1]).enumerate() {
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = buffer[y * ow + x].re * norm;
+        result
+            .par_chunks_mut(2 * out_plane)
+            .enumerate()
+            .for_each(|(j, values)| {
+                let imaginary = 2 * j + 1 < channels;
+                let mut transposed: Vec<c64> = self
+                    .canonical_of
+                    .iter()
+                    .map(|&(i, conjugate)| {
+                        let a = solved[i * channels + 2 * j];
+                        let b = if imaginary {
+                            solved[i * channels + 2 * j + 1]
+                        } else {
+                            c64::new(0.0, 0.0)
+                        };
+                        let (a, b) = if conjugate { (a.conj(), b.conj()) } else { (a, b) };
+                        a + c64::new(-b.im, b.re)
+                    })
+                    .collect();
+                let mut buffer = vec![c64::new(0.0, 0.0); plane];
+                self.backward_plane(&mut transposed, &mut buffer);
+                let (first, second) = values.split_at_mut(out_plane);
+                for y in 0..self.out[0] {
+                    for x in 0..self.out[1] {
+                        let v = buffer[y * ow + x] * norm;
+                        first[y * self.out[1] + x] = v.re;
+                        if imaginary {
+                            second[y * self.out[1] + x] = v.im;
+                        }
+                    }
                 }
-            }
-        });
+            });
         if let Some(s) = &self.row_scale {
             result.iter_mut().zip(s).for_each(|(a, b)| *a *= b);
         }

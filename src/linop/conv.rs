@@ -115,24 +115,45 @@ impl Conv2d {
 
     /// Calls `f(weight, output offset, input offset, count, input stride)` for every tap row: the
     /// outputs `out[o][py][px0 + i]` and inputs `in[ch][y][x0 + i·stride]` it couples, i < count.
-    fn for_each_row(&self, o: usize, mut f: impl FnMut(f64, usize, usize, usize, usize)) {
+    fn for_each_row(&self, o: usize, f: impl FnMut(f64, usize, usize, usize, usize)) {
+        let in_per_group = self.geometry.in_shape[0] / self.geometry.group;
+        self.for_each_row_within(o, 0..in_per_group, 0..self.geometry.in_shape[1], f)
+    }
+
+    /// `for_each_row` restricted to the input channels `channels` (within the group of `o`) and
+    /// the input rows `rows`.
+    fn for_each_row_within(
+        &self,
+        o: usize,
+        channels: std::ops::Range<usize>,
+        rows: std::ops::Range<usize>,
+        mut f: impl FnMut(f64, usize, usize, usize, usize),
+    ) {
         let g = &self.geometry;
         let [_, h, w] = g.in_shape;
         let [kh, kw] = g.kernel;
         let [oh, ow] = g.out;
         let in_per_group = g.in_shape[0] / g.group;
         let ch0 = o / (self.out_channels / g.group) * in_per_group;
-        for ci in 0..in_per_group {
+        let s = g.strides[0];
+        for ci in channels {
             for ky in 0..kh {
                 let (py0, py1, y0) = self.valid_range(0, ky);
+                // output rows whose input row y0 + (py − py0)·s lies in `rows`
+                let y0 = y0 as usize;
+                let first = py0 + rows.start.saturating_sub(y0).div_ceil(s);
+                let last = py1.min(py0 + rows.end.saturating_sub(y0).div_ceil(s));
+                if first >= last {
+                    continue;
+                }
                 for kx in 0..kw {
                     let (px0, px1, x0) = self.valid_range(1, kx);
                     if px1 <= px0 {
                         continue;
                     }
                     let wv = self.weight[((o * in_per_group + ci) * kh + ky) * kw + kx];
-                    for (i, py) in (py0..py1).enumerate() {
-                        let y = y0 as usize + i * g.strides[0];
+                    for py in first..last {
+                        let y = y0 + (py - py0) * s;
                         f(
                             wv,
                             (o * oh + py) * ow + px0,
@@ -157,32 +178,130 @@ impl LinearOperator for Conv2d {
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         use rayon::prelude::*;
         let plane = self.geometry.out[0] * self.geometry.out[1];
+        let [_, _, w] = self.geometry.in_shape;
+        let sw = self.geometry.strides[1];
+        // A tap row reads every sw-th pixel of an image row; on the rows split into their sw
+        // phases (`RowPhases`) it reads a contiguous run.
+        let phases = RowPhases::new(w, sw);
+        let split;
+        let xp = if sw > 1 {
+            split = phases.split(x);
+            &split[..]
+        } else {
+            x
+        };
         // Output channels are independent: one task each.
         y.par_chunks_mut(plane.max(1)).enumerate().for_each(|(o, out)| {
             out.fill(0.0);
             let base = o * plane;
-            self.for_each_row(o, |wv, yo, xi, n, stride| {
+            self.for_each_row(o, |wv, yo, xi, n, _| {
                 let out = &mut out[yo - base..yo - base + n];
-                for (i, v) in out.iter_mut().enumerate() {
-                    *v += wv * x[xi + i * stride];
+                let xs = &xp[phases.offset(xi)..][..n];
+                for (v, &u) in out.iter_mut().zip(xs) {
+                    *v += wv * u;
                 }
             });
         });
     }
     fn adjoint(&self, y: &[f64], x: &mut [f64]) {
-        x.fill(0.0);
-        for o in 0..self.out_channels {
-            self.for_each_row(o, |wv, yo, xi, n, stride| {
-                for i in 0..n {
-                    x[xi + i * stride] += wv * y[yo + i];
-                }
-            });
+        use rayon::prelude::*;
+        let g = &self.geometry;
+        let [c, h, w] = g.in_shape;
+        if c * h * w == 0 {
+            return;
         }
+        let in_per_group = c / g.group;
+        let out_per_group = self.out_channels / g.group;
+        let phases = RowPhases::new(w, g.strides[1]);
+        // Input bands (one channel, a run of rows) are independent: one task each, about four
+        // per thread. Each accumulates in its rows split into phases, then interleaves them.
+        let bands_per_channel = (4 * rayon::current_num_threads()).div_ceil(c).clamp(1, h);
+        let band = h.div_ceil(bands_per_channel);
+        x.par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
+            let (group, ci) = (ch / in_per_group, ch % in_per_group);
+            plane.par_chunks_mut(band * w).enumerate().for_each(|(b, xs)| {
+                let rows = b * band..(b * band + band).min(h);
+                let base = phases.offset((ch * h + rows.start) * w);
+                let mut acc = vec![0.0; rows.len() * phases.row_len()];
+                for o in group * out_per_group..(group + 1) * out_per_group {
+                    self.for_each_row_within(o, ci..ci + 1, rows.clone(), |wv, yo, xi, n, _| {
+                        let ys = &y[yo..yo + n];
+                        let acc = &mut acc[phases.offset(xi) - base..][..n];
+                        for (v, &u) in acc.iter_mut().zip(ys) {
+                            *v += wv * u;
+                        }
+                    });
+                }
+                phases.join(&acc, xs);
+            });
+        });
     }
     fn to_dense(&self) -> faer::Mat<f64> {
         let mut a = faer::Mat::<f64>::zeros(self.output_dim(), self.input_dim());
         self.geometry
             .for_each_tap(self.out_channels, |r, c, k| a[(r, c)] += self.weight[k]);
         a
+    }
+}
+
+/// Image rows of width `w` stored phase by phase for a horizontal stride `s`: row r holds
+/// x[r][a], x[r][a + s], … for a = 0..s, each phase padded to ⌈w / s⌉ entries, so that the
+/// pixels x[r][x0 + i·s] are contiguous.
+struct RowPhases {
+    w: usize,
+    s: usize,
+    /// ⌈w / s⌉
+    len: usize,
+}
+
+impl RowPhases {
+    fn new(w: usize, s: usize) -> Self {
+        RowPhases {
+            w,
+            s,
+            len: w.div_ceil(s.max(1)),
+        }
+    }
+
+    /// Entries per split row.
+    fn row_len(&self) -> usize {
+        self.s * self.len
+    }
+
+    /// Where pixel `i` (row-major, rows of width w) lies in the split layout.
+    fn offset(&self, i: usize) -> usize {
+        if self.s == 1 {
+            return i;
+        }
+        let (r, x) = (i / self.w, i % self.w);
+        r * self.row_len() + (x % self.s) * self.len + x / self.s
+    }
+
+    fn split(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; x.len() / self.w.max(1) * self.row_len()];
+        for (src, dst) in x.chunks(self.w.max(1)).zip(out.chunks_mut(self.row_len().max(1))) {
+            for (a, phase) in dst.chunks_mut(self.len.max(1)).enumerate() {
+                for (d, &v) in phase.iter_mut().zip(src[a.min(src.len())..].iter().step_by(self.s)) {
+                    *d = v;
+                }
+            }
+        }
+        out
+    }
+
+    /// The inverse of `split`: interleaves split rows back into `x`.
+    fn join(&self, split: &[f64], x: &mut [f64]) {
+        if self.s == 1 {
+            x.copy_from_slice(split);
+            return;
+        }
+        for (dst, src) in x.chunks_mut(self.w).zip(split.chunks(self.row_len())) {
+            for (a, phase) in src.chunks(self.len).enumerate() {
+                let start = a.min(dst.len());
+                for (d, &v) in dst[start..].iter_mut().step_by(self.s).zip(phase) {
+                    *d = v;
+                }
+            }
+        }
     }
 }
