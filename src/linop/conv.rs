@@ -166,6 +166,84 @@ impl Conv2d {
             }
         }
     }
+
+    /// Whether `apply`/`adjoint` go through a patch matrix and one matrix product (ungrouped
+    /// convolutions with several outputs: the strided gathers are then done once, not once per
+    /// output channel).
+    fn uses_patches(&self) -> bool {
+        self.geometry.group == 1 && self.out_channels >= 4
+    }
+
+    /// The patch matrix (im2col): row (c, ky, kx), column (py, px) holds the input pixel that
+    /// tap (c, ky, kx) of output position (py, px) reads, 0 in the padding; row-major.
+    fn patches(&self, x: &[f64]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let g = &self.geometry;
+        let [_, h, w] = g.in_shape;
+        let [kh, kw] = g.kernel;
+        let [oh, ow] = g.out;
+        let positions = oh * ow;
+        let mut col = vec![0.0; g.in_shape[0] * kh * kw * positions];
+        col.par_chunks_mut(positions.max(1)).enumerate().for_each(|(k, row)| {
+            let (c, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
+            let (py0, py1, y0) = self.valid_range(0, ky);
+            let (px0, px1, x0) = self.valid_range(1, kx);
+            if px1 <= px0 {
+                return;
+            }
+            let n = px1 - px0;
+            for (i, py) in (py0..py1).enumerate() {
+                let y = y0 as usize + i * g.strides[0];
+                let src = &x[(c * h + y) * w + x0 as usize..][..(n - 1) * g.strides[1] + 1];
+                let dst = &mut row[py * ow + px0..][..n];
+                for (d, &v) in dst.iter_mut().zip(src.iter().step_by(g.strides[1])) {
+                    *d = v;
+                }
+            }
+        });
+        col
+    }
+
+    /// x = Σ of the patch matrix's entries onto the pixels they came from (col2im, the adjoint of
+    /// `patches`), parallel over bands of input rows.
+    fn unpatch(&self, col: &[f64], x: &mut [f64]) {
+        use rayon::prelude::*;
+        let g = &self.geometry;
+        let [c, h, w] = g.in_shape;
+        let [kh, kw] = g.kernel;
+        let [oh, ow] = g.out;
+        let positions = oh * ow;
+        let (s, sw) = (g.strides[0], g.strides[1]);
+        let bands_per_channel = (4 * rayon::current_num_threads()).div_ceil(c).clamp(1, h);
+        let band = h.div_ceil(bands_per_channel);
+        x.par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
+            plane.par_chunks_mut(band * w).enumerate().for_each(|(b, xs)| {
+                xs.fill(0.0);
+                let rows = b * band..(b * band + band).min(h);
+                for ky in 0..kh {
+                    let (py0, py1, y0) = self.valid_range(0, ky);
+                    let y0 = y0 as usize;
+                    let first = py0 + rows.start.saturating_sub(y0).div_ceil(s);
+                    let last = py1.min(py0 + rows.end.saturating_sub(y0).div_ceil(s));
+                    for kx in 0..kw {
+                        let (px0, px1, x0) = self.valid_range(1, kx);
+                        if px1 <= px0 {
+                            continue;
+                        }
+                        let n = px1 - px0;
+                        let row = &col[((ch * kh + ky) * kw + kx) * positions..][..positions];
+                        for py in first..last {
+                            let y = y0 + (py - py0) * s - rows.start;
+                            let dst = &mut xs[y * w + x0 as usize..][..(n - 1) * sw + 1];
+                            for (d, &v) in dst.iter_mut().step_by(sw).zip(&row[py * ow + px0..][..n]) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }
 }
 
 impl LinearOperator for Conv2d {
@@ -177,6 +255,23 @@ impl LinearOperator for Conv2d {
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         use rayon::prelude::*;
+        if self.uses_patches() {
+            // y = W · patches(x): [out, c·kh·kw] × [c·kh·kw, oh·ow]
+            let col = self.patches(x);
+            let (k, positions) = (
+                self.weight.len() / self.out_channels,
+                self.geometry.out[0] * self.geometry.out[1],
+            );
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(y, self.out_channels, positions),
+                faer::Accum::Replace,
+                faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k),
+                faer::MatRef::from_row_major_slice(&col, k, positions),
+                1.0,
+                faer::Par::rayon(0),
+            );
+            return;
+        }
         let plane = self.geometry.out[0] * self.geometry.out[1];
         let [_, _, w] = self.geometry.in_shape;
         let sw = self.geometry.strides[1];
@@ -208,6 +303,21 @@ impl LinearOperator for Conv2d {
         let g = &self.geometry;
         let [c, h, w] = g.in_shape;
         if c * h * w == 0 {
+            return;
+        }
+        if self.uses_patches() {
+            // x = unpatch(Wᵀ · y)
+            let (k, positions) = (self.weight.len() / self.out_channels, g.out[0] * g.out[1]);
+            let mut col = vec![0.0; k * positions];
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(&mut col, k, positions),
+                faer::Accum::Replace,
+                faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k).transpose(),
+                faer::MatRef::from_row_major_slice(y, self.out_channels, positions),
+                1.0,
+                faer::Par::rayon(0),
+            );
+            self.unpatch(&col, x);
             return;
         }
         let in_per_group = c / g.group;
