@@ -2,8 +2,8 @@
 
 use crate::conv_certificate::certify_full_rank;
 use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
-use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind};
-use crate::linop::LinearOperator;
+use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind, DENSE_CONV_MAX_COLS, DENSE_CONV_MAX_ENTRIES};
+use crate::linop::{Block, BlockOperator, LinearOperator};
 use crate::matrix_free_projection::Preconditioner;
 use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
@@ -105,6 +105,20 @@ pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<Null
     let Some(conv) = fe.conv.as_ref() else {
         return Ok(None);
     };
+    // Behind a resampling the structure is not read; small images get the exact dense SVD.
+    let (n, m) = (fe.input_dim(), fe.output_dim());
+    if conv.pixel_conv.is_none() && n <= DENSE_CONV_MAX_COLS && n.saturating_mul(m) <= DENSE_CONV_MAX_ENTRIES {
+        let op = BlockOperator {
+            input_dim: n,
+            output_dim: m,
+            blocks: vec![Block {
+                rows: (0..m).collect(),
+                cols: (0..n).collect(),
+                matrix: Arc::new(conv.operator.to_dense()),
+            }],
+        };
+        return NullSpace::of(&op, dims, layer.eps, rule).map(Some);
+    }
     if let Some(relative) = rule.relative {
         let Some((op, held, tiles)) = fe.conv_tiles_in_pixels(CONV_TILE)? else {
             return Ok(None);

@@ -6,7 +6,7 @@
 //! per-channel Mul/Div/Add/Sub by constants, which only rescale and shift each output channel and
 //! so belong to the layer.
 
-use crate::linop::AffineGather;
+use crate::linop::{AffineGather, Resample};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
 use anyhow::{bail, Context, Result};
 use tract_onnx::pb::NodeProto;
@@ -259,19 +259,77 @@ fn slice_positions(start: i64, end: i64, step: i64, dim: usize) -> Result<Vec<us
 pub fn fold_resize(graph: &OnnxGraph, node: &NodeProto, map: &AffineGather) -> Result<AffineGather> {
     let mode = attr_string(node, "mode").unwrap_or_else(|| "nearest".into());
     if mode != "nearest" {
-        bail!("Resize mode {mode} mixes several pixels per value; blindspot folds nearest resizing only");
+        bail!("Resize mode {mode} mixes several pixels per value: not a gather (see `linear_resize`)");
     }
+    let (coordinates, per_axis) = resize_axes(graph, node, &map.shape)?;
+    let rounding = attr_string(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
+    let rounding = NearestRounding::parse(&rounding)?;
+    let shape = &map.shape;
+    let mut picks = Vec::with_capacity(shape.len());
+    for (a, &(scale, out_len)) in per_axis.iter().enumerate() {
+        let in_len = shape[a];
+        let mut axis_picks = Vec::with_capacity(out_len);
+        for o in 0..out_len {
+            let x = original_coordinate(&coordinates, o, scale, in_len, out_len)?;
+            let nearest = rounding.apply(x);
+            axis_picks.push(nearest.clamp(0.0, (in_len - 1) as f32) as usize);
+        }
+        picks.push(axis_picks);
+    }
+    Ok(gather_axes(map, &picks))
+}
+
+/// Linear Resize (opset 11+, constant scales or sizes) as a separable resampling of its input of
+/// `shape`: two taps per resized axis, the input coordinate clamped to the axis as ONNX runtimes do.
+pub fn linear_resize(graph: &OnnxGraph, node: &NodeProto, shape: &[usize]) -> Result<Resample> {
+    let mode = attr_string(node, "mode").unwrap_or_else(|| "nearest".into());
+    if mode != "linear" {
+        bail!("Resize mode {mode} is not folded; blindspot folds nearest and linear resizing");
+    }
+    if attr_int(node, "antialias", 0) != 0 {
+        bail!("Resize with antialias is not folded");
+    }
+    let (coordinates, per_axis) = resize_axes(graph, node, shape)?;
+    let mut taps = Vec::with_capacity(shape.len());
+    for (a, &(scale, out_len)) in per_axis.iter().enumerate() {
+        let in_len = shape[a];
+        let axis_taps = (0..out_len)
+            .map(|o| {
+                if in_len == out_len && scale == 1.0 {
+                    return Ok(vec![(o, 1.0)]);
+                }
+                let x = original_coordinate(&coordinates, o, scale, in_len, out_len)?;
+                let x = x.clamp(0.0, (in_len - 1) as f32);
+                let low = x.floor() as usize;
+                let high = (low + 1).min(in_len - 1);
+                let frac = (x - low as f32) as f64;
+                Ok(if high == low || frac == 0.0 {
+                    vec![(low, 1.0)]
+                } else {
+                    vec![(low, 1.0 - frac), (high, frac)]
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        taps.push(axis_taps);
+    }
+    Ok(Resample {
+        in_shape: shape.to_vec(),
+        out_shape: per_axis.iter().map(|&(_, n)| n).collect(),
+        taps,
+    })
+}
+
+/// The coordinate mode and, per axis, (scale, output length) of a Resize with constant scales or
+/// sizes.
+fn resize_axes(graph: &OnnxGraph, node: &NodeProto, shape: &[usize]) -> Result<(String, Vec<(f32, usize)>)> {
     if node.input.len() == 2 {
         // Opset 10's (X, scales): its nearest rounding was never pinned down, and runtimes differ.
         bail!("Resize with the opset-10 inputs (X, scales) is not folded; re-export with opset 11 or later");
     }
     let coordinates = attr_string(node, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
-    let rounding = attr_string(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
-    let rounding = NearestRounding::parse(&rounding)?;
     if attr_string(node, "keep_aspect_ratio_policy").is_some_and(|p| p != "stretch") {
         bail!("Resize with a keep_aspect_ratio_policy other than stretch is not folded");
     }
-    let shape = &map.shape;
     let rank = shape.len();
     let axes: Vec<usize> = match attr_ints(node, "axes") {
         Some(axes) => axes.iter().map(|&a| resolve_axis(a, rank)).collect::<Result<_>>()?,
@@ -309,21 +367,12 @@ pub fn fold_resize(graph: &OnnxGraph, node: &NodeProto, map: &AffineGather) -> R
         (Some(_), Some(_)) => bail!("Resize gives both scales and sizes"),
         (None, None) => bail!("Resize without constant scales or sizes"),
     }
-    let mut picks = Vec::with_capacity(rank);
-    for (a, &(scale, out_len)) in per_axis.iter().enumerate() {
-        let in_len = shape[a];
-        if out_len == 0 || in_len == 0 {
-            bail!("Resize of axis {a} from {in_len} to {out_len} values");
+    for (a, &(_, out_len)) in per_axis.iter().enumerate() {
+        if out_len == 0 || shape[a] == 0 {
+            bail!("Resize of axis {a} from {} to {out_len} values", shape[a]);
         }
-        let mut axis_picks = Vec::with_capacity(out_len);
-        for o in 0..out_len {
-            let x = original_coordinate(&coordinates, o, scale, in_len, out_len)?;
-            let nearest = rounding.apply(x);
-            axis_picks.push(nearest.clamp(0.0, (in_len - 1) as f32) as usize);
-        }
-        picks.push(axis_picks);
     }
-    Ok(gather_axes(map, &picks))
+    Ok((coordinates, per_axis))
 }
 
 /// Where output position `o` of a resized axis sits in the input, per

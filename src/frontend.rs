@@ -8,7 +8,9 @@
 //! the layer. Dense layers and patchify convolutions become disjoint pixel blocks; other
 //! convolutions become one dense block on small images and a matrix-free operator otherwise.
 
-use crate::linop::{AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator};
+use crate::linop::{
+    AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator, Resample,
+};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
 use crate::preprocess::{Grid, Preprocess};
 use anyhow::{bail, Context, Result};
@@ -63,18 +65,29 @@ pub struct FrontEnd {
     /// The whole front end as disjoint blocks in pixel coordinates: the operator A, where the
     /// layer is block-diagonal.
     pub operator: Option<BlockOperator>,
-    /// The whole front end as a convolution known by its action, where it is not.
+    /// The whole front end as an operator known by its action, where it is not block-diagonal.
     pub conv: Option<ConvFrontEnd>,
+    /// A linear resampling (Resize) between the pixels and `layer_input_map`, where the graph has
+    /// one: then `layer_input_map` starts from the resampled tensor, not from the pixels.
+    pub resample: Option<PixelResample>,
     /// ONNX value name of the front end's output, to read it back from the running model.
     pub output_value: Option<String>,
     pub output_shape: Vec<usize>,
 }
 
-/// An overlapping, strided, padded, dilated or grouped convolution as the first layer, too large
-/// for one dense matrix.
+/// Pixels → (gather) → resampling: the part of the front end before `layer_input_map` when the
+/// graph resizes the image linearly.
+pub struct PixelResample {
+    pub before: AffineGather,
+    pub resample: Arc<Resample>,
+}
+
+/// A front end known by its action: an overlapping, strided, padded, dilated or grouped
+/// convolution too large for one dense matrix, or any layer behind a linear resampling.
 pub struct ConvFrontEnd {
-    /// The layer, with the per-channel affine ops after it (BatchNormalization, …) folded in.
-    pub layer: Arc<Conv2d>,
+    /// The convolution, with the per-channel affine ops after it (BatchNormalization, …) folded
+    /// in, where the layer is one and nothing resamples the pixels before it.
+    pub layer: Option<Arc<Conv2d>>,
     /// Pixels → first-layer output, linear part: the layer after the folded map.
     pub operator: Arc<dyn LinearOperator>,
     /// The same operator as a convolution of the pixel image itself, where the map in front of
@@ -96,7 +109,10 @@ impl FrontEnd {
         let (Some(conv), Some(map)) = (self.conv.as_ref(), self.layer_input_map.as_ref()) else {
             return Ok(None);
         };
-        let tiles = conv.layer.tiles(tile);
+        let Some(layer) = conv.layer.as_ref().filter(|_| self.resample.is_none()) else {
+            return Ok(None);
+        };
+        let tiles = layer.tiles(tile);
         let op = pixel_blocks(&tiles.blocks, map)?;
         let mut held = vec![false; map.input_dim];
         for (t, src) in map.source.iter().enumerate() {
@@ -110,13 +126,21 @@ impl FrontEnd {
     /// ‖A δ‖₂ for a change δ of the pixels: what the first layer sees of it, in f64.
     pub fn response(&self, delta: &[f64]) -> Option<f64> {
         let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
-        Some(crate::linop::norm(&layer.apply_vec(&map.apply_vec(delta))))
+        let resampled = match &self.resample {
+            Some(r) => r.resample.apply_vec(&r.before.apply_vec(delta)),
+            None => delta.to_vec(),
+        };
+        Some(crate::linop::norm(&layer.apply_vec(&map.apply_vec(&resampled))))
     }
 
     /// The affine front end on pixels: A x + offset, in f64.
     pub fn evaluate(&self, pixels: &[f64]) -> Option<Vec<f64>> {
         let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
-        let mut y = layer.apply_vec(&map.evaluate(pixels));
+        let resampled = match &self.resample {
+            Some(r) => r.resample.apply_vec(&r.before.evaluate(pixels)),
+            None => pixels.to_vec(),
+        };
+        let mut y = layer.apply_vec(&map.evaluate(&resampled));
         for (v, b) in y.iter_mut().zip(&self.bias) {
             *v += b;
         }
@@ -142,6 +166,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
         bias: vec![],
         operator: None,
         conv: None,
+        resample: None,
         output_value: None,
         output_shape: vec![],
     };
@@ -198,6 +223,20 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
                     return Ok(fe);
                 }
                 return finish_with_layer(fe, graph, node, map);
+            }
+            "Resize" if attr_string(node, "mode").as_deref() == Some("linear") => {
+                if fe.resample.is_some() {
+                    Err(anyhow::anyhow!("a second linear Resize is not folded"))
+                } else {
+                    crate::front_end_folds::linear_resize(graph, node, &map.shape).map(|resample| {
+                        let next = AffineGather::identity(resample.out_shape.clone());
+                        fe.resample = Some(PixelResample {
+                            before: std::mem::replace(&mut map, next.clone()),
+                            resample: Arc::new(resample),
+                        });
+                        next
+                    })
+                }
             }
             _ => fold_affine(graph, node, &map),
         };
@@ -568,7 +607,7 @@ fn finish_with_layer(
                 });
                 let pixel_conv = pixel_convolution(&layer, &map);
                 fe.conv = Some(ConvFrontEnd {
-                    layer: layer.clone(),
+                    layer: Some(layer.clone()),
                     operator: Arc::new(Compose {
                         outer: layer.clone(),
                         inner: map.clone(),
@@ -586,13 +625,33 @@ fn finish_with_layer(
     fe.bias = bias;
     fe.output_value = Some(output_value);
     if let Some(layer) = layer {
-        match pixel_blocks(&layer, &map) {
-            Ok(op) => fe.operator = Some(op),
-            Err(reason) => {
-                fe.limitation = Some(format!("{reason:#}"));
+        if fe.resample.is_none() {
+            match pixel_blocks(&layer, &map) {
+                Ok(op) => fe.operator = Some(op),
+                Err(reason) => {
+                    fe.limitation = Some(format!("{reason:#}"));
+                }
             }
         }
         fe.layer = Some(Arc::new(layer));
+    }
+    // A resampling mixes neighbouring pixels: no layer stays block-diagonal behind it.
+    if let (Some(r), Some(layer)) = (fe.resample.as_ref(), fe.layer.clone()) {
+        let pixels_to_input = Compose {
+            outer: map.clone(),
+            inner: Compose {
+                outer: r.resample.clone(),
+                inner: r.before.clone(),
+            },
+        };
+        fe.conv = Some(ConvFrontEnd {
+            layer: None,
+            operator: Arc::new(Compose {
+                outer: layer,
+                inner: pixels_to_input,
+            }),
+            pixel_conv: None,
+        });
     }
     fe.layer_input_map = Some(map);
     Ok(fe)
@@ -733,8 +792,8 @@ fn pixel_convolution(layer: &Conv2d, map: &AffineGather) -> Option<Conv2d> {
 
 /// The largest whole-image convolution written out as one dense matrix: 2^24 entries (128 MiB in
 /// f64), and no more columns than a dense SVD takes in a few seconds.
-const DENSE_CONV_MAX_ENTRIES: usize = 1 << 24;
-const DENSE_CONV_MAX_COLS: usize = 4096;
+pub(crate) const DENSE_CONV_MAX_ENTRIES: usize = 1 << 24;
+pub(crate) const DENSE_CONV_MAX_COLS: usize = 4096;
 
 impl ConvGeometry {
     /// The whole convolution on this image as one dense block (output position × input value),

@@ -169,7 +169,6 @@ pub struct MatrixFreeSource {
 /// Conjugate-gradient accuracy of an exact projection: ‖A z‖ ≤ this · ‖A v‖.
 pub const EXACT_RELATIVE: f64 = 1e-10;
 
-
 struct Source {
     op: BlockOperator,
     weight_dims: (usize, usize),
@@ -185,8 +184,11 @@ struct Source {
 struct SourceCache {
     restricted: HashMap<(usize, Vec<bool>), Arc<Mat<f64>>>,
     /// By matrix address; the entry holds the matrix, so the address stays its own.
-    bases: HashMap<usize, (Arc<Mat<f64>>, Arc<Basis>, MatrixRank)>,
+    bases: HashMap<usize, CachedBasis>,
 }
+
+/// A block matrix with its basis and rank.
+type CachedBasis = (Arc<Mat<f64>>, Arc<Basis>, MatrixRank);
 
 impl Source {
     fn new(op: &BlockOperator, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Arc<Source> {

@@ -228,18 +228,83 @@ fn nearest_resize_matches_tract_for_every_coordinate_and_rounding_mode() {
 }
 
 #[test]
-fn linear_and_cubic_resize_are_refused_in_one_line_naming_the_op() {
-    for mode in ["linear", "cubic"] {
-        let spec = ob::resize_spec(30, &[("mode", mode)], ResizeTarget::Scales([1.0, 1.0, 2.0, 2.0]));
-        let (_dir, _, fe) = open_spec(&spec);
-        let limitation = fe.limitation.clone().expect("a limitation");
-        assert!(
-            limitation.contains("Resize") && limitation.contains(mode),
-            "{limitation}"
+fn cubic_resize_is_refused_in_one_line_naming_the_op() {
+    let spec = ob::resize_spec(30, &[("mode", "cubic")], ResizeTarget::Scales([1.0, 1.0, 2.0, 2.0]));
+    let (_dir, _, fe) = open_spec(&spec);
+    let limitation = fe.limitation.clone().expect("a limitation");
+    assert!(
+        limitation.contains("Resize") && limitation.contains("cubic"),
+        "{limitation}"
+    );
+    assert_eq!(limitation.lines().count(), 1, "{limitation}");
+    assert!(fe.layer.is_none() && fe.operator.is_none());
+}
+
+/// Linear Resize is a separable resampling in front of the layer: the front end (pixels →
+/// first-layer output) matches tract for up- and downsampling in every coordinate mode, and the
+/// null directions of the whole operator (dense SVD, resampling included) leave tract's
+/// first-layer output unchanged while a random change of the same size moves it.
+#[test]
+fn linear_resize_front_ends_match_tract_and_their_null_directions_collide() {
+    use ResizeTarget::{Scales, Sizes};
+    let cases: Vec<(&[(&str, &str)], ResizeTarget)> = vec![
+        (&[("mode", "linear")], Scales([1.0, 1.0, 0.5, 0.5])),
+        (&[("mode", "linear")], Scales([1.0, 1.0, 2.0, 1.5])),
+        (
+            &[("mode", "linear"), ("coordinate_transformation_mode", "align_corners")],
+            Sizes([1, 2, 3, 7]),
+        ),
+        (
+            &[("mode", "linear"), ("coordinate_transformation_mode", "asymmetric")],
+            Scales([1.0, 1.0, 0.6, 1.0]),
+        ),
+        (
+            &[
+                ("mode", "linear"),
+                ("coordinate_transformation_mode", "pytorch_half_pixel"),
+            ],
+            Sizes([1, 2, 4, 2]),
+        ),
+    ];
+    for (i, (attrs, target)) in cases.into_iter().enumerate() {
+        let mut spec = ob::resize_spec(40 + i as u64, attrs, target);
+        spec.graph_name = format!("linear_resize_{i}");
+        let (_dir, model, fe) = open_spec(&spec);
+        let name = &spec.graph_name;
+        assert!(fe.limitation.is_none(), "{name}: {:?}", fe.limitation);
+        assert!(fe.resample.is_some() && fe.operator.is_none(), "{name}: not resampled");
+        let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+        let pixels: Vec<f64> = (0..fe.input_dim()).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let tensor = to_tensor(&fe.preprocess_map, &pixels);
+        let pixels = from_tensor(&fe.preprocess_map, &tensor);
+        let runner = model.runner(&[fe.output_value.clone().unwrap()], true).unwrap();
+        let theirs = runner.run(&tensor).unwrap();
+        let err = relative_error(&fe.evaluate(&pixels).unwrap(), &theirs[0].data);
+        let ns = blindspot::audit::front_end_null_space(&fe, blindspot::RankRule::default())
+            .unwrap()
+            .unwrap();
+        eprintln!(
+            "{name}: front-end error {err:.2e}, nullity {} of {}",
+            ns.nullity,
+            fe.input_dim()
         );
-        assert!(limitation.contains("nearest"), "{limitation}");
-        assert_eq!(limitation.lines().count(), 1, "{limitation}");
-        assert!(fe.layer.is_none() && fe.operator.is_none());
+        assert!(err < 1e-6, "{name}: front end differs from tract by {err:e}");
+        assert!(ns.nullity_exact && ns.nullity >= fe.input_dim().saturating_sub(fe.output_dim()));
+        if ns.nullity == 0 {
+            continue;
+        }
+        // A small null step from mid-grey stays in the box; tract's first layer does not see it.
+        let grey = vec![0.5; fe.input_dim()];
+        let direction = ns.project(&pixels.iter().map(|v| v - 0.5).collect::<Vec<_>>());
+        let scale = 0.4 / direction.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        let moved: Vec<f64> = grey.iter().zip(&direction).map(|(g, d)| g + scale * d).collect();
+        let first = |p: &[f64]| runner.run(&to_tensor(&fe.preprocess_map, p)).unwrap()[0].data.clone();
+        let (a, b) = (first(&grey), first(&moved));
+        let change = relative_error(&b, &a);
+        assert!(
+            change < 1e-6,
+            "{name}: a null step changed the first layer by {change:.2e}"
+        );
     }
 }
 

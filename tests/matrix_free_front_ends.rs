@@ -282,3 +282,85 @@ fn column_mask_passes_the_dot_test() {
     let zeroed: Vec<f64> = x.iter().zip(&keep).map(|(v, &k)| if k { *v } else { 0.0 }).collect();
     assert_eq!(masked.apply_vec(&x), conv.apply_vec(&zeroed));
 }
+
+/// A linear Resize (to half size) in front of a 3×3 conv on 96×96 pixels: the front end is the
+/// conv after the resampling, known only by its action; a collision found by conjugate gradients
+/// leaves tract's first-layer output and logits unchanged to 1e-5.
+#[test]
+fn a_conv_behind_a_linear_resize_collides_through_the_whole_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resized.onnx");
+    ob::write_model(&path, &ob::resized_stem_spec(9, 96));
+    let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
+    assert_eq!(fe.ops, ["Resize", "Conv"]);
+    assert!(fe.resample.is_some());
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let (n, m) = (fe.input_dim(), fe.output_dim());
+    assert_eq!((n, m), (27_648, 9_216));
+    assert!(!ns.nullity_exact && ns.nullity == n - m, "{}", ns.method);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let original = Pixels {
+        height: 96,
+        width: 96,
+        channels: 3,
+        data: (0..n).map(|_| rng.gen_range(0.2..0.8)).collect(),
+    };
+    let settings = SearchSettings {
+        mode: Mode::Random,
+        count: 1,
+        strength: None,
+        seed: 3,
+        rule: RankRule::default(),
+    };
+    let found = collide_pixels(
+        &model,
+        &fe,
+        &ns,
+        (original, ImageNotes::default()),
+        None,
+        &settings,
+        &|| {},
+    )
+    .unwrap();
+    let c = &found.report.collisions[0];
+    let (front, out) = (
+        c.comparison.front_end_rel_diff.unwrap(),
+        c.comparison.outputs[0].rel_diff,
+    );
+    assert!(
+        c.comparison.l2 > 1.0 && front <= 1e-5 && out <= 1e-5,
+        "L2 {}, {front:.2e}, {out:.2e}",
+        c.comparison.l2
+    );
+    assert!(c.control.outputs[0].rel_diff >= 100.0 * out.max(1e-7));
+}
+
+/// The separable resampling behind linear Resize: the dot test, and a hand-computed value.
+#[test]
+fn resample_passes_the_dot_test_and_interpolates_by_hand() {
+    use blindspot::linop::Resample;
+    let mut rng = ChaCha8Rng::seed_from_u64(51);
+    // [2, 3, 4] → [2, 5, 2]: axis 1 upsampled with two taps, axis 2 picked, axis 0 kept.
+    let taps = vec![
+        (0..2).map(|i| vec![(i, 1.0)]).collect(),
+        (0..5)
+            .map(|o| {
+                let x = o as f64 * 0.5;
+                let low = x.floor() as usize;
+                vec![(low, 1.0 - (x - low as f64)), ((low + 1).min(2), x - low as f64)]
+            })
+            .collect(),
+        vec![vec![(1, 1.0)], vec![(3, 1.0)]],
+    ];
+    let r = Resample {
+        in_shape: vec![2, 3, 4],
+        out_shape: vec![2, 5, 2],
+        taps,
+    };
+    let (x, y) = (random_vec(&mut rng, 24), random_vec(&mut rng, 20));
+    assert!(dot_test(&r, &x, &y) < 1e-12);
+    let out = r.apply_vec(&x);
+    // Output (1, 1, 0): halfway between input rows 0 and 1 of channel 1, column 1.
+    let by_hand = 0.5 * x[12 + 1] + 0.5 * x[12 + 4 + 1];
+    assert!((out[10 + 2] - by_hand).abs() < 1e-15);
+}

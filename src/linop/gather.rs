@@ -16,6 +16,17 @@ pub struct AffineGather {
 }
 
 impl AffineGather {
+    /// The identity on a tensor of `shape`.
+    pub fn identity(shape: Vec<usize>) -> Self {
+        let n: usize = shape.iter().product();
+        AffineGather {
+            input_dim: n,
+            shape,
+            source: (0..n).map(Some).collect(),
+            scale: vec![1.0; n],
+            offset: vec![0.0; n],
+        }
+    }
     pub fn len(&self) -> usize {
         self.source.len()
     }

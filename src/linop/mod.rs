@@ -9,6 +9,7 @@ mod conv;
 mod conv_tiles;
 mod gather;
 mod mask;
+mod resample;
 
 pub use blocks::{Block, BlockOperator};
 pub use compose::Compose;
@@ -16,6 +17,7 @@ pub use conv::{Conv2d, ConvGeometry};
 pub use conv_tiles::ConvTiles;
 pub use gather::AffineGather;
 pub use mask::ColumnMask;
+pub use resample::Resample;
 
 /// y = A x and x = Aᵀ y for a real matrix A of shape `output_dim × input_dim`.
 pub trait LinearOperator: Send + Sync {

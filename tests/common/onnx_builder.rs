@@ -748,3 +748,19 @@ pub fn large_strided_stem_bn_spec(seed: u64, side: i64) -> ModelSpec {
     conv_head(&mut m, &mut r, "bn_out", 4 * out * out, 3);
     m
 }
+
+/// input [1,3,side,side] -> Resize(linear, half the size) -> stem_conv(3 -> 4, 3×3, pads 1)
+/// -> Relu -> Flatten -> Gemm -> 3: a front end behind a resampling, matrix-free for side > 36.
+pub fn resized_stem_spec(seed: u64, side: i64) -> ModelSpec {
+    let mut r = rng(seed);
+    let mut m = ModelSpec::new("resized_stem", &[1, 3, side, side], &[1, 3]);
+    m.init_f32("resize.scales", &[4], vec![1.0, 1.0, 0.5, 0.5]);
+    m.node(string_attr(
+        Node::new("resize", "Resize", &[INPUT, "", "resize.scales"], &["resized"]),
+        "mode",
+        "linear",
+    ));
+    let half = side / 2;
+    conv3x3_stem_and_head(&mut m, &mut r, "resized", [3, half, half]);
+    m
+}
