@@ -927,8 +927,9 @@ pub struct CirculantPreconditioner {
     groups: usize,
     rows: usize,
     /// (W Wᴴ + ε I)⁻¹ per canonical frequency (see `canonical`) and group, rows × rows
-    /// row-major.
-    inverses: Vec<c64>,
+    /// row-major, real and imaginary parts apart (so that the products vectorise).
+    inverses_re: Vec<f64>,
+    inverses_im: Vec<f64>,
     /// Frequencies are indexed t = kw·oh + kh (the layout after the column pass). Real data have
     /// Hermitian spectra and M(−ω) = conj M(ω), so only one of each pair {ω, −ω} is solved:
     /// `canonical` lists those (t ≤ t(−ω)), `canonical_of[t]` says which one serves t and whether
@@ -1059,7 +1060,8 @@ impl CirculantPreconditioner {
             grid: [oh, ow],
             groups,
             rows,
-            inverses,
+            inverses_re: inverses.iter().map(|z| z.re).collect(),
+            inverses_im: inverses.iter().map(|z| z.im).collect(),
             forward: [planner.plan_fft_forward(oh), planner.plan_fft_forward(ow)],
             backward: [planner.plan_fft_inverse(oh), planner.plan_fft_inverse(ow)],
         }
@@ -1174,22 +1176,45 @@ impl Preconditioner for CirculantPreconditioner {
             .zip(self.canonical.par_iter())
             .enumerate()
             .for_each_init(
-                || vec![c64::new(0.0, 0.0); channels],
-                |spectrum, (i, (out, &t))| {
+                || {
+                    (
+                        vec![0.0; channels],
+                        vec![0.0; channels],
+                        vec![0.0; rows],
+                        vec![0.0; rows],
+                    )
+                },
+                |(xr, xi, yr, yi), (i, (out, &t))| {
                     let (kw, kh) = (t / oh, t % oh);
                     let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
                     for j in 0..pairs {
                         let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
-                        spectrum[2 * j] = (z + zm) * 0.5;
+                        let a = (z + zm) * 0.5;
+                        (xr[2 * j], xi[2 * j]) = (a.re, a.im);
                         if 2 * j + 1 < channels {
-                            spectrum[2 * j + 1] = (z - zm) * c64::new(0.0, -0.5);
+                            let b = (z - zm) * c64::new(0.0, -0.5);
+                            (xr[2 * j + 1], xi[2 * j + 1]) = (b.re, b.im);
                         }
                     }
                     for g in 0..self.groups {
-                        let inverse = &self.inverses[(i * self.groups + g) * rows * rows..][..rows * rows];
-                        let x = &spectrum[g * rows..(g + 1) * rows];
-                        for (row, o) in inverse.chunks(rows).zip(&mut out[g * rows..(g + 1) * rows]) {
-                            *o = row.iter().zip(x).map(|(m, v)| m * v).sum();
+                        let at = (i * self.groups + g) * rows * rows;
+                        let (mr, mi) = (
+                            &self.inverses_re[at..][..rows * rows],
+                            &self.inverses_im[at..][..rows * rows],
+                        );
+                        yr.fill(0.0);
+                        yi.fill(0.0);
+                        // y += M[:, j] x_j, with M[:, j] = conj(M[j, :]) (M is Hermitian): contiguous
+                        for j in 0..rows {
+                            let (a, b) = (xr[g * rows + j], xi[g * rows + j]);
+                            let (re, im) = (&mr[j * rows..][..rows], &mi[j * rows..][..rows]);
+                            for (((yr, yi), &m), &n) in yr.iter_mut().zip(yi.iter_mut()).zip(re).zip(im) {
+                                *yr += m * a + n * b;
+                                *yi += m * b - n * a;
+                            }
+                        }
+                        for (o, (&re, &im)) in out[g * rows..(g + 1) * rows].iter_mut().zip(yr.iter().zip(yi.iter())) {
+                            *o = c64::new(re, im);
                         }
                     }
                 },

@@ -91,6 +91,8 @@ impl<A: LinearOperator> CgProjector<A> {
         let mut since_restart = 0;
         // Whether `r` was recomputed from z (not updated by the recursion) since the last step.
         let mut r_is_true = true;
+        // A Aᵀ p and its intermediate, reused across iterations
+        let (mut atp, mut q) = (vec![0.0; a.input_dim()], vec![0.0; a.output_dim()]);
         while iterations < self.max_iterations {
             if norm(&r) <= limit {
                 // The recursive residual says stop; only the true one may decide. If it
@@ -108,7 +110,8 @@ impl<A: LinearOperator> CgProjector<A> {
                 rs = dot(&r, &s);
                 since_restart = 0;
             }
-            let q = a.apply_vec(&a.adjoint_vec(&p));
+            a.adjoint(&p, &mut atp);
+            a.apply(&atp, &mut q);
             let pq = dot(&p, &q);
             if pq <= 0.0 || rs <= 0.0 {
                 break;

@@ -183,20 +183,26 @@ impl Conv2d {
         let [kh, kw] = g.kernel;
         let [oh, ow] = g.out;
         let positions = oh * ow;
-        let mut col = vec![0.0; g.in_shape[0] * kh * kw * positions];
+        let mut col = take_scratch(g.in_shape[0] * kh * kw * positions);
+        // every entry is written (the buffer is reused, not zeroed)
         col.par_chunks_mut(positions.max(1)).enumerate().for_each(|(k, row)| {
             let (c, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
             let (py0, py1, y0) = self.valid_range(0, ky);
             let (px0, px1, x0) = self.valid_range(1, kx);
             if px1 <= px0 {
+                row.fill(0.0);
                 return;
             }
+            row[..py0 * ow].fill(0.0);
+            row[py1 * ow..].fill(0.0);
             let n = px1 - px0;
             for (i, py) in (py0..py1).enumerate() {
                 let y = y0 as usize + i * g.strides[0];
                 let src = &x[(c * h + y) * w + x0 as usize..][..(n - 1) * g.strides[1] + 1];
-                let dst = &mut row[py * ow + px0..][..n];
-                for (d, &v) in dst.iter_mut().zip(src.iter().step_by(g.strides[1])) {
+                let dst = &mut row[py * ow..][..ow];
+                dst[..px0].fill(0.0);
+                dst[px1..].fill(0.0);
+                for (d, &v) in dst[px0..px1].iter_mut().zip(src.iter().step_by(g.strides[1])) {
                     *d = v;
                 }
             }
@@ -258,6 +264,7 @@ impl LinearOperator for Conv2d {
         if self.uses_patches() {
             // y = W · patches(x): [out, c·kh·kw] × [c·kh·kw, oh·ow]
             let col = self.patches(x);
+            let col = ScratchGuard(col);
             let (k, positions) = (
                 self.weight.len() / self.out_channels,
                 self.geometry.out[0] * self.geometry.out[1],
@@ -266,7 +273,7 @@ impl LinearOperator for Conv2d {
                 faer::MatMut::from_row_major_slice_mut(y, self.out_channels, positions),
                 faer::Accum::Replace,
                 faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k),
-                faer::MatRef::from_row_major_slice(&col, k, positions),
+                faer::MatRef::from_row_major_slice(&col[..], k, positions),
                 1.0,
                 faer::Par::rayon(0),
             );
@@ -308,16 +315,17 @@ impl LinearOperator for Conv2d {
         if self.uses_patches() {
             // x = unpatch(Wᵀ · y)
             let (k, positions) = (self.weight.len() / self.out_channels, g.out[0] * g.out[1]);
-            let mut col = vec![0.0; k * positions];
+            // every entry is overwritten by the product
+            let mut col = ScratchGuard(take_scratch(k * positions));
             faer::linalg::matmul::matmul(
-                faer::MatMut::from_row_major_slice_mut(&mut col, k, positions),
+                faer::MatMut::from_row_major_slice_mut(&mut col[..], k, positions),
                 faer::Accum::Replace,
                 faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k).transpose(),
                 faer::MatRef::from_row_major_slice(y, self.out_channels, positions),
                 1.0,
                 faer::Par::rayon(0),
             );
-            self.unpatch(&col, x);
+            self.unpatch(&col[..], x);
             return;
         }
         let in_per_group = c / g.group;
@@ -413,5 +421,41 @@ impl RowPhases {
                 }
             }
         }
+    }
+}
+
+thread_local! {
+    /// The patch matrix of the last `apply`/`adjoint` on this thread, kept for the next one:
+    /// megabytes that would otherwise be allocated and zeroed on every call of a CG iteration.
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of length `len` with unspecified contents.
+fn take_scratch(len: usize) -> Vec<f64> {
+    let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns its buffer to `SCRATCH` when dropped.
+struct ScratchGuard(Vec<f64>);
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        SCRATCH.with(|s| *s.borrow_mut() = v);
+    }
+}
+
+impl std::ops::Deref for ScratchGuard {
+    type Target = Vec<f64>;
+    fn deref(&self) -> &Vec<f64> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ScratchGuard {
+    fn deref_mut(&mut self) -> &mut Vec<f64> {
+        &mut self.0
     }
 }
