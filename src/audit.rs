@@ -1,6 +1,5 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
-use crate::conv_certificate::certify_full_rank;
 use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
 use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind, DENSE_CONV_MAX_COLS, DENSE_CONV_MAX_ENTRIES};
 use crate::linop::{Block, BlockOperator, LinearOperator};
@@ -155,24 +154,7 @@ fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule:
         });
     };
     let structure = structural_nullity(pixel_conv, layer.eps, rule);
-    let (nullity, method) = match structure.nullity {
-        Some(n) => (Some(n), structure.method.clone()),
-        // Where the structure alone cannot decide, a factorisation may still prove full rank.
-        None => match certify_full_rank(pixel_conv, structure.tolerance) {
-            Ok(proof) => (
-                Some(proof.nullity),
-                format!(
-                    "banded Cholesky certificate: the Gram matrix of the {n} {side} (bandwidth {b}), shifted by tolerance² + rounding margin, is positive definite, so every singular value exceeds the tolerance {tol:.3e} and the rank is {rank}",
-                    n = proof.gram_size,
-                    side = proof.side,
-                    b = proof.bandwidth,
-                    tol = structure.tolerance,
-                    rank = proof.rank
-                ),
-            ),
-            Err(why) => (None, format!("{}; {why}", structure.method)),
-        },
-    };
+    let (nullity, method) = (structure.nullity, structure.method.clone());
     let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
     let mut upper_bound = structure.sigma_min_upper_bound();
     if pixel_conv.output_dim() > pixel_conv.input_dim() {

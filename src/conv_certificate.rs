@@ -153,7 +153,11 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
     };
     let largest_diagonal = (0..n).map(|i| band[i * width]).fold(0.0, f64::max);
     let eps = f64::EPSILON;
-    let rounding_margin = 4.0 * (fan + width) as f64 * eps * largest_diagonal;
+    // Forming each entry sums at most `fan` products: |ΔG_ij| ≤ γ_fan √(G_ii G_jj). Banded
+    // Cholesky's backward error: |ΔG_ij| ≤ γ_(b+1) √(G_ii G_jj). A band of 2b + 1 such entries per
+    // row bounds the 2-norm of both by (2b + 1) times that; doubled for safety.
+    let gamma = |k: usize| k as f64 * eps / (1.0 - k as f64 * eps);
+    let rounding_margin = 2.0 * (2 * bandwidth + 1) as f64 * (gamma(fan) + gamma(width + 1)) * largest_diagonal;
     let shift = tolerance * tolerance + rounding_margin;
     for i in 0..n {
         if live[i] {

@@ -19,6 +19,7 @@
 //! * [`CirculantPreconditioner`]: (W Wᴴ + ε)⁻¹ frequency by frequency on the output grid, an
 //!   approximate inverse of A Aᵀ for the conjugate-gradient null-space projection.
 
+use crate::conv_certificate::{certify_full_rank, NoCertificate, RankCertificate};
 use crate::linop::{Conv2d, LinearOperator};
 use crate::matrix_free_projection::Preconditioner;
 use crate::nullspace::RankRule;
@@ -490,31 +491,6 @@ fn kth_largest(values: &[(f64, usize)], k: usize) -> f64 {
     0.0
 }
 
-/// Certifies σ_min(A restricted to `rows` × `cols`) > tolerance on the short side by a
-/// successful Cholesky factorisation of the short-side Gram matrix minus (tolerance² + a bound of
-/// the rounding errors of forming and factorising it).
-fn dense_gram_certificate(a: &Mat<f64>, rows: &[usize], cols: &[usize], tolerance: f64) -> bool {
-    let sub = Mat::<f64>::from_fn(rows.len(), cols.len(), |i, j| a[(rows[i], cols[j])]);
-    let short = rows.len().min(cols.len());
-    if short == 0 {
-        return true;
-    }
-    let gram = if rows.len() <= cols.len() {
-        &sub * sub.transpose()
-    } else {
-        sub.transpose() * &sub
-    };
-    let frobenius2: f64 = (0..short).map(|i| gram[(i, i)]).sum();
-    let long = rows.len().max(cols.len());
-    // |fl(G) − G| ≤ γ_long ‖A‖_F² and Cholesky's backward error ≤ γ_{short+1} trace(G), doubled.
-    let rounding = 2.0 * (long + short + 4) as f64 * f64::EPSILON * frobenius2;
-    let shift = tolerance * tolerance + rounding;
-    let shifted = Mat::<f64>::from_fn(short, short, |i, j| gram[(i, j)] - if i == j { shift } else { 0.0 });
-    shifted.llt(Side::Lower).is_ok()
-}
-
-/// Operators at most this big (entries of the dense matrix) may be certified densely.
-const DENSE_CERTIFICATE_ENTRIES: usize = 4_000_000;
 /// Budget of symbol evaluations for one branch-and-bound proof.
 const FLOOR_PROOF_BUDGET: usize = 200_000;
 
@@ -663,7 +639,7 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
         let mut undecided = vec![];
         let mut how = vec![];
         let mut symbol_floor = f64::INFINITY;
-        let mut dense: Option<Mat<f64>> = None;
+        let mut banded: Option<Result<RankCertificate, NoCertificate>> = None;
         for g in 0..groups {
             let (mg, ng) = (live_rows[g].len(), live_cols[g].len());
             if mg == 0 || ng == 0 {
@@ -709,17 +685,16 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
                     continue;
                 }
             }
-            // 4. small images: dense Gram certificate
-            if m * n <= DENSE_CERTIFICATE_ENTRIES {
-                let a = dense.get_or_insert_with(|| conv.to_dense());
-                if dense_gram_certificate(a, &live_rows[g], &live_cols[g], tolerance_upper) {
-                    how.push(format!(
-                        "group {g}: Cholesky of the {}×{} short-side Gram matrix minus tolerance² succeeds",
-                        mg.min(ng),
-                        mg.min(ng)
-                    ));
-                    continue;
-                }
+            // 4. a banded Cholesky factorisation of the whole operator's short-side Gram matrix
+            //    (see `conv_certificate`), where affordable
+            if let Ok(proof) = banded.get_or_insert_with(|| certify_full_rank(conv, tolerance_upper)) {
+                how.push(format!(
+                    "group {g}: banded Cholesky certificate of the whole operator's Gram matrix over its {n} {side} (bandwidth {b}) minus tolerance² and a rounding margin",
+                    n = proof.gram_size,
+                    side = proof.side,
+                    b = proof.bandwidth
+                ));
+                continue;
             }
             undecided.push(g);
         }
@@ -734,13 +709,17 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
             );
         } else {
             method = format!(
-                "not decided for group(s) {undecided:?}: {} and the operator is too large for the dense certificate ({m}×{n}); \
+                "not decided for group(s) {undecided:?}: {}, and {}; \
                  expected {expected_nullity} if the live part has full rank (grid {}×{}: σ_min/σ_max ≈ {:.2e}, tolerance/σ_max = {:.2e})",
                 match section {
                     Section::Valid => "the symbol of a valid section is not bounded away from the tolerance".to_string(),
                     Section::Full => "the symbol of a full section is not bounded away from the tolerance".to_string(),
                     Section::Neither =>
                         "padding makes the image a non-compressive section of the infinite operator, where the symbol bounds nothing".to_string(),
+                },
+                match &banded {
+                    Some(Err(why)) => why.to_string(),
+                    _ => "no banded Cholesky certificate was tried".to_string(),
                 },
                 grid[0],
                 grid[1],
