@@ -1051,6 +1051,7 @@ impl CirculantPreconditioner {
             })
             .collect();
         let mut planner = FftPlanner::<f64>::new();
+        let canonical_len = canonical.len();
         CirculantPreconditioner {
             row_scale: None,
             canonical,
@@ -1059,8 +1060,8 @@ impl CirculantPreconditioner {
             grid: [oh, ow],
             groups,
             rows,
-            factor_re: factors.iter().map(|z| z.re as f32).collect(),
-            factor_im: factors.iter().map(|z| z.im as f32).collect(),
+            factor_re: interleave(&factors, canonical_len, groups, rows, |z| z.re as f32),
+            factor_im: interleave(&factors, canonical_len, groups, rows, |z| z.im as f32),
             forward: [planner.plan_fft_forward(oh), planner.plan_fft_forward(ow)],
             backward: [planner.plan_fft_inverse(oh), planner.plan_fft_inverse(ow)],
         }
@@ -1169,58 +1170,49 @@ impl Preconditioner for CirculantPreconditioner {
         // A(t) = (Z(t) + conj Z(−t)) / 2, B(t) = (Z(t) − conj Z(−t)) / 2i), then (W Wᴴ + ε)⁻¹
         // across the channels of each group; laid out [canonical frequency][channel]
         let rows = self.rows;
-        let mut solved = vec![c64::new(0.0, 0.0); channels * self.canonical.len()];
+        let blocks = self.canonical.len().div_ceil(LANES);
+        let packed = rows * (rows + 1) / 2;
+        let mut solved = vec![c64::new(0.0, 0.0); channels * blocks * LANES];
         solved
-            .par_chunks_mut(channels)
-            .zip(self.canonical.par_iter())
+            .par_chunks_mut(channels * LANES)
             .enumerate()
             .for_each_init(
                 || {
-                    let v = |n: usize| vec![0.0; n];
+                    let v = |n: usize| vec![[0.0; LANES]; n];
                     (v(channels), v(channels), v(rows), v(rows), v(rows), v(rows))
                 },
-                |(xr, xi, tr, ti, yr, yi), (i, (out, &t))| {
-                    let (kw, kh) = (t / oh, t % oh);
-                    let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
-                    for j in 0..pairs {
-                        let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
-                        let a = (z + zm) * 0.5;
-                        (xr[2 * j], xi[2 * j]) = (a.re, a.im);
-                        if 2 * j + 1 < channels {
-                            let b = (z - zm) * c64::new(0.0, -0.5);
-                            (xr[2 * j + 1], xi[2 * j + 1]) = (b.re, b.im);
+                |(xr, xi, tr, ti, yr, yi), (block, out)| {
+                    for l in 0..LANES {
+                        let Some(&t) = self.canonical.get(block * LANES + l) else {
+                            for ch in 0..channels {
+                                (xr[ch][l], xi[ch][l]) = (0.0, 0.0);
+                            }
+                            continue;
+                        };
+                        let (kw, kh) = (t / oh, t % oh);
+                        let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
+                        for j in 0..pairs {
+                            let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
+                            let a = (z + zm) * 0.5;
+                            (xr[2 * j][l], xi[2 * j][l]) = (a.re, a.im);
+                            if 2 * j + 1 < channels {
+                                let b = (z - zm) * c64::new(0.0, -0.5);
+                                (xr[2 * j + 1][l], xi[2 * j + 1][l]) = (b.re, b.im);
+                            }
                         }
                     }
-                    let packed = rows * (rows + 1) / 2;
                     for g in 0..self.groups {
-                        let at = (i * self.groups + g) * packed;
-                        let (lr, li) = (&self.factor_re[at..][..packed], &self.factor_im[at..][..packed]);
+                        let at = (block * self.groups + g) * packed * LANES;
+                        let (lr, li) = (
+                            &self.factor_re[at..][..packed * LANES],
+                            &self.factor_im[at..][..packed * LANES],
+                        );
                         let (xr, xi) = (&xr[g * rows..(g + 1) * rows], &xi[g * rows..(g + 1) * rows]);
-                        // t = Lᴴ x: t_j = Σ_{i ≥ j} conj(L_ij) x_i, column j of L contiguous
-                        let mut start = 0;
-                        for j in 0..rows {
-                            let n = rows - j;
-                            let (cr, ci) = (&lr[start..start + n], &li[start..start + n]);
-                            (tr[j], ti[j]) = conjugate_dot(cr, ci, &xr[j..], &xi[j..]);
-                            start += n;
-                        }
-                        // y = L t, column by column
-                        yr.fill(0.0);
-                        yi.fill(0.0);
-                        let mut start = 0;
-                        for j in 0..rows {
-                            let n = rows - j;
-                            let (cr, ci) = (&lr[start..start + n], &li[start..start + n]);
-                            let (a, b) = (tr[j], ti[j]);
-                            for (((yr, yi), &m), &q) in yr[j..].iter_mut().zip(yi[j..].iter_mut()).zip(cr).zip(ci) {
-                                let (m, q) = (m as f64, q as f64);
-                                *yr += m * a - q * b;
-                                *yi += m * b + q * a;
+                        factor_product(lr, li, xr, xi, tr, ti, yr, yi);
+                        for l in 0..LANES {
+                            for r in 0..rows {
+                                out[l * channels + g * rows + r] = c64::new(yr[r][l], yi[r][l]);
                             }
-                            start += n;
-                        }
-                        for (o, (&re, &im)) in out[g * rows..(g + 1) * rows].iter_mut().zip(yr.iter().zip(yi.iter())) {
-                            *o = c64::new(re, im);
                         }
                     }
                 },
@@ -1266,24 +1258,112 @@ impl Preconditioner for CirculantPreconditioner {
     }
 }
 
-/// Σ conj(c_i) x_i for c = cr + i·ci (f32) and x = xr + i·xi, in four lanes (so that it
-/// vectorises).
-fn conjugate_dot(cr: &[f32], ci: &[f32], xr: &[f64], xi: &[f64]) -> (f64, f64) {
-    let (mut re, mut im) = ([0.0f64; 4], [0.0f64; 4]);
-    let n = cr.len();
-    let whole = n / 4 * 4;
-    for k in (0..whole).step_by(4) {
-        for l in 0..4 {
-            let (m, q) = (cr[k + l] as f64, ci[k + l] as f64);
-            re[l] += m * xr[k + l] + q * xi[k + l];
-            im[l] += m * xi[k + l] - q * xr[k + l];
+/// Frequencies solved side by side (one SIMD lane each).
+const LANES: usize = 4;
+
+/// The packed factors, [canonical frequency][group][packed entry], regrouped as
+/// [block of `LANES` frequencies][group][packed entry][lane] (the last block padded with zeros).
+fn interleave(factors: &[c64], canonical: usize, groups: usize, rows: usize, part: impl Fn(&c64) -> f32) -> Vec<f32> {
+    let packed = rows * (rows + 1) / 2;
+    let blocks = canonical.div_ceil(LANES);
+    let mut out = vec![0.0f32; blocks * groups * packed * LANES];
+    for i in 0..canonical {
+        let (block, l) = (i / LANES, i % LANES);
+        for g in 0..groups {
+            for k in 0..packed {
+                out[((block * groups + g) * packed + k) * LANES + l] = part(&factors[(i * groups + g) * packed + k]);
+            }
         }
     }
-    let (mut re, mut im) = (re.iter().sum::<f64>(), im.iter().sum::<f64>());
-    for k in whole..n {
-        let (m, q) = (cr[k] as f64, ci[k] as f64);
-        re += m * xr[k] + q * xi[k];
-        im += m * xi[k] - q * xr[k];
+    out
+}
+
+/// y = L (Lᴴ x) for `LANES` frequencies at once, L = lr + i·li their packed lower-triangular
+/// factors (column by column, lanes innermost), with t = Lᴴ x as scratch. Compiled twice: for
+/// AVX2 + FMA where the processor has them (chosen at run time, the crate being built for
+/// baseline x86-64), and plain.
+#[allow(clippy::too_many_arguments)]
+fn factor_product(
+    lr: &[f32],
+    li: &[f32],
+    xr: &[[f64; LANES]],
+    xi: &[[f64; LANES]],
+    tr: &mut [[f64; LANES]],
+    ti: &mut [[f64; LANES]],
+    yr: &mut [[f64; LANES]],
+    yi: &mut [[f64; LANES]],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            unsafe { factor_product_avx2(lr, li, xr, xi, tr, ti, yr, yi) };
+            return;
+        }
     }
-    (re, im)
+    factor_product_generic(lr, li, xr, xi, tr, ti, yr, yi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn factor_product_avx2(
+    lr: &[f32],
+    li: &[f32],
+    xr: &[[f64; LANES]],
+    xi: &[[f64; LANES]],
+    tr: &mut [[f64; LANES]],
+    ti: &mut [[f64; LANES]],
+    yr: &mut [[f64; LANES]],
+    yi: &mut [[f64; LANES]],
+) {
+    factor_product_generic(lr, li, xr, xi, tr, ti, yr, yi)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn factor_product_generic(
+    lr: &[f32],
+    li: &[f32],
+    xr: &[[f64; LANES]],
+    xi: &[[f64; LANES]],
+    tr: &mut [[f64; LANES]],
+    ti: &mut [[f64; LANES]],
+    yr: &mut [[f64; LANES]],
+    yi: &mut [[f64; LANES]],
+) {
+    let rows = xr.len();
+    let entry = |k: usize| -> ([f64; LANES], [f64; LANES]) {
+        let (cr, ci) = (&lr[k * LANES..][..LANES], &li[k * LANES..][..LANES]);
+        (std::array::from_fn(|l| cr[l] as f64), std::array::from_fn(|l| ci[l] as f64))
+    };
+    // t = Lᴴ x: t_j = Σ_{i ≥ j} conj(L_ij) x_i, column j of L contiguous
+    let mut k = 0;
+    for j in 0..rows {
+        let (mut re, mut im) = ([0.0; LANES], [0.0; LANES]);
+        for i in j..rows {
+            let (m, q) = entry(k);
+            for l in 0..LANES {
+                re[l] += m[l] * xr[i][l] + q[l] * xi[i][l];
+                im[l] += m[l] * xi[i][l] - q[l] * xr[i][l];
+            }
+            k += 1;
+        }
+        (tr[j], ti[j]) = (re, im);
+    }
+    // y = L t, column by column
+    yr.fill([0.0; LANES]);
+    yi.fill([0.0; LANES]);
+    let mut k = 0;
+    for j in 0..rows {
+        let (a, b) = (tr[j], ti[j]);
+        for i in j..rows {
+            let (m, q) = entry(k);
+            for l in 0..LANES {
+                yr[i][l] += m[l] * a[l] - q[l] * b[l];
+                yi[i][l] += m[l] * b[l] + q[l] * a[l];
+            }
+            k += 1;
+        }
+    }
 }
