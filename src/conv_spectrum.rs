@@ -1173,50 +1173,47 @@ impl Preconditioner for CirculantPreconditioner {
         let blocks = self.canonical.len().div_ceil(LANES);
         let packed = rows * (rows + 1) / 2;
         let mut solved = vec![c64::new(0.0, 0.0); channels * blocks * LANES];
-        solved
-            .par_chunks_mut(channels * LANES)
-            .enumerate()
-            .for_each_init(
-                || {
-                    let v = |n: usize| vec![[0.0; LANES]; n];
-                    (v(channels), v(channels), v(rows), v(rows), v(rows), v(rows))
-                },
-                |(xr, xi, tr, ti, yr, yi), (block, out)| {
+        solved.par_chunks_mut(channels * LANES).enumerate().for_each_init(
+            || {
+                let v = |n: usize| vec![[0.0; LANES]; n];
+                (v(channels), v(channels), v(rows), v(rows), v(rows), v(rows))
+            },
+            |(xr, xi, tr, ti, yr, yi), (block, out)| {
+                for l in 0..LANES {
+                    let Some(&t) = self.canonical.get(block * LANES + l) else {
+                        for ch in 0..channels {
+                            (xr[ch][l], xi[ch][l]) = (0.0, 0.0);
+                        }
+                        continue;
+                    };
+                    let (kw, kh) = (t / oh, t % oh);
+                    let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
+                    for j in 0..pairs {
+                        let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
+                        let a = (z + zm) * 0.5;
+                        (xr[2 * j][l], xi[2 * j][l]) = (a.re, a.im);
+                        if 2 * j + 1 < channels {
+                            let b = (z - zm) * c64::new(0.0, -0.5);
+                            (xr[2 * j + 1][l], xi[2 * j + 1][l]) = (b.re, b.im);
+                        }
+                    }
+                }
+                for g in 0..self.groups {
+                    let at = (block * self.groups + g) * packed * LANES;
+                    let (lr, li) = (
+                        &self.factor_re[at..][..packed * LANES],
+                        &self.factor_im[at..][..packed * LANES],
+                    );
+                    let (xr, xi) = (&xr[g * rows..(g + 1) * rows], &xi[g * rows..(g + 1) * rows]);
+                    factor_product(lr, li, xr, xi, tr, ti, yr, yi);
                     for l in 0..LANES {
-                        let Some(&t) = self.canonical.get(block * LANES + l) else {
-                            for ch in 0..channels {
-                                (xr[ch][l], xi[ch][l]) = (0.0, 0.0);
-                            }
-                            continue;
-                        };
-                        let (kw, kh) = (t / oh, t % oh);
-                        let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
-                        for j in 0..pairs {
-                            let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
-                            let a = (z + zm) * 0.5;
-                            (xr[2 * j][l], xi[2 * j][l]) = (a.re, a.im);
-                            if 2 * j + 1 < channels {
-                                let b = (z - zm) * c64::new(0.0, -0.5);
-                                (xr[2 * j + 1][l], xi[2 * j + 1][l]) = (b.re, b.im);
-                            }
+                        for r in 0..rows {
+                            out[l * channels + g * rows + r] = c64::new(yr[r][l], yi[r][l]);
                         }
                     }
-                    for g in 0..self.groups {
-                        let at = (block * self.groups + g) * packed * LANES;
-                        let (lr, li) = (
-                            &self.factor_re[at..][..packed * LANES],
-                            &self.factor_im[at..][..packed * LANES],
-                        );
-                        let (xr, xi) = (&xr[g * rows..(g + 1) * rows], &xi[g * rows..(g + 1) * rows]);
-                        factor_product(lr, li, xr, xi, tr, ti, yr, yi);
-                        for l in 0..LANES {
-                            for r in 0..rows {
-                                out[l * channels + g * rows + r] = c64::new(yr[r][l], yi[r][l]);
-                            }
-                        }
-                    }
-                },
-            );
+                }
+            },
+        );
         let mut result = vec![0.0; channels * out_plane];
         let norm = 1.0 / plane as f64;
         result
@@ -1335,7 +1332,10 @@ fn factor_product_generic(
     let rows = xr.len();
     let entry = |k: usize| -> ([f64; LANES], [f64; LANES]) {
         let (cr, ci) = (&lr[k * LANES..][..LANES], &li[k * LANES..][..LANES]);
-        (std::array::from_fn(|l| cr[l] as f64), std::array::from_fn(|l| ci[l] as f64))
+        (
+            std::array::from_fn(|l| cr[l] as f64),
+            std::array::from_fn(|l| ci[l] as f64),
+        )
     };
     // t = Lᴴ x: t_j = Σ_{i ≥ j} conj(L_ij) x_i, column j of L contiguous
     let mut k = 0;
