@@ -437,9 +437,6 @@ impl NullSpace {
         }
         let start = warm.lock().unwrap().take();
         let (z, u, report) = projector.project(&free, start.as_deref());
-        if std::env::var("BLINDSPOT_TRACE_CG").is_ok() {
-            eprintln!("cg {report:?} (asked {:.1e})", projector.tolerance);
-        }
         *warm.lock().unwrap() = Some(u);
         if relative <= EXACT_RELATIVE {
             let mut w = worst.lock().unwrap();

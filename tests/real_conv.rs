@@ -12,6 +12,21 @@ use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
 use common::real_data::cached;
 
+/// One random collision of `photo` along directions within `budget` × σ_max.
+fn budget_request(photo: &std::path::Path, budget: f64) -> CollideRequest {
+    CollideRequest {
+        image: photo.to_path_buf(),
+        target: None,
+        search: SearchSettings {
+            mode: Mode::Random,
+            count: 1,
+            strength: None,
+            seed: 1,
+            rule: RankRule { relative: Some(budget) },
+        },
+    }
+}
+
 /// YOLOv8 output [1, 4 + classes, anchors]: the (anchor, class) pairs scoring above `threshold`.
 fn detections(values: &[f64], shape: &[usize], threshold: f64) -> Vec<(usize, usize)> {
     let (rows, anchors) = (shape[1], shape[2]);
@@ -46,20 +61,9 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let request = |budget: f64| CollideRequest {
-        image: photo.clone(),
-        target: None,
-        search: SearchSettings {
-            mode: Mode::Random,
-            count: 1,
-            strength: None,
-            seed: 1,
-            rule: RankRule { relative: Some(budget) },
-        },
-    };
     let runner = model.runner(&model.output_names, true).unwrap();
     for budget in [3e-3, 1e-2] {
-        let found = collide(&model, &fe, &request(budget), &|| {}).unwrap();
+        let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
         found.write(dir.path(), &model.input_shape).unwrap();
         let c = &found.report.collisions[0];
         let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
@@ -207,18 +211,7 @@ fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_b
         "σ_min ≈ {estimate:.3e}, ≤ {bound:.3e}"
     );
     let budget = 1e-2;
-    let request = CollideRequest {
-        image: photo,
-        target: None,
-        search: SearchSettings {
-            mode: Mode::Random,
-            count: 1,
-            strength: None,
-            seed: 1,
-            rule: RankRule { relative: Some(budget) },
-        },
-    };
-    let found = collide(&model, &fe, &request, &|| {}).unwrap();
+    let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
     let c = &found.report.collisions[0];
     let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
     assert!(response <= bound * (1.0 + 1e-9));
