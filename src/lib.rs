@@ -30,6 +30,7 @@
 pub mod audit;
 pub mod collide;
 pub mod conv_certificate;
+pub mod circulant_preconditioner;
 pub mod conv_spectrum;
 pub mod demo;
 pub mod digits;
