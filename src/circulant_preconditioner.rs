@@ -10,7 +10,9 @@ use faer::{c64, Mat, Side};
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner};
 use std::f64::consts::PI;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+type C32 = rustfft::num_complex::Complex<f32>;
 
 /// The smallest n' ≥ n whose prime factors are 2, 3 and 5.
 fn smooth_length(n: usize) -> usize {
@@ -41,9 +43,10 @@ pub struct CirculantPreconditioner {
     rows: usize,
     /// L with L Lᴴ = (W Wᴴ + ε I)⁻¹ per canonical frequency (see `canonical`) and group: the
     /// lower triangle packed column by column, real and imaginary parts apart (so that the
-    /// products vectorise), in f32. Applied as L (Lᴴ r), the preconditioner stays exactly
-    /// Hermitian positive definite whatever the rounding of L, and reads a quarter of the
-    /// memory of the f64 inverse (memory traffic is what the application costs).
+    /// products vectorise), in f32. Applied as L (Lᴴ r), the preconditioner stays Hermitian
+    /// positive definite whatever the rounding of L (up to the f32 arithmetic of the
+    /// application), and reads a quarter of the memory of the f64 inverse (memory traffic is
+    /// what the application costs).
     factor_re: Vec<f32>,
     factor_im: Vec<f32>,
     /// Frequencies are indexed t = kw·oh + kh (the layout after the column pass). Real data have
@@ -52,8 +55,10 @@ pub struct CirculantPreconditioner {
     /// conjugated.
     canonical: Vec<usize>,
     canonical_of: Vec<(usize, bool)>,
-    forward: [Arc<dyn Fft<f64>>; 2],
-    backward: [Arc<dyn Fft<f64>>; 2],
+    forward: [Arc<dyn Fft<f32>>; 2],
+    backward: [Arc<dyn Fft<f32>>; 2],
+    /// Buffers reused across applications.
+    spectra: Mutex<Spectra>,
     /// M = S C⁻¹ S with S = diag(√(filter energy / row energy)): rows that lose taps to padding
     /// or to pinned pixels are weaker than the circulant assumes, and get scaled up. `None`: S = I.
     row_scale: Option<Vec<f64>>,
@@ -184,7 +189,7 @@ impl CirculantPreconditioner {
                 packed
             })
             .collect();
-        let mut planner = FftPlanner::<f64>::new();
+        let mut planner = FftPlanner::<f32>::new();
         let canonical_len = canonical.len();
         CirculantPreconditioner {
             row_scale: None,
@@ -198,6 +203,7 @@ impl CirculantPreconditioner {
             factor_im: interleave(&factors, canonical_len, groups, rows, |z| z.im as f32),
             forward: [planner.plan_fft_forward(oh), planner.plan_fft_forward(ow)],
             backward: [planner.plan_fft_inverse(oh), planner.plan_fft_inverse(ow)],
+            spectra: Mutex::new(Spectra::default()),
         }
     }
 
@@ -236,80 +242,134 @@ impl CirculantPreconditioner {
         self
     }
 
-    /// 2-D DFT of one oh × ow plane (row-major); the result is laid out transposed (kw, kh).
-    fn forward_plane(&self, plane: &mut [c64], transposed: &mut [c64]) {
+    /// The forward transform of one pair of channels (`values`: the real and imaginary parts,
+    /// each out[0] × out[1] row-major, already scaled), zero-extended to the periodic grid and
+    /// laid out transposed (kw, kh) in `spectrum`. Rows of the grid below the output grid are zero
+    /// and skip the row pass.
+    fn forward_pair(&self, re: &[f64], im: Option<&[f64]>, scale: Option<(&[f64], &[f64])>, work: &mut PlaneWork, spectrum: &mut [C32]) {
         let [oh, ow] = self.grid;
-        let mut scratch = vec![c64::new(0.0, 0.0); self.forward[1].get_inplace_scratch_len()];
-        self.forward[1].process_with_scratch(plane, &mut scratch);
-        for y in 0..oh {
+        let [h, w] = self.out;
+        let rows = &mut work.plane[..h * ow];
+        for y in 0..h {
+            let row = &mut rows[y * ow..(y + 1) * ow];
+            for x in 0..w {
+                let i = y * w + x;
+                let (sr, si) = scale.map_or((1.0, 1.0), |(a, b)| (a[i], b[i]));
+                let v = im.map_or(0.0, |im| im[i] * si);
+                row[x] = C32::new((re[i] * sr) as f32, v as f32);
+            }
+            row[w..].fill(C32::new(0.0, 0.0));
+        }
+        self.forward[1].process_with_scratch(rows, &mut work.scratch);
+        spectrum.fill(C32::new(0.0, 0.0));
+        for y in 0..h {
             for x in 0..ow {
-                transposed[x * oh + y] = plane[y * ow + x];
+                spectrum[x * oh + y] = rows[y * ow + x];
             }
         }
-        let mut scratch = vec![c64::new(0.0, 0.0); self.forward[0].get_inplace_scratch_len()];
-        self.forward[0].process_with_scratch(transposed, &mut scratch);
+        self.forward[0].process_with_scratch(spectrum, &mut work.scratch);
     }
 
-    /// The inverse of `forward_plane` (unnormalised), back to row-major (y, x).
-    fn backward_plane(&self, transposed: &mut [c64], plane: &mut [c64]) {
+    /// The inverse of `forward_pair` (normalised) on the output grid: `transposed` (kw, kh) back to
+    /// row-major (y, x), the real part into `re`, the imaginary part into `im`.
+    fn backward_pair(&self, transposed: &mut [C32], work: &mut PlaneWork, re: &mut [f64], im: Option<&mut [f64]>) {
         let [oh, ow] = self.grid;
-        let mut scratch = vec![c64::new(0.0, 0.0); self.backward[0].get_inplace_scratch_len()];
-        self.backward[0].process_with_scratch(transposed, &mut scratch);
-        for x in 0..ow {
-            for y in 0..oh {
-                plane[y * ow + x] = transposed[x * oh + y];
+        let [h, w] = self.out;
+        self.backward[0].process_with_scratch(transposed, &mut work.scratch);
+        let rows = &mut work.plane[..h * ow];
+        for y in 0..h {
+            for x in 0..ow {
+                rows[y * ow + x] = transposed[x * oh + y];
             }
         }
-        let mut scratch = vec![c64::new(0.0, 0.0); self.backward[1].get_inplace_scratch_len()];
-        self.backward[1].process_with_scratch(plane, &mut scratch);
+        self.backward[1].process_with_scratch(rows, &mut work.scratch);
+        let norm = 1.0 / (oh * ow) as f64;
+        for y in 0..h {
+            for x in 0..w {
+                re[y * w + x] = rows[y * ow + x].re as f64 * norm;
+            }
+        }
+        if let Some(im) = im {
+            for y in 0..h {
+                for x in 0..w {
+                    im[y * w + x] = rows[y * ow + x].im as f64 * norm;
+                }
+            }
+        }
+    }
+
+    fn plane_work(&self) -> PlaneWork {
+        let scratch = self
+            .forward
+            .iter()
+            .chain(&self.backward)
+            .map(|f| f.get_inplace_scratch_len())
+            .max()
+            .unwrap_or(0);
+        PlaneWork {
+            plane: vec![C32::new(0.0, 0.0); self.grid[0] * self.grid[1]],
+            scratch: vec![C32::new(0.0, 0.0); scratch],
+        }
     }
 }
 
+/// Buffers of one task: a plane of the periodic grid and the FFT's scratch.
+struct PlaneWork {
+    plane: Vec<C32>,
+    scratch: Vec<C32>,
+}
+
+/// The spectra of one application, kept between calls (the buffers are megabytes: allocating
+/// them anew each iteration costs page faults and zeroing, not arithmetic).
+#[derive(Default)]
+struct Spectra {
+    /// [pair of channels][frequency], frequencies transposed (kw, kh)
+    pairs: Vec<C32>,
+    /// [canonical frequency][channel], padded to whole lane blocks
+    solved: Vec<C32>,
+}
+
 impl Preconditioner for CirculantPreconditioner {
-    fn apply(&self, r: &[f64]) -> Vec<f64> {
+    fn apply_into(&self, r: &[f64], result: &mut [f64]) {
         let [oh, ow] = self.grid;
         let plane = oh * ow;
         let out_plane = self.out[0] * self.out[1];
         let channels = self.groups * self.rows;
         if out_plane == 0 {
-            return r.to_vec();
+            result.copy_from_slice(r);
+            return;
         }
-        let scale = |i: usize| self.row_scale.as_ref().map_or(1.0, |s| s[i]);
-        // Channels 2j and 2j + 1 (zero-extended, row-scaled) share one complex plane, as its real
-        // and imaginary parts → spectra laid out [pair][frequency].
+        let mut spectra = self.spectra.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+        // The pipeline runs in f32 (the factors are f32 too): M only steers CG, whose residual
+        // is recomputed in f64, and the flexible β of `CgProjector` absorbs the rounding.
         let pairs = channels.div_ceil(2);
-        let mut spectra = vec![c64::new(0.0, 0.0); pairs * plane];
-        spectra.par_chunks_mut(plane).enumerate().for_each(|(j, spectrum)| {
-            let mut buffer = vec![c64::new(0.0, 0.0); plane];
-            for (part, ch) in [2 * j, 2 * j + 1].into_iter().enumerate() {
-                if ch >= channels {
-                    continue;
-                }
-                let base = ch * out_plane;
-                for (y, row) in r[base..base + out_plane].chunks(self.out[1]).enumerate() {
-                    for (x, &v) in row.iter().enumerate() {
-                        let v = v * scale(base + y * self.out[1] + x);
-                        let b = &mut buffer[y * ow + x];
-                        if part == 0 {
-                            b.re = v;
-                        } else {
-                            b.im = v;
-                        }
-                    }
-                }
-            }
-            self.forward_plane(&mut buffer, spectrum);
-        });
+        let blocks = self.canonical.len().div_ceil(LANES);
+        spectra.pairs.resize(pairs * plane, C32::new(0.0, 0.0));
+        spectra.solved.resize(channels * blocks * LANES, C32::new(0.0, 0.0));
+        let Spectra { pairs: spectrum, solved } = &mut spectra;
+        // Channels 2j and 2j + 1 (zero-extended, row-scaled) share one complex plane, as its real
+        // and imaginary parts.
+        let scale = self.row_scale.as_deref();
+        spectrum
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each_init(|| self.plane_work(), |work, (j, spectrum)| {
+                let part = |ch: usize| (ch < channels).then(|| &r[ch * out_plane..(ch + 1) * out_plane]);
+                let scales = scale.map(|s| {
+                    let of = |ch: usize| &s[ch.min(channels - 1) * out_plane..][..out_plane];
+                    (of(2 * j), of(2 * j + 1))
+                });
+                self.forward_pair(part(2 * j).unwrap(), part(2 * j + 1), scales, work, spectrum);
+            });
         // per canonical frequency: unpack the channels' spectra (Z = A + iB with A, B Hermitian:
         // A(t) = (Z(t) + conj Z(−t)) / 2, B(t) = (Z(t) − conj Z(−t)) / 2i), then (W Wᴴ + ε)⁻¹
         // across the channels of each group; laid out [canonical frequency][channel]
         let rows = self.rows;
-        let blocks = self.canonical.len().div_ceil(LANES);
         let packed = rows * (rows + 1) / 2;
-        let mut solved = vec![c64::new(0.0, 0.0); channels * blocks * LANES];
+        let spectrum = &spectrum[..];
         solved.par_chunks_mut(channels * LANES).enumerate().for_each_init(
             || {
-                let v = |n: usize| vec![[0.0; LANES]; n];
+                let v = |n: usize| vec![[0.0f32; LANES]; n];
                 (v(channels), v(channels), v(rows), v(rows), v(rows), v(rows))
             },
             |(xr, xi, tr, ti, yr, yi), (block, out)| {
@@ -323,11 +383,11 @@ impl Preconditioner for CirculantPreconditioner {
                     let (kw, kh) = (t / oh, t % oh);
                     let tm = ((ow - kw) % ow) * oh + (oh - kh) % oh;
                     for j in 0..pairs {
-                        let (z, zm) = (spectra[j * plane + t], spectra[j * plane + tm].conj());
+                        let (z, zm) = (spectrum[j * plane + t], spectrum[j * plane + tm].conj());
                         let a = (z + zm) * 0.5;
                         (xr[2 * j][l], xi[2 * j][l]) = (a.re, a.im);
                         if 2 * j + 1 < channels {
-                            let b = (z - zm) * c64::new(0.0, -0.5);
+                            let b = (z - zm) * C32::new(0.0, -0.5);
                             (xr[2 * j + 1][l], xi[2 * j + 1][l]) = (b.re, b.im);
                         }
                     }
@@ -342,55 +402,45 @@ impl Preconditioner for CirculantPreconditioner {
                     factor_product(lr, li, xr, xi, tr, ti, yr, yi);
                     for l in 0..LANES {
                         for r in 0..rows {
-                            out[l * channels + g * rows + r] = c64::new(yr[r][l], yi[r][l]);
+                            out[l * channels + g * rows + r] = C32::new(yr[r][l], yi[r][l]);
                         }
                     }
                 }
             },
         );
-        let mut result = vec![0.0; channels * out_plane];
-        let norm = 1.0 / plane as f64;
+        let solved = &solved[..];
         result
             .par_chunks_mut(2 * out_plane)
             .enumerate()
-            .for_each(|(j, values)| {
-                let imaginary = 2 * j + 1 < channels;
-                let mut transposed: Vec<c64> = self
-                    .canonical_of
-                    .iter()
-                    .map(|&(i, conjugate)| {
+            .for_each_init(
+                || (self.plane_work(), vec![C32::new(0.0, 0.0); plane]),
+                |(work, transposed), (j, values)| {
+                    let imaginary = 2 * j + 1 < channels;
+                    for (slot, &(i, conjugate)) in transposed.iter_mut().zip(&self.canonical_of) {
                         let a = solved[i * channels + 2 * j];
                         let b = if imaginary {
                             solved[i * channels + 2 * j + 1]
                         } else {
-                            c64::new(0.0, 0.0)
+                            C32::new(0.0, 0.0)
                         };
                         let (a, b) = if conjugate { (a.conj(), b.conj()) } else { (a, b) };
-                        a + c64::new(-b.im, b.re)
-                    })
-                    .collect();
-                let mut buffer = vec![c64::new(0.0, 0.0); plane];
-                self.backward_plane(&mut transposed, &mut buffer);
-                let (first, second) = values.split_at_mut(out_plane);
-                for y in 0..self.out[0] {
-                    for x in 0..self.out[1] {
-                        let v = buffer[y * ow + x] * norm;
-                        first[y * self.out[1] + x] = v.re;
-                        if imaginary {
-                            second[y * self.out[1] + x] = v.im;
-                        }
+                        *slot = a + C32::new(-b.im, b.re);
                     }
-                }
-            });
+                    let (first, second) = values.split_at_mut(out_plane);
+                    self.backward_pair(transposed, work, first, imaginary.then_some(second));
+                },
+            );
         if let Some(s) = &self.row_scale {
             result.iter_mut().zip(s).for_each(|(a, b)| *a *= b);
         }
-        result
+        if let Ok(mut slot) = self.spectra.lock() {
+            *slot = spectra;
+        }
     }
 }
 
 /// Frequencies solved side by side (one SIMD lane each).
-const LANES: usize = 4;
+const LANES: usize = 8;
 
 /// The packed factors, [canonical frequency][group][packed entry], regrouped as
 /// [block of `LANES` frequencies][group][packed entry][lane] (the last block padded with zeros).
@@ -417,12 +467,12 @@ fn interleave(factors: &[c64], canonical: usize, groups: usize, rows: usize, par
 fn factor_product(
     lr: &[f32],
     li: &[f32],
-    xr: &[[f64; LANES]],
-    xi: &[[f64; LANES]],
-    tr: &mut [[f64; LANES]],
-    ti: &mut [[f64; LANES]],
-    yr: &mut [[f64; LANES]],
-    yi: &mut [[f64; LANES]],
+    xr: &[[f32; LANES]],
+    xi: &[[f32; LANES]],
+    tr: &mut [[f32; LANES]],
+    ti: &mut [[f32; LANES]],
+    yr: &mut [[f32; LANES]],
+    yi: &mut [[f32; LANES]],
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -441,12 +491,12 @@ fn factor_product(
 unsafe fn factor_product_avx2(
     lr: &[f32],
     li: &[f32],
-    xr: &[[f64; LANES]],
-    xi: &[[f64; LANES]],
-    tr: &mut [[f64; LANES]],
-    ti: &mut [[f64; LANES]],
-    yr: &mut [[f64; LANES]],
-    yi: &mut [[f64; LANES]],
+    xr: &[[f32; LANES]],
+    xi: &[[f32; LANES]],
+    tr: &mut [[f32; LANES]],
+    ti: &mut [[f32; LANES]],
+    yr: &mut [[f32; LANES]],
+    yi: &mut [[f32; LANES]],
 ) {
     factor_product_generic(lr, li, xr, xi, tr, ti, yr, yi)
 }
@@ -456,19 +506,19 @@ unsafe fn factor_product_avx2(
 fn factor_product_generic(
     lr: &[f32],
     li: &[f32],
-    xr: &[[f64; LANES]],
-    xi: &[[f64; LANES]],
-    tr: &mut [[f64; LANES]],
-    ti: &mut [[f64; LANES]],
-    yr: &mut [[f64; LANES]],
-    yi: &mut [[f64; LANES]],
+    xr: &[[f32; LANES]],
+    xi: &[[f32; LANES]],
+    tr: &mut [[f32; LANES]],
+    ti: &mut [[f32; LANES]],
+    yr: &mut [[f32; LANES]],
+    yi: &mut [[f32; LANES]],
 ) {
     let rows = xr.len();
-    let entry = |k: usize| -> ([f64; LANES], [f64; LANES]) {
+    let entry = |k: usize| -> ([f32; LANES], [f32; LANES]) {
         let (cr, ci) = (&lr[k * LANES..][..LANES], &li[k * LANES..][..LANES]);
         (
-            std::array::from_fn(|l| cr[l] as f64),
-            std::array::from_fn(|l| ci[l] as f64),
+            std::array::from_fn(|l| cr[l]),
+            std::array::from_fn(|l| ci[l]),
         )
     };
     // t = Lᴴ x: t_j = Σ_{i ≥ j} conj(L_ij) x_i, column j of L contiguous

@@ -14,8 +14,15 @@ use std::sync::Arc;
 /// An approximation of (A Aᵀ)⁻¹ on the output space of A, symmetric positive definite (so that
 /// CG stays CG). It only has to be good enough to cluster the spectrum of M A Aᵀ.
 pub trait Preconditioner: Send + Sync {
+    /// out = M r, `out` as long as `r`.
+    fn apply_into(&self, r: &[f64], out: &mut [f64]);
+
     /// M r, a vector of the same length as `r`.
-    fn apply(&self, r: &[f64]) -> Vec<f64>;
+    fn apply(&self, r: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; r.len()];
+        self.apply_into(r, &mut out);
+        out
+    }
 }
 
 /// How one projection ended.
@@ -52,10 +59,11 @@ impl<A: LinearOperator> CgProjector<A> {
         self
     }
 
-    fn precondition(&self, r: &[f64]) -> Vec<f64> {
+    /// s = M r.
+    fn precondition(&self, r: &[f64], s: &mut [f64]) {
         match &self.preconditioner {
-            Some(m) => m.apply(r),
-            None => r.to_vec(),
+            Some(m) => m.apply_into(r, s),
+            None => s.copy_from_slice(r),
         }
     }
 
@@ -82,60 +90,79 @@ impl<A: LinearOperator> CgProjector<A> {
             );
         }
         let limit = self.tolerance * target;
-        // r = A v − A Aᵀ u = A z.
-        let mut r = a.apply_vec(&z_of(&u));
-        let mut s = self.precondition(&r);
+        let (n, m) = (a.output_dim(), a.input_dim());
+        // r = A v − A Aᵀ u = A z; the true residual, recomputed from z into `r`.
+        let (mut r, mut z) = (vec![0.0; n], vec![0.0; m]);
+        let true_residual = |u: &[f64], z: &mut Vec<f64>, r: &mut [f64]| {
+            a.adjoint(u, z);
+            z.iter_mut().zip(v).for_each(|(z, x)| *z = x - *z);
+            a.apply(z, r);
+        };
+        true_residual(&u, &mut z, &mut r);
+        let mut s = vec![0.0; n];
+        self.precondition(&r, &mut s);
         let mut p = s.clone();
         let mut rs = dot(&r, &s);
+        let mut r_norm = norm(&r);
         let mut iterations = 0;
         let mut since_restart = 0;
         // Whether `r` was recomputed from z (not updated by the recursion) since the last step.
         let mut r_is_true = true;
-        // A Aᵀ p and its intermediate, reused across iterations
-        let (mut atp, mut q) = (vec![0.0; a.input_dim()], vec![0.0; a.output_dim()]);
+        // A Aᵀ p (in q) and its intermediate Aᵀ p (in z, which is free between true residuals)
+        let mut q = vec![0.0; n];
         while iterations < self.max_iterations {
-            if norm(&r) <= limit {
+            if r_norm <= limit {
                 // The recursive residual says stop; only the true one may decide. If it
                 // disagrees, restart from it (the recursion drifted).
                 if r_is_true {
                     break;
                 }
-                let true_r = a.apply_vec(&z_of(&u));
-                if norm(&true_r) <= limit {
+                true_residual(&u, &mut z, &mut r);
+                r_norm = norm(&r);
+                if r_norm <= limit {
                     break;
                 }
-                r = true_r;
-                s = self.precondition(&r);
-                p = s.clone();
+                self.precondition(&r, &mut s);
+                p.copy_from_slice(&s);
                 rs = dot(&r, &s);
                 since_restart = 0;
             }
-            a.adjoint(&p, &mut atp);
-            a.apply(&atp, &mut q);
+            a.adjoint(&p, &mut z);
+            a.apply(&z, &mut q);
             let pq = dot(&p, &q);
             if pq <= 0.0 || rs <= 0.0 {
                 break;
             }
             let alpha = rs / pq;
-            for i in 0..u.len() {
-                u[i] += alpha * p[i];
-                r[i] -= alpha * q[i];
+            let mut r2 = 0.0;
+            for ((u, r), (p, q)) in u.iter_mut().zip(r.iter_mut()).zip(p.iter().zip(&q)) {
+                *u += alpha * p;
+                *r -= alpha * q;
+                r2 += *r * *r;
             }
+            r_norm = r2.sqrt();
             iterations += 1;
             since_restart += 1;
             r_is_true = false;
             // The recursive residual drifts; restart from the true one now and then.
             if since_restart % 50 == 0 {
-                r = a.apply_vec(&z_of(&u));
+                true_residual(&u, &mut z, &mut r);
+                r_norm = norm(&r);
                 r_is_true = true;
             }
-            s = self.precondition(&r);
+            self.precondition(&r, &mut s);
             let rs_next = dot(&r, &s);
-            let beta = rs_next / rs;
+            // Flexible (Polak–Ribière) β = (r_next − r)ᵀ s_next / rᵀ s, with r_next − r = −α q:
+            // it keeps the directions conjugate when M is not exactly linear (the circulant
+            // preconditioner runs in f32). After a true-residual restart that identity does not
+            // hold, and Fletcher–Reeves is used.
+            let beta = if r_is_true {
+                rs_next / rs
+            } else {
+                (-alpha * dot(&q, &s) / rs).max(0.0)
+            };
             rs = rs_next;
-            for i in 0..p.len() {
-                p[i] = s[i] + beta * p[i];
-            }
+            p.iter_mut().zip(&s).for_each(|(p, s)| *p = s + beta * *p);
         }
         let z = z_of(&u);
         let relative_residual = norm(&a.apply_vec(&z)) / target;

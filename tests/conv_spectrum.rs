@@ -567,7 +567,9 @@ fn circulant_preconditioner_inverts_a_at_away_from_the_border() {
         let aat_y = conv.apply_vec(&conv.adjoint_vec(&y));
         let back = CirculantPreconditioner::new(&conv, 1e-12).apply(&aat_y);
         let err = norm(&back.iter().zip(&y).map(|(a, b)| a - b).collect::<Vec<_>>()) / norm(&y);
-        assert!(err < 1e-6, "{c}→{m} {k}×{k} s{s} d{d}: relative error {err}");
+        // The preconditioner computes in f32 (about 1e-6 relative here); a wrong sign convention
+        // or layout gives errors of order 1.
+        assert!(err < 1e-4, "{c}→{m} {k}×{k} s{s} d{d}: relative error {err}");
     }
 }
 

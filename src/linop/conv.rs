@@ -174,81 +174,89 @@ impl Conv2d {
         self.geometry.group == 1 && self.out_channels >= 4
     }
 
-    /// The patch matrix (im2col): row (c, ky, kx), column (py, px) holds the input pixel that
-    /// tap (c, ky, kx) of output position (py, px) reads, 0 in the padding; row-major.
-    fn patches(&self, x: &[f64]) -> Vec<f64> {
-        use rayon::prelude::*;
+    /// Output rows per band of the patch-matrix path: a band's patch matrix (fan-in × band
+    /// positions) is kept near 256 KiB, so that it is written and read in the core's cache
+    /// instead of going through memory as a whole-image patch matrix would.
+    fn band_rows(&self) -> usize {
+        let fan_in = self.weight.len() / self.out_channels.max(1);
+        let [oh, ow] = self.geometry.out;
+        (32_768 / (fan_in * ow).max(1)).clamp(1, oh.max(1))
+    }
+
+    /// The patch matrix (im2col) of the output rows `rows`: row (c, ky, kx), column (py, px)
+    /// holds the input pixel that tap (c, ky, kx) of output position (py, px) reads, 0 in the
+    /// padding; row-major into `col` (every entry is written).
+    fn patches(&self, x: &[f64], rows: std::ops::Range<usize>, col: &mut [f64]) {
         let g = &self.geometry;
         let [_, h, w] = g.in_shape;
         let [kh, kw] = g.kernel;
-        let [oh, ow] = g.out;
-        let positions = oh * ow;
-        let mut col = take_scratch(g.in_shape[0] * kh * kw * positions);
-        // every entry is written (the buffer is reused, not zeroed)
-        col.par_chunks_mut(positions.max(1)).enumerate().for_each(|(k, row)| {
+        let ow = g.out[1];
+        let positions = rows.len() * ow;
+        for (k, row) in col.chunks_mut(positions.max(1)).enumerate() {
             let (c, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
             let (py0, py1, y0) = self.valid_range(0, ky);
             let (px0, px1, x0) = self.valid_range(1, kx);
-            if px1 <= px0 {
+            let (first, last) = (py0.max(rows.start), py1.min(rows.end));
+            if px1 <= px0 || first >= last {
                 row.fill(0.0);
-                return;
+                continue;
             }
-            row[..py0 * ow].fill(0.0);
-            row[py1 * ow..].fill(0.0);
+            row[..(first - rows.start) * ow].fill(0.0);
+            row[(last - rows.start) * ow..].fill(0.0);
             let n = px1 - px0;
-            for (i, py) in (py0..py1).enumerate() {
-                let y = y0 as usize + i * g.strides[0];
+            for py in first..last {
+                let y = (y0 + ((py - py0) * g.strides[0]) as isize) as usize;
                 let src = &x[(c * h + y) * w + x0 as usize..][..(n - 1) * g.strides[1] + 1];
-                let dst = &mut row[py * ow..][..ow];
+                let dst = &mut row[(py - rows.start) * ow..][..ow];
                 dst[..px0].fill(0.0);
                 dst[px1..].fill(0.0);
                 for (d, &v) in dst[px0..px1].iter_mut().zip(src.iter().step_by(g.strides[1])) {
                     *d = v;
                 }
             }
-        });
-        col
+        }
     }
 
-    /// x = Σ of the patch matrix's entries onto the pixels they came from (col2im, the adjoint of
-    /// `patches`), parallel over bands of input rows.
-    fn unpatch(&self, col: &[f64], x: &mut [f64]) {
-        use rayon::prelude::*;
+    /// The input rows that the output rows `rows` read: `start..end`, clipped to the image.
+    fn input_rows_of(&self, rows: &std::ops::Range<usize>) -> std::ops::Range<usize> {
         let g = &self.geometry;
-        let [c, h, w] = g.in_shape;
+        let span = g.dilations[0] * (g.kernel[0] - 1) + 1;
+        let start = (rows.start * g.strides[0]).saturating_sub(g.pads[0]);
+        let end = ((rows.end.max(1) - 1) * g.strides[0] + span).saturating_sub(g.pads[0]);
+        start.min(g.in_shape[1])..end.min(g.in_shape[1]).max(start.min(g.in_shape[1]))
+    }
+
+    /// The adjoint of `patches` for the output rows `rows`: the patch matrix `col` summed onto
+    /// the pixels it came from (col2im), into `x`, which holds the input rows `input_rows_of(rows)`
+    /// of every channel (zeroed here).
+    fn unpatch(&self, col: &[f64], rows: std::ops::Range<usize>, x: &mut [f64]) {
+        let g = &self.geometry;
+        let [_, _, w] = g.in_shape;
         let [kh, kw] = g.kernel;
-        let [oh, ow] = g.out;
-        let positions = oh * ow;
+        let ow = g.out[1];
+        let positions = rows.len() * ow;
+        let inputs = self.input_rows_of(&rows);
         let (s, sw) = (g.strides[0], g.strides[1]);
-        let bands_per_channel = (4 * rayon::current_num_threads()).div_ceil(c).clamp(1, h);
-        let band = h.div_ceil(bands_per_channel);
-        x.par_chunks_mut(h * w).enumerate().for_each(|(ch, plane)| {
-            plane.par_chunks_mut(band * w).enumerate().for_each(|(b, xs)| {
-                xs.fill(0.0);
-                let rows = b * band..(b * band + band).min(h);
-                for ky in 0..kh {
-                    let (py0, py1, y0) = self.valid_range(0, ky);
-                    let y0 = y0 as usize;
-                    let first = py0 + rows.start.saturating_sub(y0).div_ceil(s);
-                    let last = py1.min(py0 + rows.end.saturating_sub(y0).div_ceil(s));
-                    for kx in 0..kw {
-                        let (px0, px1, x0) = self.valid_range(1, kx);
-                        if px1 <= px0 {
-                            continue;
-                        }
-                        let n = px1 - px0;
-                        let row = &col[((ch * kh + ky) * kw + kx) * positions..][..positions];
-                        for py in first..last {
-                            let y = y0 + (py - py0) * s - rows.start;
-                            let dst = &mut xs[y * w + x0 as usize..][..(n - 1) * sw + 1];
-                            for (d, &v) in dst.iter_mut().step_by(sw).zip(&row[py * ow + px0..][..n]) {
-                                *d += v;
-                            }
-                        }
-                    }
+        x.fill(0.0);
+        for (k, row) in col.chunks(positions.max(1)).enumerate() {
+            let (c, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
+            let (py0, py1, y0) = self.valid_range(0, ky);
+            let (px0, px1, x0) = self.valid_range(1, kx);
+            let (first, last) = (py0.max(rows.start), py1.min(rows.end));
+            if px1 <= px0 || first >= last {
+                continue;
+            }
+            let n = px1 - px0;
+            let plane = &mut x[c * inputs.len() * w..][..inputs.len() * w];
+            for py in first..last {
+                let y = (y0 + ((py - py0) * s) as isize) as usize - inputs.start;
+                let dst = &mut plane[y * w + x0 as usize..][..(n - 1) * sw + 1];
+                let src = &row[(py - rows.start) * ow + px0..][..n];
+                for (d, &v) in dst.iter_mut().step_by(sw).zip(src) {
+                    *d += v;
                 }
-            });
-        });
+            }
+        }
     }
 }
 
@@ -262,21 +270,36 @@ impl LinearOperator for Conv2d {
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         use rayon::prelude::*;
         if self.uses_patches() {
-            // y = W · patches(x): [out, c·kh·kw] × [c·kh·kw, oh·ow]
-            let col = self.patches(x);
-            let col = ScratchGuard(col);
-            let (k, positions) = (
-                self.weight.len() / self.out_channels,
-                self.geometry.out[0] * self.geometry.out[1],
-            );
-            faer::linalg::matmul::matmul(
-                faer::MatMut::from_row_major_slice_mut(y, self.out_channels, positions),
-                faer::Accum::Replace,
-                faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k),
-                faer::MatRef::from_row_major_slice(&col[..], k, positions),
-                1.0,
-                faer::Par::rayon(0),
-            );
+            // y = W · patches(x) ([out, c·kh·kw] × [c·kh·kw, oh·ow]), band of output rows by band
+            let [oh, ow] = self.geometry.out;
+            let (k, band) = (self.weight.len() / self.out_channels, self.band_rows());
+            let weight = faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k);
+            let bands: Vec<Vec<f64>> = (0..oh.div_ceil(band))
+                .into_par_iter()
+                .map(|b| {
+                    let rows = b * band..(b * band + band).min(oh);
+                    let n = rows.len() * ow;
+                    let mut col = ScratchGuard(take_scratch(k * n));
+                    self.patches(x, rows, &mut col);
+                    let mut out = vec![0.0; self.out_channels * n];
+                    faer::linalg::matmul::matmul(
+                        faer::MatMut::from_row_major_slice_mut(&mut out, self.out_channels, n),
+                        faer::Accum::Replace,
+                        weight,
+                        faer::MatRef::from_row_major_slice(&col[..], k, n),
+                        1.0,
+                        faer::Par::Seq,
+                    );
+                    out
+                })
+                .collect();
+            let positions = oh * ow;
+            for (b, out) in bands.iter().enumerate() {
+                let n = out.len() / self.out_channels;
+                for (o, values) in out.chunks(n.max(1)).enumerate() {
+                    y[o * positions + b * band * ow..][..n].copy_from_slice(values);
+                }
+            }
             return;
         }
         let plane = self.geometry.out[0] * self.geometry.out[1];
@@ -313,19 +336,39 @@ impl LinearOperator for Conv2d {
             return;
         }
         if self.uses_patches() {
-            // x = unpatch(Wᵀ · y)
-            let (k, positions) = (self.weight.len() / self.out_channels, g.out[0] * g.out[1]);
-            // every entry is overwritten by the product
-            let mut col = ScratchGuard(take_scratch(k * positions));
-            faer::linalg::matmul::matmul(
-                faer::MatMut::from_row_major_slice_mut(&mut col[..], k, positions),
-                faer::Accum::Replace,
-                faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k).transpose(),
-                faer::MatRef::from_row_major_slice(y, self.out_channels, positions),
-                1.0,
-                faer::Par::rayon(0),
-            );
-            self.unpatch(&col[..], x);
+            // x = unpatch(Wᵀ · y), band of output rows by band; neighbouring bands share input
+            // rows, so each sums into its own rows and the bands are added up after.
+            let [oh, ow] = g.out;
+            let (k, band) = (self.weight.len() / self.out_channels, self.band_rows());
+            let positions = oh * ow;
+            let weight = faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k).transpose();
+            let bands: Vec<(std::ops::Range<usize>, Vec<f64>)> = (0..oh.div_ceil(band))
+                .into_par_iter()
+                .map(|b| {
+                    let rows = b * band..(b * band + band).min(oh);
+                    let n = rows.len() * ow;
+                    let mut col = ScratchGuard(take_scratch(k * n));
+                    faer::linalg::matmul::matmul(
+                        faer::MatMut::from_row_major_slice_mut(&mut col[..], k, n),
+                        faer::Accum::Replace,
+                        weight,
+                        faer::MatRef::from_row_major_slice(y, self.out_channels, positions).subcols(b * band * ow, n),
+                        1.0,
+                        faer::Par::Seq,
+                    );
+                    let inputs = self.input_rows_of(&rows);
+                    let mut part = vec![0.0; c * inputs.len() * w];
+                    self.unpatch(&col, rows, &mut part);
+                    (inputs, part)
+                })
+                .collect();
+            x.fill(0.0);
+            for (inputs, part) in bands.iter().filter(|(inputs, _)| !inputs.is_empty()) {
+                for (ch, values) in part.chunks(inputs.len() * w).enumerate() {
+                    let dst = &mut x[(ch * h + inputs.start) * w..][..values.len()];
+                    dst.iter_mut().zip(values).for_each(|(d, v)| *d += v);
+                }
+            }
             return;
         }
         let in_per_group = c / g.group;
