@@ -129,64 +129,22 @@ impl CirculantPreconditioner {
             .flat_map(|gm| (0..rows).map(move |i| gm[(i, i)].re))
             .fold(0.0, f64::max);
         let floor = (regularisation * scale).max(f64::MIN_POSITIVE);
-        // Σ q qᴴ / λ over the eigenpairs, with λ below the floor treated as the typical scale: where
-        // W Wᴴ is (nearly) singular — more output channels than phases — A Aᵀ is nearly singular
-        // too and the residual has (almost) nothing there; amplifying by 1/ε would only inject
-        // rounding noise into u.
-        let inverses: Vec<c64> = grams
+        // A lower-triangular F with F Fᴴ ≈ (W Wᴴ)⁻¹ per frequency and group, packed column by
+        // column.
+        let factors: Vec<c64> = grams
             .par_iter()
             .flat_map_iter(|per_group| {
                 per_group
                     .iter()
                     .flat_map(|gm| {
-                        let inverse = match gm.self_adjoint_eigen(Side::Lower) {
-                            Ok(eig) => {
-                                let (q, lambda) = (eig.U(), eig.S().column_vector());
-                                let weight: Vec<f64> = (0..rows)
-                                    .map(|i| {
-                                        let l = lambda[i].re;
-                                        if l > floor {
-                                            1.0 / l
-                                        } else {
-                                            1.0 / scale.max(f64::MIN_POSITIVE)
-                                        }
-                                    })
-                                    .collect();
-                                Mat::<c64>::from_fn(rows, rows, |i, j| {
-                                    (0..rows).map(|k| q[(i, k)] * q[(j, k)].conj() * weight[k]).sum()
-                                })
-                            }
-                            Err(_) => Mat::<c64>::from_fn(rows, rows, |i, j| {
-                                c64::new(
-                                    if i == j {
-                                        1.0 / scale.max(f64::MIN_POSITIVE)
-                                    } else {
-                                        0.0
-                                    },
-                                    0.0,
-                                )
-                            }),
-                        };
-                        (0..rows * rows).map(move |k| inverse[(k / rows, k % rows)])
+                        let f = inverse_factor(gm, floor, scale);
+                        let mut packed = Vec::with_capacity(rows * (rows + 1) / 2);
+                        for j in 0..rows {
+                            packed.extend((j..rows).map(|i| f[(i, j)]));
+                        }
+                        packed
                     })
                     .collect::<Vec<_>>()
-            })
-            .collect();
-        let factors: Vec<c64> = inverses
-            .par_chunks(rows * rows)
-            .flat_map_iter(|inverse| {
-                let m = Mat::<c64>::from_fn(rows, rows, |i, j| inverse[i * rows + j]);
-                let l = match m.llt(Side::Lower) {
-                    Ok(llt) => llt.L().to_owned(),
-                    Err(_) => Mat::<c64>::from_fn(rows, rows, |i, j| {
-                        c64::new(if i == j { m[(i, i)].re.max(0.0).sqrt() } else { 0.0 }, 0.0)
-                    }),
-                };
-                let mut packed = Vec::with_capacity(rows * (rows + 1) / 2);
-                for j in 0..rows {
-                    packed.extend((j..rows).map(|i| l[(i, j)]));
-                }
-                packed
             })
             .collect();
         let mut planner = FftPlanner::<f32>::new();
@@ -246,7 +204,14 @@ impl CirculantPreconditioner {
     /// each out[0] × out[1] row-major, already scaled), zero-extended to the periodic grid and
     /// laid out transposed (kw, kh) in `spectrum`. Rows of the grid below the output grid are zero
     /// and skip the row pass.
-    fn forward_pair(&self, re: &[f64], im: Option<&[f64]>, scale: Option<(&[f64], &[f64])>, work: &mut PlaneWork, spectrum: &mut [C32]) {
+    fn forward_pair(
+        &self,
+        re: &[f64],
+        im: Option<&[f64]>,
+        scale: Option<(&[f64], &[f64])>,
+        work: &mut PlaneWork,
+        spectrum: &mut [C32],
+    ) {
         let [oh, ow] = self.grid;
         let [h, w] = self.out;
         let rows = &mut work.plane[..h * ow];
@@ -339,28 +304,35 @@ impl Preconditioner for CirculantPreconditioner {
             result.copy_from_slice(r);
             return;
         }
-        let mut spectra = self.spectra.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+        let mut spectra = self
+            .spectra
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
         // The pipeline runs in f32 (the factors are f32 too): M only steers CG, whose residual
         // is recomputed in f64, and the flexible β of `CgProjector` absorbs the rounding.
         let pairs = channels.div_ceil(2);
         let blocks = self.canonical.len().div_ceil(LANES);
         spectra.pairs.resize(pairs * plane, C32::new(0.0, 0.0));
         spectra.solved.resize(channels * blocks * LANES, C32::new(0.0, 0.0));
-        let Spectra { pairs: spectrum, solved } = &mut spectra;
+        let Spectra {
+            pairs: spectrum,
+            solved,
+        } = &mut spectra;
         // Channels 2j and 2j + 1 (zero-extended, row-scaled) share one complex plane, as its real
         // and imaginary parts.
         let scale = self.row_scale.as_deref();
-        spectrum
-            .par_chunks_mut(plane)
-            .enumerate()
-            .for_each_init(|| self.plane_work(), |work, (j, spectrum)| {
+        spectrum.par_chunks_mut(plane).enumerate().for_each_init(
+            || self.plane_work(),
+            |work, (j, spectrum)| {
                 let part = |ch: usize| (ch < channels).then(|| &r[ch * out_plane..(ch + 1) * out_plane]);
                 let scales = scale.map(|s| {
                     let of = |ch: usize| &s[ch.min(channels - 1) * out_plane..][..out_plane];
                     (of(2 * j), of(2 * j + 1))
                 });
                 self.forward_pair(part(2 * j).unwrap(), part(2 * j + 1), scales, work, spectrum);
-            });
+            },
+        );
         // per canonical frequency: unpack the channels' spectra (Z = A + iB with A, B Hermitian:
         // A(t) = (Z(t) + conj Z(−t)) / 2, B(t) = (Z(t) − conj Z(−t)) / 2i), then (W Wᴴ + ε)⁻¹
         // across the channels of each group; laid out [canonical frequency][channel]
@@ -409,33 +381,95 @@ impl Preconditioner for CirculantPreconditioner {
             },
         );
         let solved = &solved[..];
-        result
-            .par_chunks_mut(2 * out_plane)
-            .enumerate()
-            .for_each_init(
-                || (self.plane_work(), vec![C32::new(0.0, 0.0); plane]),
-                |(work, transposed), (j, values)| {
-                    let imaginary = 2 * j + 1 < channels;
-                    for (slot, &(i, conjugate)) in transposed.iter_mut().zip(&self.canonical_of) {
-                        let a = solved[i * channels + 2 * j];
-                        let b = if imaginary {
-                            solved[i * channels + 2 * j + 1]
-                        } else {
-                            C32::new(0.0, 0.0)
-                        };
-                        let (a, b) = if conjugate { (a.conj(), b.conj()) } else { (a, b) };
-                        *slot = a + C32::new(-b.im, b.re);
-                    }
-                    let (first, second) = values.split_at_mut(out_plane);
-                    self.backward_pair(transposed, work, first, imaginary.then_some(second));
-                },
-            );
+        result.par_chunks_mut(2 * out_plane).enumerate().for_each_init(
+            || (self.plane_work(), vec![C32::new(0.0, 0.0); plane]),
+            |(work, transposed), (j, values)| {
+                let imaginary = 2 * j + 1 < channels;
+                for (slot, &(i, conjugate)) in transposed.iter_mut().zip(&self.canonical_of) {
+                    let a = solved[i * channels + 2 * j];
+                    let b = if imaginary {
+                        solved[i * channels + 2 * j + 1]
+                    } else {
+                        C32::new(0.0, 0.0)
+                    };
+                    let (a, b) = if conjugate { (a.conj(), b.conj()) } else { (a, b) };
+                    *slot = a + C32::new(-b.im, b.re);
+                }
+                let (first, second) = values.split_at_mut(out_plane);
+                self.backward_pair(transposed, work, first, imaginary.then_some(second));
+            },
+        );
         if let Some(s) = &self.row_scale {
             result.iter_mut().zip(s).for_each(|(a, b)| *a *= b);
         }
         if let Ok(mut slot) = self.spectra.lock() {
             *slot = spectra;
         }
+    }
+}
+
+/// A lower-triangular F with F Fᴴ = G⁻¹ for one Hermitian Gram block G = W Wᴴ.
+///
+/// Where G is comfortably positive definite (every pivot of its Cholesky factorisation above
+/// 100 × `floor`), F comes from that factorisation: with J the reversal permutation and
+/// J G J = L Lᴴ, F = J L⁻ᴴ J, which is lower triangular. Otherwise (more output channels than
+/// phases, symbols with zeros) from the eigenpairs: G⁻¹ ≈ Σ q qᴴ / λ with λ at or below `floor`
+/// treated as `scale`, the typical diagonal. There A Aᵀ is nearly singular too and the residual
+/// has (almost) nothing; amplifying by 1/λ would only inject rounding noise into the multiplier.
+fn inverse_factor(gram: &Mat<c64>, floor: f64, scale: f64) -> Mat<c64> {
+    let n = gram.nrows();
+    let reversed = Mat::<c64>::from_fn(n, n, |i, j| gram[(n - 1 - i, n - 1 - j)]);
+    if let Ok(llt) = reversed.llt(Side::Lower) {
+        let l = llt.L();
+        if (0..n).all(|i| l[(i, i)].re * l[(i, i)].re > 1e2 * floor) {
+            // X = L⁻¹ by forward substitution, column by column
+            let mut x = Mat::<c64>::zeros(n, n);
+            for j in 0..n {
+                x[(j, j)] = c64::new(1.0, 0.0) / l[(j, j)];
+                for i in j + 1..n {
+                    let sum: c64 = (j..i).map(|k| l[(i, k)] * x[(k, j)]).sum();
+                    x[(i, j)] = -sum / l[(i, i)];
+                }
+            }
+            return Mat::<c64>::from_fn(n, n, |i, j| x[(n - 1 - j, n - 1 - i)].conj());
+        }
+    }
+    let inverse = match gram.self_adjoint_eigen(Side::Lower) {
+        Ok(eig) => {
+            let (q, lambda) = (eig.U(), eig.S().column_vector());
+            let weight: Vec<f64> = (0..n)
+                .map(|i| {
+                    let l = lambda[i].re;
+                    1.0 / if l > floor { l } else { scale.max(f64::MIN_POSITIVE) }
+                })
+                .collect();
+            Mat::<c64>::from_fn(n, n, |i, j| {
+                (0..n).map(|k| q[(i, k)] * q[(j, k)].conj() * weight[k]).sum()
+            })
+        }
+        Err(_) => Mat::<c64>::from_fn(n, n, |i, j| {
+            c64::new(
+                if i == j {
+                    1.0 / scale.max(f64::MIN_POSITIVE)
+                } else {
+                    0.0
+                },
+                0.0,
+            )
+        }),
+    };
+    match inverse.llt(Side::Lower) {
+        Ok(llt) => llt.L().to_owned(),
+        Err(_) => Mat::<c64>::from_fn(n, n, |i, j| {
+            c64::new(
+                if i == j {
+                    inverse[(i, i)].re.max(0.0).sqrt()
+                } else {
+                    0.0
+                },
+                0.0,
+            )
+        }),
     }
 }
 
@@ -516,10 +550,7 @@ fn factor_product_generic(
     let rows = xr.len();
     let entry = |k: usize| -> ([f32; LANES], [f32; LANES]) {
         let (cr, ci) = (&lr[k * LANES..][..LANES], &li[k * LANES..][..LANES]);
-        (
-            std::array::from_fn(|l| cr[l]),
-            std::array::from_fn(|l| ci[l]),
-        )
+        (std::array::from_fn(|l| cr[l]), std::array::from_fn(|l| ci[l]))
     };
     // t = Lᴴ x: t_j = Σ_{i ≥ j} conj(L_ij) x_i, column j of L contiguous
     let mut k = 0;

@@ -19,9 +19,9 @@
 //! * [`CirculantPreconditioner`]: (W Wᴴ + ε)⁻¹ frequency by frequency on the output grid, an
 //!   approximate inverse of A Aᵀ for the conjugate-gradient null-space projection.
 
+pub use crate::circulant_preconditioner::CirculantPreconditioner;
 use crate::conv_certificate::{certify_full_rank, NoCertificate, RankCertificate};
 use crate::linop::{Conv2d, LinearOperator};
-pub use crate::circulant_preconditioner::CirculantPreconditioner;
 use crate::nullspace::RankRule;
 use faer::{c64, Mat};
 use rayon::prelude::*;

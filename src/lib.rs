@@ -28,9 +28,9 @@
 //! ```
 
 pub mod audit;
+pub mod circulant_preconditioner;
 pub mod collide;
 pub mod conv_certificate;
-pub mod circulant_preconditioner;
 pub mod conv_spectrum;
 pub mod demo;
 pub mod digits;

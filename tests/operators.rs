@@ -237,14 +237,26 @@ fn banded_patch_path_equals_the_tap_sum_on_wide_images() {
         conv.geometry
             .for_each_tap(conv.out_channels, |r, c, w| expected[r] += conv.weight[w] * x[c]);
         let got = conv.apply_vec(&x);
-        let err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let err = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(err < 1e-12, "case {k}: banded apply differs from the tap sum by {err}");
         let mut expected_adjoint = vec![0.0; conv.input_dim()];
-        conv.geometry
-            .for_each_tap(conv.out_channels, |r, c, w| expected_adjoint[c] += conv.weight[w] * y[r]);
+        conv.geometry.for_each_tap(conv.out_channels, |r, c, w| {
+            expected_adjoint[c] += conv.weight[w] * y[r]
+        });
         let got = conv.adjoint_vec(&y);
-        let err = got.iter().zip(&expected_adjoint).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(err < 1e-12, "case {k}: banded adjoint differs from the tap sum by {err}");
+        let err = got
+            .iter()
+            .zip(&expected_adjoint)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-12,
+            "case {k}: banded adjoint differs from the tap sum by {err}"
+        );
         assert!(dot_test(&conv, &x, &y) < 1e-12, "case {k}: dot test");
     }
 }

@@ -274,14 +274,14 @@ impl LinearOperator for Conv2d {
             let [oh, ow] = self.geometry.out;
             let (k, band) = (self.weight.len() / self.out_channels, self.band_rows());
             let weight = faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k);
-            let bands: Vec<Vec<f64>> = (0..oh.div_ceil(band))
+            let bands: Vec<ScratchGuard> = (0..oh.div_ceil(band))
                 .into_par_iter()
                 .map(|b| {
                     let rows = b * band..(b * band + band).min(oh);
                     let n = rows.len() * ow;
-                    let mut col = ScratchGuard(take_scratch(k * n));
+                    let mut col = take_scratch(k * n);
                     self.patches(x, rows, &mut col);
-                    let mut out = vec![0.0; self.out_channels * n];
+                    let mut out = take_scratch(self.out_channels * n);
                     faer::linalg::matmul::matmul(
                         faer::MatMut::from_row_major_slice_mut(&mut out, self.out_channels, n),
                         faer::Accum::Replace,
@@ -342,12 +342,12 @@ impl LinearOperator for Conv2d {
             let (k, band) = (self.weight.len() / self.out_channels, self.band_rows());
             let positions = oh * ow;
             let weight = faer::MatRef::from_row_major_slice(&self.weight, self.out_channels, k).transpose();
-            let bands: Vec<(std::ops::Range<usize>, Vec<f64>)> = (0..oh.div_ceil(band))
+            let bands: Vec<(std::ops::Range<usize>, ScratchGuard)> = (0..oh.div_ceil(band))
                 .into_par_iter()
                 .map(|b| {
                     let rows = b * band..(b * band + band).min(oh);
                     let n = rows.len() * ow;
-                    let mut col = ScratchGuard(take_scratch(k * n));
+                    let mut col = take_scratch(k * n);
                     faer::linalg::matmul::matmul(
                         faer::MatMut::from_row_major_slice_mut(&mut col[..], k, n),
                         faer::Accum::Replace,
@@ -357,7 +357,7 @@ impl LinearOperator for Conv2d {
                         faer::Par::Seq,
                     );
                     let inputs = self.input_rows_of(&rows);
-                    let mut part = vec![0.0; c * inputs.len() * w];
+                    let mut part = take_scratch(c * inputs.len() * w);
                     self.unpatch(&col, rows, &mut part);
                     (inputs, part)
                 })
@@ -467,26 +467,36 @@ impl RowPhases {
     }
 }
 
-thread_local! {
-    /// The patch matrix of the last `apply`/`adjoint` on this thread, kept for the next one:
-    /// megabytes that would otherwise be allocated and zeroed on every call of a CG iteration.
-    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Buffers of earlier `apply`/`adjoint` calls, kept for the next ones: a CG iteration would
+/// otherwise allocate (and the system zero and map) megabytes of patch matrices and band sums
+/// on every call. Shared by all threads, since rayon hands the bands to any of them.
+static SCRATCH: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
 
-/// A buffer of length `len` with unspecified contents.
-fn take_scratch(len: usize) -> Vec<f64> {
-    let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+/// At most this many buffers wait in `SCRATCH`.
+const SCRATCH_KEPT: usize = 64;
+
+/// A buffer of length `len` with unspecified contents, returned to `SCRATCH` when dropped.
+fn take_scratch(len: usize) -> ScratchGuard {
+    let reused = SCRATCH.lock().ok().and_then(|mut pool| {
+        let best =
+            (0..pool.len()).max_by_key(|&i| (pool[i].capacity() >= len, std::cmp::Reverse(pool[i].capacity())))?;
+        Some(pool.swap_remove(best))
+    });
+    let mut v = reused.unwrap_or_default();
     v.resize(len, 0.0);
-    v
+    ScratchGuard(v)
 }
 
-/// Returns its buffer to `SCRATCH` when dropped.
 struct ScratchGuard(Vec<f64>);
 
 impl Drop for ScratchGuard {
     fn drop(&mut self) {
         let v = std::mem::take(&mut self.0);
-        SCRATCH.with(|s| *s.borrow_mut() = v);
+        if let Ok(mut pool) = SCRATCH.lock() {
+            if pool.len() < SCRATCH_KEPT {
+                pool.push(v);
+            }
+        }
     }
 }
 
