@@ -27,6 +27,7 @@
 //! assert!((layer.apply_vec(&z)[0] - layer.apply_vec(&x)[0]).abs() < 1e-15);
 //! ```
 
+pub mod architectures;
 pub mod audit;
 pub mod circulant_preconditioner;
 pub mod collide;
@@ -47,6 +48,8 @@ pub mod onnx_write;
 pub mod preprocess;
 pub mod report;
 pub mod search;
+pub mod survey;
+pub mod survey_figure;
 pub mod verify;
 
 pub use frontend::FrontEnd;

@@ -1,0 +1,1 @@
+//! `blindspot survey`: the catalogue of architectures measured with the audit machinery.

@@ -1,0 +1,1 @@
+//! The survey figure (survey.png).
