@@ -30,9 +30,14 @@ type SparseLines = Vec<Vec<(u32, f64)>>;
 /// Floating-point operations above which the factorisation is not attempted (a few seconds).
 pub const MAX_FLOPS: f64 = 4e9;
 
+/// Operator entries above which not even the sparse form is built (about 300 MB).
+pub const MAX_NONZEROS: usize = 20_000_000;
+
 /// Why no certificate was produced.
 #[derive(Clone, Debug)]
 pub enum NoCertificate {
+    /// More than [`MAX_NONZEROS`] taps in the whole operator.
+    TooLarge { nonzeros: usize },
     /// n · bandwidth² above [`MAX_FLOPS`].
     TooCostly { gram_size: usize, bandwidth: usize },
     /// The shifted Gram matrix is not positive definite: some singular value of the live short
@@ -43,6 +48,10 @@ pub enum NoCertificate {
 impl std::fmt::Display for NoCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            NoCertificate::TooLarge { nonzeros } => write!(
+                f,
+                "a banded Cholesky certificate is not attempted: the operator has {nonzeros} non-zero entries (limit {MAX_NONZEROS})"
+            ),
             NoCertificate::TooCostly { gram_size, bandwidth } => write!(
                 f,
                 "a banded Cholesky certificate would cost {gram_size} × {bandwidth}² operations, too many"
@@ -63,6 +72,12 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
     let [oh, ow] = g.out;
     let m = conv.out_channels;
     let (rows, cols) = (conv.output_dim(), conv.input_dim());
+    // The sparse form holds every tap of every output: refuse before building it where that alone
+    // would take gigabytes (any such operator is far beyond MAX_FLOPS anyway).
+    let nonzeros = rows * (g.in_shape[0] / g.group.max(1)) * g.kernel[0] * g.kernel[1];
+    if nonzeros > MAX_NONZEROS {
+        return Err(NoCertificate::TooLarge { nonzeros });
+    }
     // Sparse rows of A.
     let mut by_row: SparseLines = vec![vec![]; rows];
     g.for_each_tap(m, |r, col, k| {

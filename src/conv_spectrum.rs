@@ -195,9 +195,11 @@ fn singular_values(m: &Mat<c64>) -> Vec<f64> {
 }
 
 /// The frequency grid used for estimates: even sizes, so that ω = 0 and ω = π are on it.
-fn estimate_grid(conv: &Conv2d) -> [usize; 2] {
+fn estimate_grid(conv: &Conv2d, max_grid: usize) -> [usize; 2] {
     // Keep the number of small SVDs bounded for many groups (depthwise).
-    let cap = ((150_000 / conv.geometry.group.max(1)) as f64).sqrt().clamp(8.0, 96.0) as usize;
+    let cap = ((150_000 / conv.geometry.group.max(1)) as f64)
+        .sqrt()
+        .clamp(8.0, max_grid.max(8) as f64) as usize;
     let pick = |out: usize| {
         let g = out.clamp(16, 96).min(cap).max(8);
         g + g % 2
@@ -490,8 +492,28 @@ fn kth_largest(values: &[(f64, usize)], k: usize) -> f64 {
     0.0
 }
 
-/// Budget of symbol evaluations for one branch-and-bound proof.
-const FLOOR_PROOF_BUDGET: usize = 200_000;
+/// How much work [`structural_nullity_with`] spends on estimates and proofs.
+#[derive(Clone, Copy, Debug)]
+pub struct Effort {
+    /// Largest frequency grid side for the σ estimates and witnesses.
+    pub max_grid: usize,
+    /// Symbol evaluations for one branch-and-bound proof of the symbol bound.
+    pub proof_budget: usize,
+}
+
+impl Effort {
+    /// What `audit` spends on one model.
+    pub const AUDIT: Effort = Effort {
+        max_grid: 96,
+        proof_budget: 200_000,
+    };
+    /// What the survey spends on each of its dozens of architectures: coarser σ estimates; the
+    /// counts themselves are the same.
+    pub const SURVEY: Effort = Effort {
+        max_grid: 24,
+        proof_budget: 20_000,
+    };
+}
 
 /// The nullity of a convolution on one whole image, from its structure, without forming the
 /// operator at real sizes.
@@ -520,6 +542,11 @@ const FLOOR_PROOF_BUDGET: usize = 200_000;
 /// although |W(ω)| never vanishes), so a frequency count proves nothing; `expected_nullity` and
 /// the σ estimates say what to expect.
 pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> StructuralNullity {
+    structural_nullity_with(conv, eps, rule, Effort::AUDIT)
+}
+
+/// [`structural_nullity`] with a chosen effort.
+pub fn structural_nullity_with(conv: &Conv2d, eps: f64, rule: RankRule, effort: Effort) -> StructuralNullity {
     let geometry = &conv.geometry;
     let [c, h, w] = geometry.in_shape;
     let [oh, ow] = geometry.out;
@@ -554,8 +581,14 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
 
     // σ over the frequency grid, per group: full symbol (σ_max) and live symbol (σ_short)
     let patchwise = is_patchwise(conv);
-    // Patch-wise convolutions are decided exactly; the grid only places their witnesses.
-    let grid = if patchwise { [8, 8] } else { estimate_grid(conv) };
+    // Patch-wise convolutions are decided exactly, and their symbol's singular values do not
+    // depend on ω (every phase is read with one shift: W(ω) = W(0)·diag(e^{iω·q})): one
+    // frequency places their witnesses.
+    let grid = if patchwise {
+        [1, 1]
+    } else {
+        estimate_grid(conv, effort.max_grid)
+    };
     let points = grid_points(grid);
     let cell = [PI / grid[0] as f64, PI / grid[1] as f64];
     let all_rows: Vec<Option<usize>> = (0..symbol.rows).map(Some).collect();
@@ -670,10 +703,10 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
                     lipschitz,
                     target.max(0.5 * spectrum.sigma_short),
                     grid,
-                    FLOOR_PROOF_BUDGET,
+                    effort.proof_budget,
                 );
                 if !proof.certified {
-                    proof = prove_floor(&f, lipschitz, target, grid, FLOOR_PROOF_BUDGET);
+                    proof = prove_floor(&f, lipschitz, target, grid, effort.proof_budget);
                 }
                 if proof.certified {
                     symbol_floor = symbol_floor.min(proof.lower_bound);

@@ -42,6 +42,8 @@ pub struct FirstLayer {
     pub matrix: Mat<f64>,
     /// Machine epsilon of the stored weights.
     pub eps: f64,
+    /// Where the layer is a convolution: its geometry on the layer's input tensor.
+    pub geometry: Option<ConvGeometry>,
 }
 
 pub struct FrontEnd {
@@ -549,6 +551,7 @@ fn finish_with_layer(
                 group: 1,
                 matrix: (*matrix).clone(),
                 eps: weight.eps,
+                geometry: None,
             };
             let layer = BlockOperator {
                 input_dim: map.len(),
@@ -585,6 +588,7 @@ fn finish_with_layer(
                 group: conv.group,
                 matrix: matrix.clone(),
                 eps: weight.eps,
+                geometry: Some(conv.clone()),
             };
             let out_shape = vec![1, m, conv.out[0], conv.out[1]];
             let bias: Vec<f64> = per_out

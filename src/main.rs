@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
-use blindspot::{audit, demo, npy, report, Preprocess, RankRule};
+use blindspot::{audit, demo, npy, report, survey, Preprocess, RankRule};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -118,6 +118,37 @@ enum Command {
         seed: u64,
         #[arg(long, default_value = "blindspot-out")]
         out: PathBuf,
+    },
+    /// How many input directions standard vision architectures ignore at their first linear
+    /// layer: the built-in catalogue computed with generic weights, and model files measured
+    /// beside it. Writes the figure survey.png.
+    Survey {
+        /// ONNX model files to measure beside the catalogue.
+        models: Vec<PathBuf>,
+        /// Square input side for every catalogue entry instead of its own input size.
+        #[arg(long)]
+        input: Option<usize>,
+        /// Input shape for model files whose input is dynamic, e.g. 1,3,224,224.
+        #[arg(long, value_delimiter = ',')]
+        input_shape: Option<Vec<usize>>,
+        /// Print the rows as JSON.
+        #[arg(long, conflicts_with_all = ["csv", "markdown"])]
+        json: bool,
+        /// Print the rows as CSV.
+        #[arg(long, conflicts_with = "markdown")]
+        csv: bool,
+        /// Print the rows as a Markdown table.
+        #[arg(long)]
+        markdown: bool,
+        /// Where the figure goes.
+        #[arg(long, default_value = "survey.png")]
+        figure: PathBuf,
+        /// No figure.
+        #[arg(long)]
+        no_figure: bool,
+        /// Seed of the generic random weights.
+        #[arg(long, default_value = "0")]
+        seed: u64,
     },
     /// Compare two input tensors (.npy) through the whole model, value by value.
     Verify {
@@ -270,6 +301,49 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", report::collide_table(&result.report));
                 println!("wrote {} files to {}", result.report.files.len(), out.display());
+            }
+        }
+        Command::Survey {
+            models,
+            input,
+            input_shape,
+            json,
+            csv,
+            markdown,
+            figure,
+            no_figure,
+            seed,
+        } => {
+            let settings = survey::SurveySettings { input, seed };
+            let bar = progress_bar(
+                cli.quiet,
+                survey::CATALOGUE_LEN as u64 + models.len() as u64,
+                "surveying",
+            );
+            let mut rows = survey::survey_catalogue(&settings, &|name| {
+                bar.set_message(name.to_string());
+                bar.inc(1)
+            })?;
+            for path in &models {
+                bar.set_message(path.display().to_string());
+                rows.push(survey::survey_model(path, input_shape.as_deref(), seed)?);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if !no_figure {
+                survey::draw_figure(&rows, &figure)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if csv {
+                print!("{}", report::survey_csv(&rows));
+            } else if markdown {
+                print!("{}", report::survey_markdown(&rows));
+            } else {
+                print!("{}", report::survey_table(&rows));
+                if !no_figure {
+                    println!("figure: {}", figure.display());
+                }
             }
         }
         Command::Verify { model, a, b, pre } => {
