@@ -137,7 +137,8 @@ pub fn draw_figure(rows: &[SurveyRow], path: &Path) -> Result<()> {
     let bars: Vec<Bar> = rows
         .iter()
         .map(|r| Bar {
-            label: r.name.clone(),
+            // the figure marks measured rows itself
+            label: r.name.trim_end_matches(" (measured)").to_string(),
             family: r.family.clone(),
             null_fraction: r.null_fraction,
             measured: r.kind != "catalogue",
