@@ -217,11 +217,11 @@ impl CirculantPreconditioner {
         let rows = &mut work.plane[..h * ow];
         for y in 0..h {
             let row = &mut rows[y * ow..(y + 1) * ow];
-            for x in 0..w {
+            for (x, slot) in row[..w].iter_mut().enumerate() {
                 let i = y * w + x;
                 let (sr, si) = scale.map_or((1.0, 1.0), |(a, b)| (a[i], b[i]));
                 let v = im.map_or(0.0, |im| im[i] * si);
-                row[x] = C32::new((re[i] * sr) as f32, v as f32);
+                *slot = C32::new((re[i] * sr) as f32, v as f32);
             }
             row[w..].fill(C32::new(0.0, 0.0));
         }

@@ -181,7 +181,7 @@ fn image_input(arch: &Architecture, side: Option<usize>) -> [usize; 3] {
 
 /// A convolution of the geometry `layer` on a `[c, h, w]` tensor with uniform(−1, 1) weights.
 pub fn random_conv(layer: &FirstConv, [c, h, w]: [usize; 3], seed: u64) -> Result<Conv2d> {
-    if layer.groups == 0 || c % layer.groups != 0 || layer.out_channels % layer.groups != 0 {
+    if layer.groups == 0 || !c.is_multiple_of(layer.groups) || !layer.out_channels.is_multiple_of(layer.groups) {
         bail!(
             "{} groups do not divide {c} input and {} output channels",
             layer.groups,
