@@ -510,7 +510,11 @@ fn dense_row(fe: &FrontEnd, op: String, text: RowText, seed: u64) -> Result<Surv
         null_fraction: nullity as f64 / n.max(1) as f64,
         per_patch_nullity: None,
         patch: None,
-        sigma_ratio: ns.smallest_singular_value() / layer_sigma_max(&generic),
+        sigma_ratio: ns.smallest_singular_value()
+            / ns.block_ranks
+                .iter()
+                .map(|(_, rank)| rank.sigma_max)
+                .fold(f64::MIN_POSITIVE, f64::max),
         method: "exact SVD of every distinct block".into(),
         method_detail: ns.method.clone(),
         interpretation,
@@ -519,12 +523,4 @@ fn dense_row(fe: &FrontEnd, op: String, text: RowText, seed: u64) -> Result<Surv
         measured_method: None,
         kind: text.kind,
     })
-}
-
-fn layer_sigma_max(op: &BlockOperator) -> f64 {
-    op.blocks
-        .iter()
-        .filter_map(|b| b.matrix.singular_values().ok())
-        .filter_map(|s| s.first().copied())
-        .fold(f64::MIN_POSITIVE, f64::max)
 }
