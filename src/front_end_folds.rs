@@ -231,7 +231,7 @@ pub fn fold_slice(graph: &OnnxGraph, node: &NodeProto, map: &AffineGather) -> Re
 }
 
 /// The positions one Slice axis keeps, per the ONNX spec.
-fn slice_positions(start: i64, end: i64, step: i64, dim: usize) -> Result<Vec<usize>> {
+pub(crate) fn slice_positions(start: i64, end: i64, step: i64, dim: usize) -> Result<Vec<usize>> {
     if step == 0 {
         bail!("Slice step 0");
     }
@@ -377,7 +377,7 @@ fn resize_axes(graph: &OnnxGraph, node: &NodeProto, shape: &[usize]) -> Result<(
 
 /// Where output position `o` of a resized axis sits in the input, per
 /// `coordinate_transformation_mode`.
-fn original_coordinate(mode: &str, o: usize, scale: f32, in_len: usize, out_len: usize) -> Result<f32> {
+pub(crate) fn original_coordinate(mode: &str, o: usize, scale: f32, in_len: usize, out_len: usize) -> Result<f32> {
     let x = o as f32;
     Ok(match mode {
         "half_pixel" => (x + 0.5) / scale - 0.5,
@@ -399,7 +399,7 @@ fn original_coordinate(mode: &str, o: usize, scale: f32, in_len: usize, out_len:
 
 /// ONNX `nearest_mode`: how a coordinate between two input positions picks one.
 #[derive(Clone, Copy, Debug)]
-enum NearestRounding {
+pub(crate) enum NearestRounding {
     RoundPreferFloor,
     RoundPreferCeil,
     Floor,
@@ -407,7 +407,7 @@ enum NearestRounding {
 }
 
 impl NearestRounding {
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "round_prefer_floor" => Self::RoundPreferFloor,
             "round_prefer_ceil" => Self::RoundPreferCeil,
@@ -417,7 +417,7 @@ impl NearestRounding {
         })
     }
 
-    fn apply(self, x: f32) -> f32 {
+    pub(crate) fn apply(self, x: f32) -> f32 {
         let tie = x - x.floor() == 0.5;
         match self {
             Self::RoundPreferFloor if tie => x.floor(),

@@ -34,6 +34,7 @@ pub mod collide;
 pub mod conv_certificate;
 pub mod conv_spectrum;
 pub mod demo;
+pub mod differentiable;
 pub mod digits;
 pub mod embedded;
 pub mod front_end_folds;

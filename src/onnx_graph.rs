@@ -18,6 +18,8 @@ pub struct Constant {
 
 pub struct OnnxGraph {
     pub graph: pb::GraphProto,
+    /// The default-domain opset the file was written for (attribute and input forms depend on it).
+    pub opset: i64,
     constants: HashMap<String, usize>,
     constant_nodes: HashMap<String, usize>,
 }
@@ -28,6 +30,11 @@ impl OnnxGraph {
         let proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| anyhow::anyhow!("not a readable ONNX model ({e})"))?;
+        let opset = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(1, |o| o.version);
         let graph = proto.graph.context("the ONNX file has no graph")?;
         let constants = graph
             .initializer
@@ -44,6 +51,7 @@ impl OnnxGraph {
             .collect();
         Ok(OnnxGraph {
             graph,
+            opset,
             constants,
             constant_nodes,
         })
@@ -168,6 +176,11 @@ pub fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
 
 pub fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
     attribute(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+/// A tensor stored in the graph (an initializer or an attribute), widened to f64.
+pub fn tensor_constant(t: &TensorProto) -> Result<Constant> {
+    tensor_values(t)
 }
 
 fn tensor_values(t: &TensorProto) -> Result<Constant> {

@@ -1,0 +1,396 @@
+//! Differentiable evaluation of ONNX models on candle: the graph as written, node by node, with
+//! reverse-mode gradients with respect to the input and to any intermediate value.
+//!
+//! Everything that does not depend on the input — weights, shape arithmetic (Shape, Gather,
+//! Concat on shapes), constants folded from them — is computed once when the evaluator is built
+//! and kept on the device as a tensor. A call evaluates only the nodes that depend on the input.
+//! Floats run in the evaluator's dtype (f32 as fed to the model; f64 for finite-difference checks),
+//! integers as i64, booleans as u8.
+
+mod ops;
+mod resize;
+
+use crate::model::{Model, Value};
+use crate::onnx_graph::{node_label, OnnxGraph};
+use anyhow::{anyhow, bail, Context, Result};
+pub use candle_core::{DType, Device, Tensor, Var};
+use serde::Serialize;
+use std::collections::HashMap;
+use tract_onnx::pb::NodeProto;
+
+/// One element of one model output: what an attribution explains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Index into the model's outputs.
+    pub output: usize,
+    /// Flat (row-major) index into that output.
+    pub index: usize,
+}
+
+pub struct Differentiable {
+    /// The nodes that depend on the input, in graph order.
+    nodes: Vec<NodeProto>,
+    /// Values that do not depend on the input, on the device.
+    statics: HashMap<String, Tensor>,
+    /// Shapes of the values computed from the input.
+    shapes: HashMap<String, Vec<usize>>,
+    /// Names of the values computed from the input, in graph order.
+    order: Vec<String>,
+    input_name: String,
+    input_shape: Vec<usize>,
+    output_names: Vec<String>,
+    device: Device,
+    dtype: DType,
+    opset: i64,
+}
+
+/// One forward pass whose values can be differentiated.
+pub struct Pass {
+    input: Var,
+    pub outputs: Vec<Tensor>,
+    /// The intermediate values asked for, by name.
+    pub kept: HashMap<String, Tensor>,
+}
+
+/// The score of a target and its gradient with respect to the input tensor as fed.
+#[derive(Clone, Debug)]
+pub struct InputGradient {
+    pub score: f64,
+    pub gradient: Vec<f64>,
+    pub outputs: Vec<Value>,
+}
+
+/// An intermediate value and the gradient of a target with respect to it (what Grad-CAM reads).
+#[derive(Clone, Debug)]
+pub struct LayerGradient {
+    pub score: f64,
+    pub activation: Value,
+    pub gradient: Value,
+}
+
+/// Evaluation context shared by the op translations.
+pub(crate) struct Ctx<'a> {
+    pub opset: i64,
+    pub dtype: DType,
+    pub device: &'a Device,
+}
+
+/// Ops the evaluator translates; anything else is refused by name before any work is done.
+pub fn supported_ops() -> &'static [&'static str] {
+    ops::SUPPORTED
+}
+
+impl Differentiable {
+    /// An f32 evaluator on the CPU: the precision the model is fed in.
+    pub fn new(model: &Model) -> Result<Differentiable> {
+        Differentiable::on(model, &Device::Cpu, DType::F32)
+    }
+
+    /// An evaluator on `device` computing floats in `dtype` (F32 or F64).
+    pub fn on(model: &Model, device: &Device, dtype: DType) -> Result<Differentiable> {
+        if !matches!(dtype, DType::F32 | DType::F64) {
+            bail!("the gradient engine computes in f32 or f64, not {dtype:?}");
+        }
+        let graph: &OnnxGraph = &model.graph;
+        let what = model.path.display().to_string();
+        for node in &graph.graph.node {
+            if !node.domain.is_empty() && node.domain != "ai.onnx" {
+                bail!(
+                    "{what}: the gradient engine does not support the op {}::{} (node {})",
+                    node.domain,
+                    node.op_type,
+                    node_label(node)
+                );
+            }
+            if !ops::SUPPORTED.contains(&node.op_type.as_str()) {
+                bail!(
+                    "{what}: the gradient engine does not support the ONNX op {} (node {})",
+                    node.op_type,
+                    node_label(node)
+                );
+            }
+        }
+        let ctx = Ctx {
+            opset: graph.opset,
+            dtype,
+            device,
+        };
+        let mut statics = HashMap::new();
+        for init in &graph.graph.initializer {
+            let c = graph.constant(&init.name)?.context("initializer")?;
+            statics.insert(init.name.clone(), ops::constant_tensor(&c, &ctx)?);
+        }
+        // One pass on a zero input gives every shape; values that do not depend on it are kept.
+        let mut values: HashMap<String, Tensor> = HashMap::new();
+        let zero = Tensor::zeros(model.input_shape.as_slice(), dtype, device)?;
+        values.insert(model.input_name.clone(), zero);
+        let (mut nodes, mut shapes, mut order) = (vec![], HashMap::new(), vec![]);
+        for node in &graph.graph.node {
+            let label = || format!("{what}: node {} ({})", node_label(node), node.op_type);
+            if node.op_type == "Constant" {
+                let c = graph.constant(&node.output[0])?.with_context(label)?;
+                statics.insert(
+                    node.output[0].clone(),
+                    ops::constant_tensor(&c, &ctx).with_context(label)?,
+                );
+                continue;
+            }
+            let present: Vec<&String> = node.input.iter().filter(|i| !i.is_empty()).collect();
+            let is_static = node.op_type == "Shape" || present.iter().all(|i| statics.contains_key(*i));
+            let inputs = gather_inputs(node, &values, &statics).with_context(label)?;
+            let outputs = ops::eval(node, &inputs, &ctx).with_context(label)?;
+            for (name, t) in node.output.iter().zip(outputs) {
+                if name.is_empty() {
+                    continue;
+                }
+                if is_static {
+                    statics.insert(name.clone(), t);
+                } else {
+                    shapes.insert(name.clone(), t.dims().to_vec());
+                    order.push(name.clone());
+                    values.insert(name.clone(), t);
+                }
+            }
+            if !is_static {
+                nodes.push(node.clone());
+            }
+        }
+        for name in &model.output_names {
+            if !values.contains_key(name) && !statics.contains_key(name) {
+                bail!("{what}: the output {name} is computed by no node");
+            }
+        }
+        Ok(Differentiable {
+            nodes,
+            statics,
+            shapes,
+            order,
+            input_name: model.input_name.clone(),
+            input_shape: model.input_shape.clone(),
+            output_names: model.output_names.clone(),
+            device: device.clone(),
+            dtype,
+            opset: graph.opset,
+        })
+    }
+
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Names of the values computed from the input, in graph order.
+    pub fn value_names(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The shape of a value computed from the input.
+    pub fn value_shape(&self, name: &str) -> Option<&[usize]> {
+        self.shapes.get(name).map(Vec::as_slice)
+    }
+
+    /// The input as a tensor in the evaluator's dtype, with its shape checked.
+    pub fn input_tensor(&self, input: &[f64]) -> Result<Tensor> {
+        let n: usize = self.input_shape.iter().product();
+        if input.len() != n {
+            bail!(
+                "the input holds {} values; the model takes {:?} ({n} values)",
+                input.len(),
+                self.input_shape
+            );
+        }
+        if input.iter().any(|v| !v.is_finite()) {
+            bail!("the input holds NaN or infinite values");
+        }
+        Ok(Tensor::from_slice(input, self.input_shape.as_slice(), &self.device)?.to_dtype(self.dtype)?)
+    }
+
+    /// Runs the model on `input`, keeping the intermediate values named in `keep`.
+    pub fn forward(&self, input: &Tensor, keep: &[&str]) -> Result<Pass> {
+        if input.dims() != self.input_shape.as_slice() {
+            bail!(
+                "the input has shape {:?}; the model takes {:?}",
+                input.dims(),
+                self.input_shape
+            );
+        }
+        for k in keep {
+            if !self.shapes.contains_key(*k) {
+                bail!("the model computes no value named {k} from its input");
+            }
+        }
+        let input = Var::from_tensor(&input.to_dtype(self.dtype)?)?;
+        let ctx = Ctx {
+            opset: self.opset,
+            dtype: self.dtype,
+            device: &self.device,
+        };
+        let mut values: HashMap<String, Tensor> = HashMap::new();
+        values.insert(self.input_name.clone(), input.as_tensor().clone());
+        for node in &self.nodes {
+            let inputs = gather_inputs(node, &values, &self.statics)?;
+            let outputs = ops::eval(node, &inputs, &ctx)
+                .with_context(|| format!("node {} ({})", node_label(node), node.op_type))?;
+            for (name, t) in node.output.iter().zip(outputs) {
+                if !name.is_empty() {
+                    values.insert(name.clone(), t);
+                }
+            }
+        }
+        let lookup = |name: &str| {
+            values
+                .get(name)
+                .or_else(|| self.statics.get(name))
+                .cloned()
+                .ok_or_else(|| anyhow!("no value named {name}"))
+        };
+        let outputs = self
+            .output_names
+            .iter()
+            .map(|n| lookup(n))
+            .collect::<Result<Vec<_>>>()?;
+        let kept = keep
+            .iter()
+            .map(|k| Ok((k.to_string(), lookup(k)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(Pass { input, outputs, kept })
+    }
+
+    /// The model's outputs on `input`, widened to f64.
+    pub fn outputs(&self, input: &[f64]) -> Result<Vec<Value>> {
+        let pass = self.forward(&self.input_tensor(input)?, &[])?;
+        pass.outputs
+            .iter()
+            .zip(&self.output_names)
+            .map(|(t, n)| to_value(n, t))
+            .collect()
+    }
+
+    /// The default target: the largest element of the first output.
+    pub fn default_target(&self, input: &[f64]) -> Result<Target> {
+        let outputs = self.outputs(input)?;
+        Ok(Target {
+            output: 0,
+            index: crate::verify::argmax(&outputs[0].data),
+        })
+    }
+
+    /// The target's score and its gradient with respect to the input tensor.
+    pub fn gradient(&self, input: &[f64], target: Target) -> Result<InputGradient> {
+        let pass = self.forward(&self.input_tensor(input)?, &[])?;
+        let score = pass.score(target)?;
+        let grads = score.backward()?;
+        let gradient = match grads.get(pass.input.as_tensor()) {
+            Some(g) => to_f64(g)?,
+            None => vec![0.0; input.len()],
+        };
+        let outputs = pass
+            .outputs
+            .iter()
+            .zip(&self.output_names)
+            .map(|(t, n)| to_value(n, t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(InputGradient {
+            score: scalar(&score)?,
+            gradient,
+            outputs,
+        })
+    }
+
+    /// The value `layer` and the target's gradient with respect to it.
+    pub fn layer_gradient(&self, input: &[f64], target: Target, layer: &str) -> Result<LayerGradient> {
+        let pass = self.forward(&self.input_tensor(input)?, &[layer])?;
+        let activation = &pass.kept[layer];
+        let score = pass.score(target)?;
+        let grads = score.backward()?;
+        let gradient = match grads.get(activation) {
+            Some(g) => to_value(layer, g)?,
+            None => Value {
+                name: layer.to_string(),
+                shape: activation.dims().to_vec(),
+                data: vec![0.0; activation.elem_count()],
+            },
+        };
+        Ok(LayerGradient {
+            score: scalar(&score)?,
+            activation: to_value(layer, activation)?,
+            gradient,
+        })
+    }
+}
+
+impl Pass {
+    /// The target element as a scalar tensor that can be differentiated.
+    pub fn score(&self, target: Target) -> Result<Tensor> {
+        let output = self.outputs.get(target.output).ok_or_else(|| {
+            anyhow!(
+                "the model has {} outputs; output {} does not exist",
+                self.outputs.len(),
+                target.output
+            )
+        })?;
+        let n = output.elem_count();
+        if target.index >= n {
+            bail!(
+                "output index {} is out of range: output {} holds {n} values",
+                target.index,
+                target.output
+            );
+        }
+        Ok(output.flatten_all()?.get(target.index)?)
+    }
+
+    /// The input as a tensor of this pass (gradients are taken with respect to it).
+    pub fn input(&self) -> &Tensor {
+        self.input.as_tensor()
+    }
+}
+
+fn gather_inputs(
+    node: &NodeProto,
+    values: &HashMap<String, Tensor>,
+    statics: &HashMap<String, Tensor>,
+) -> Result<Vec<Option<Tensor>>> {
+    node.input
+        .iter()
+        .map(|i| {
+            if i.is_empty() {
+                return Ok(None);
+            }
+            values
+                .get(i)
+                .or_else(|| statics.get(i))
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| anyhow!("input {i} is computed by no earlier node"))
+        })
+        .collect()
+}
+
+fn to_f64(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// A tensor as a named f64 value.
+pub fn to_value(name: &str, t: &Tensor) -> Result<Value> {
+    Ok(Value {
+        name: name.to_string(),
+        shape: t.dims().to_vec(),
+        data: to_f64(t)?,
+    })
+}

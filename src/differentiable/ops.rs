@@ -1,0 +1,1032 @@
+//! ONNX ops as candle operations. Every op is built from candle operations that candle can
+//! differentiate; where candle's own kernel lacks a backward pass or a form ONNX needs
+//! (padded or overlapping MaxPool, asymmetric padding, per-axis strides, depthwise convolution),
+//! the op is written as a sum or maximum over shifted, strided views of its input, whose backward
+//! pass candle derives.
+
+use super::{resize, Ctx};
+use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute, Constant};
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{DType, Tensor};
+use tract_onnx::pb::NodeProto;
+
+pub const SUPPORTED: &[&str] = &[
+    "Abs",
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Ceil",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvTranspose",
+    "Cos",
+    "Div",
+    "Dropout",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "MatMul",
+    "Max",
+    "MaxPool",
+    "Mean",
+    "Min",
+    "Mul",
+    "Neg",
+    "Pad",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceSum",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "Shape",
+    "Sigmoid",
+    "Sin",
+    "Slice",
+    "Softmax",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tanh",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Upsample",
+    "Where",
+];
+
+/// A constant read from the graph as a tensor: floats in the evaluator's dtype, integers as i64.
+pub fn constant_tensor(c: &Constant, ctx: &Ctx) -> Result<Tensor> {
+    let t = Tensor::from_slice(&c.values, c.shape.as_slice(), ctx.device)?;
+    Ok(if c.eps == 0.0 {
+        t.to_dtype(DType::I64)?
+    } else {
+        t.to_dtype(ctx.dtype)?
+    })
+}
+
+/// Evaluates one node on its inputs (`None` for an omitted optional input).
+pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let arg = |i: usize| -> Result<&Tensor> {
+        inputs
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| anyhow!("input {i} is missing"))
+    };
+    let x = || arg(0);
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
+        "Identity" | "Dropout" => one(x()?.clone()),
+        "Relu" => one(x()?.relu()?),
+        // exp(min(x, 0)) / (1 + exp(-|x|)): no overflow forward or backward (1/(1+exp(-x))
+        // gives 0·∞ in its backward pass) and full relative precision for very negative x.
+        "Sigmoid" => one(sigmoid(x()?)?),
+        "Tanh" => one(x()?.tanh()?),
+        "Exp" => one(x()?.exp()?),
+        "Log" => one(x()?.log()?),
+        "Sqrt" => one(x()?.sqrt()?),
+        "Neg" => one(x()?.neg()?),
+        "Abs" => one(x()?.abs()?),
+        "Reciprocal" => one(x()?.recip()?),
+        "Erf" => one(x()?.erf()?),
+        "Sin" => one(x()?.sin()?),
+        "Cos" => one(x()?.cos()?),
+        "Floor" => one(x()?.floor()?),
+        "Ceil" => one(x()?.ceil()?),
+        "Gelu" => match attr_string(node, "approximate").as_deref() {
+            Some("tanh") => one(x()?.gelu()?),
+            _ => one(x()?.gelu_erf()?),
+        },
+        "LeakyRelu" => {
+            let alpha = attr_float(node, "alpha", 0.01);
+            let x = x()?;
+            one((x.relu()? - x.neg()?.relu()?.affine(alpha, 0.0)?)?)
+        }
+        "HardSigmoid" => {
+            let (alpha, beta) = (attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5));
+            one(x()?.affine(alpha, beta)?.clamp(0.0, 1.0)?)
+        }
+        "HardSwish" => {
+            let x = x()?;
+            one((x * x.affine(1.0 / 6.0, 0.5)?.clamp(0.0, 1.0)?)?)
+        }
+        "Clip" => one(clip(node, inputs, ctx)?),
+        "Add" => one(arg(0)?.broadcast_add(arg(1)?)?),
+        "Sub" => one(arg(0)?.broadcast_sub(arg(1)?)?),
+        "Mul" => one(arg(0)?.broadcast_mul(arg(1)?)?),
+        "Div" => one(arg(0)?.broadcast_div(arg(1)?)?),
+        "Pow" => one(pow(arg(0)?, arg(1)?)?),
+        "Max" | "Min" | "Sum" | "Mean" => one(variadic(node, inputs)?),
+        "Equal" => one(arg(0)?.broadcast_eq(arg(1)?)?),
+        "Less" => one(arg(0)?.broadcast_lt(arg(1)?)?),
+        "LessOrEqual" => one(arg(0)?.broadcast_le(arg(1)?)?),
+        "Greater" => one(arg(0)?.broadcast_gt(arg(1)?)?),
+        "GreaterOrEqual" => one(arg(0)?.broadcast_ge(arg(1)?)?),
+        "Where" => {
+            let shape = broadcast_shape(&[arg(0)?.dims(), arg(1)?.dims(), arg(2)?.dims()])?;
+            let b = |t: &Tensor| t.broadcast_as(shape.as_slice())?.contiguous();
+            one(b(arg(0)?)?.where_cond(&b(arg(1)?)?, &b(arg(2)?)?)?)
+        }
+        "MatMul" => one(matmul(arg(0)?, arg(1)?)?),
+        "Gemm" => one(gemm(node, inputs)?),
+        "Conv" => one(conv(node, x()?, arg(1)?, inputs.get(2).and_then(Option::as_ref))?),
+        "ConvTranspose" => one(conv_transpose(
+            node,
+            x()?,
+            arg(1)?,
+            inputs.get(2).and_then(Option::as_ref),
+        )?),
+        "MaxPool" => one(pool(node, x()?, Pooling::Max, ctx)?),
+        "AveragePool" => one(pool(node, x()?, Pooling::Average, ctx)?),
+        "GlobalAveragePool" => {
+            let x = x()?;
+            let dims: Vec<usize> = (2..x.rank()).collect();
+            one(x.mean_keepdim(dims)?)
+        }
+        "GlobalMaxPool" => {
+            let mut x = x()?.clone();
+            for d in 2..x.rank() {
+                x = x.max_keepdim(d)?;
+            }
+            one(x)
+        }
+        "BatchNormalization" => {
+            let (x, scale, bias, mean, var) = (x()?, arg(1)?, arg(2)?, arg(3)?, arg(4)?);
+            let eps = attr_float(node, "epsilon", 1e-5);
+            let per_channel = |t: &Tensor| -> Result<Tensor> {
+                let mut shape = vec![1; x.rank()];
+                shape[1] = t.elem_count();
+                Ok(t.reshape(shape)?)
+            };
+            let s = (scale / var.affine(1.0, eps)?.sqrt()?)?;
+            let b = (bias - (mean * &s)?)?;
+            one(x.broadcast_mul(&per_channel(&s)?)?.broadcast_add(&per_channel(&b)?)?)
+        }
+        "LayerNormalization" => one(layer_norm(node, inputs)?),
+        "Softmax" | "LogSoftmax" => one(softmax(node, x()?, ctx)?),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => one(reduce(node, inputs, ctx)?),
+        "Reshape" => {
+            let x = x()?;
+            let spec = ints(arg(1)?)?;
+            let allow_zero = attr_int(node, "allowzero", 0) != 0;
+            one(x.reshape(reshape_dims(x.dims(), &spec, allow_zero)?)?)
+        }
+        "Flatten" => {
+            let x = x()?;
+            let axis = axis_of(attr_int(node, "axis", 1), x.rank() + 1)?;
+            let rows: usize = x.dims()[..axis].iter().product();
+            one(x.reshape((rows, x.elem_count() / rows.max(1)))?)
+        }
+        "Transpose" => {
+            let x = x()?;
+            let perm: Vec<usize> = match attr_ints(node, "perm") {
+                Some(p) => p.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<_>>()?,
+                None => (0..x.rank()).rev().collect(),
+            };
+            one(x.permute(perm)?.contiguous()?)
+        }
+        "Unsqueeze" => {
+            let x = x()?;
+            let axes = ints_from(node, inputs, 1, "axes", ctx)?.context("Unsqueeze without axes")?;
+            let rank = x.rank() + axes.len();
+            let mut axes = axes.iter().map(|&a| axis_of(a, rank)).collect::<Result<Vec<_>>>()?;
+            axes.sort_unstable();
+            let mut dims = x.dims().to_vec();
+            for a in axes {
+                dims.insert(a, 1);
+            }
+            one(x.reshape(dims)?)
+        }
+        "Squeeze" => {
+            let x = x()?;
+            let axes = match ints_from(node, inputs, 1, "axes", ctx)? {
+                Some(a) => a.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<Vec<_>>>()?,
+                None => (0..x.rank()).filter(|&a| x.dims()[a] == 1).collect(),
+            };
+            let dims: Vec<usize> = (0..x.rank())
+                .filter(|a| !axes.contains(a))
+                .map(|a| x.dims()[a])
+                .collect();
+            one(x.reshape(dims)?)
+        }
+        "Concat" => {
+            let parts: Vec<&Tensor> = inputs.iter().flatten().collect();
+            let rank = parts.first().context("Concat without inputs")?.rank();
+            let axis = axis_of(attr_int(node, "axis", 0), rank)?;
+            let parts: Vec<&Tensor> = parts.into_iter().filter(|t| t.elem_count() > 0).collect();
+            match parts.as_slice() {
+                [] => one(arg(0)?.clone()),
+                [only] => one((*only).clone()),
+                _ => one(Tensor::cat(&parts, axis)?),
+            }
+        }
+        "Split" => split(node, inputs, ctx),
+        "Slice" => one(slice(node, inputs, ctx)?),
+        "Gather" => {
+            let x = x()?;
+            let axis = axis_of(attr_int(node, "axis", 0), x.rank())?;
+            let idx = arg(1)?;
+            let dim = x.dims()[axis] as i64;
+            let picks = ints(idx)?
+                .iter()
+                .map(|&i| {
+                    let j = if i < 0 { i + dim } else { i };
+                    if !(0..dim).contains(&j) {
+                        bail!("Gather index {i} is out of range for a dimension of {dim}");
+                    }
+                    Ok(j as u32)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut dims = x.dims()[..axis].to_vec();
+            dims.extend_from_slice(idx.dims());
+            dims.extend_from_slice(&x.dims()[axis + 1..]);
+            let ids = Tensor::from_vec(picks, idx.elem_count(), ctx.device)?;
+            one(x.contiguous()?.index_select(&ids, axis)?.reshape(dims)?)
+        }
+        "Expand" => {
+            let x = x()?;
+            let target: Vec<usize> = ints(arg(1)?)?.iter().map(|&d| d.max(0) as usize).collect();
+            let shape = broadcast_shape(&[x.dims(), &target])?;
+            one(x.broadcast_as(shape)?.contiguous()?)
+        }
+        "Tile" => {
+            let repeats: Vec<usize> = ints(arg(1)?)?.iter().map(|&d| d as usize).collect();
+            one(x()?.repeat(repeats)?)
+        }
+        "Shape" => {
+            let dims: Vec<i64> = x()?.dims().iter().map(|&d| d as i64).collect();
+            let rank = dims.len() as i64;
+            let clampi = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clampi(attr_int(node, "start", 0));
+            let end = attribute(node, "end").map_or(dims.len(), |a| clampi(a.i));
+            let part = dims[start..end.max(start)].to_vec();
+            one(Tensor::from_vec(part.clone(), part.len(), ctx.device)?)
+        }
+        "Cast" => one(cast(x()?, attr_int(node, "to", 1), ctx)?),
+        "ConstantOfShape" => {
+            let dims: Vec<usize> = ints(x()?)?.iter().map(|&d| d as usize).collect();
+            let value = match attribute(node, "value").and_then(|a| a.t.as_ref()) {
+                Some(t) => {
+                    let c = crate::onnx_graph::tensor_constant(t)?;
+                    constant_tensor(&c, ctx)?.flatten_all()?
+                }
+                None => Tensor::zeros(1, ctx.dtype, ctx.device)?,
+            };
+            one(value.reshape(())?.broadcast_as(dims)?.contiguous()?)
+        }
+        "Range" => {
+            let (start, limit, delta) = (arg(0)?, arg(1)?, arg(2)?);
+            let f = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0]) };
+            let (s, l, d) = (f(start)?, f(limit)?, f(delta)?);
+            if d == 0.0 {
+                bail!("Range with delta 0");
+            }
+            let n = ((l - s) / d).ceil().max(0.0) as usize;
+            let values: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
+            one(Tensor::from_vec(values, n, ctx.device)?.to_dtype(start.dtype())?)
+        }
+        "Constant" => bail!("Constant nodes are read when the evaluator is built"),
+        "Pad" => one(pad(node, inputs, ctx)?),
+        "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),
+        other => bail!("the gradient engine does not support the ONNX op {other}"),
+    }
+}
+
+fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    let numerator = x.neg()?.relu()?.neg()?.exp()?;
+    let denominator = x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?;
+    Ok((numerator / denominator)?)
+}
+
+/// Integer values of a (static) tensor.
+pub(super) fn ints(t: &Tensor) -> Result<Vec<i64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?)
+}
+
+pub(super) fn floats(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+/// An int list from attribute `attr` (older opsets) or else from input `i`.
+fn ints_from(
+    node: &NodeProto,
+    inputs: &[Option<Tensor>],
+    i: usize,
+    attr: &str,
+    _ctx: &Ctx,
+) -> Result<Option<Vec<i64>>> {
+    if let Some(v) = attr_ints(node, attr) {
+        return Ok(Some(v));
+    }
+    match inputs.get(i).and_then(Option::as_ref) {
+        Some(t) => Ok(Some(ints(t)?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn axis_of(axis: i64, rank: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if !(0..rank as i64).contains(&a) {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+/// numpy broadcasting of several shapes.
+fn broadcast_shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1; rank];
+    for s in shapes {
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[rank - s.len() + i];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                bail!("shapes {shapes:?} do not broadcast");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cast(x: &Tensor, to: i64, ctx: &Ctx) -> Result<Tensor> {
+    // TensorProto.DataType: 1 float, 10 float16, 11 double, 16 bfloat16; 2–7, 12, 13 integers; 9 bool.
+    let dtype = match to {
+        1 | 10 | 11 | 16 => ctx.dtype,
+        2..=7 | 12 | 13 => DType::I64,
+        9 => {
+            let zero = Tensor::zeros((), x.dtype(), ctx.device)?;
+            return Ok(x.broadcast_ne(&zero)?);
+        }
+        other => bail!("Cast to data type {other} is not supported"),
+    };
+    Ok(x.to_dtype(dtype)?)
+}
+
+fn clip(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
+    let x = inputs[0].as_ref().context("Clip without input")?;
+    let bound = |i: usize, attr: &str, default: f64| -> Result<f64> {
+        if ctx.opset < 11 {
+            return Ok(attr_float(node, attr, default));
+        }
+        match inputs.get(i).and_then(Option::as_ref) {
+            Some(t) => Ok(floats(t)?[0]),
+            None => Ok(default),
+        }
+    };
+    let (lo, hi) = (bound(1, "min", f64::NEG_INFINITY)?, bound(2, "max", f64::INFINITY)?);
+    let mut y = x.clone();
+    if lo > f64::NEG_INFINITY {
+        y = y.maximum(lo)?;
+    }
+    if hi < f64::INFINITY {
+        y = y.minimum(hi)?;
+    }
+    Ok(y)
+}
+
+fn pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor> {
+    if exponent.elem_count() == 1 {
+        let e = floats(exponent)?[0];
+        return Ok(match e {
+            1.0 => base.clone(),
+            2.0 => base.sqr()?,
+            0.5 => base.sqrt()?,
+            -1.0 => base.recip()?,
+            e if e == e.trunc() && e > 0.0 => {
+                let mut y = base.clone();
+                for _ in 1..e as usize {
+                    y = (y * base)?;
+                }
+                y
+            }
+            e => base.powf(e)?,
+        });
+    }
+    Ok(base.log()?.broadcast_mul(exponent)?.exp()?)
+}
+
+fn variadic(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
+    let parts: Vec<&Tensor> = inputs.iter().flatten().collect();
+    let (first, rest) = parts.split_first().context("no inputs")?;
+    let mut y = (*first).clone();
+    for t in rest {
+        y = match node.op_type.as_str() {
+            "Max" => y.broadcast_maximum(t)?,
+            "Min" => y.broadcast_minimum(t)?,
+            _ => y.broadcast_add(t)?,
+        };
+    }
+    if node.op_type == "Mean" {
+        y = y.affine(1.0 / parts.len() as f64, 0.0)?;
+    }
+    Ok(y)
+}
+
+/// ONNX MatMul: numpy matmul semantics for operands of rank ≥ 2.
+fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.rank() < 2 || b.rank() < 2 {
+        bail!(
+            "MatMul of a vector (ranks {} and {}) is not supported",
+            a.rank(),
+            b.rank()
+        );
+    }
+    if b.rank() == 2 {
+        // The common case (a batch of rows times a weight matrix) as one matrix product.
+        let (k, n) = b.dims2()?;
+        let mut dims = a.dims().to_vec();
+        let rows = a.elem_count() / k;
+        *dims.last_mut().unwrap() = n;
+        return Ok(a
+            .contiguous()?
+            .reshape((rows, k))?
+            .matmul(&b.contiguous()?)?
+            .reshape(dims)?);
+    }
+    let batch = broadcast_shape(&[&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]])?;
+    let full = |t: &Tensor| -> Result<Tensor> {
+        let mut dims = batch.clone();
+        dims.extend_from_slice(&t.dims()[t.rank() - 2..]);
+        Ok(t.broadcast_as(dims)?.contiguous()?)
+    };
+    Ok(full(a)?.matmul(&full(b)?)?)
+}
+
+fn gemm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
+    let mut a = inputs[0].clone().context("Gemm without A")?;
+    let mut b = inputs.get(1).cloned().flatten().context("Gemm without B")?;
+    if attr_int(node, "transA", 0) != 0 {
+        a = a.t()?;
+    }
+    if attr_int(node, "transB", 0) != 0 {
+        b = b.t()?;
+    }
+    let (alpha, beta) = (attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0));
+    let mut y = a.contiguous()?.matmul(&b.contiguous()?)?;
+    if alpha != 1.0 {
+        y = y.affine(alpha, 0.0)?;
+    }
+    if let Some(c) = inputs.get(2).and_then(Option::as_ref) {
+        let c = if beta != 1.0 { c.affine(beta, 0.0)? } else { c.clone() };
+        y = y.broadcast_add(&c)?;
+    }
+    Ok(y)
+}
+
+/// Spatial geometry of a Conv or pool: kernel, strides, dilations and (begin, end) pads per axis.
+struct Window {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    pads: Vec<(usize, usize)>,
+}
+
+impl Window {
+    fn of(node: &NodeProto, spatial: &[usize], kernel: Vec<usize>) -> Result<Window> {
+        let n = spatial.len();
+        let list = |name: &str| -> Result<Vec<usize>> {
+            let v = attr_ints(node, name).unwrap_or_else(|| vec![1; n]);
+            if v.len() != n || v.iter().any(|&s| s < 1) {
+                bail!("{name} {v:?} do not fit {n} spatial axes");
+            }
+            Ok(v.iter().map(|&s| s as usize).collect())
+        };
+        let (strides, dilations) = (list("strides")?, list("dilations")?);
+        let auto_pad = attr_string(node, "auto_pad").unwrap_or_else(|| "NOTSET".into());
+        let pads = match auto_pad.as_str() {
+            "NOTSET" => {
+                let p = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * n]);
+                if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+                    bail!("pads {p:?} do not fit {n} spatial axes");
+                }
+                (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
+            }
+            "VALID" => vec![(0, 0); n],
+            "SAME_UPPER" | "SAME_LOWER" => (0..n)
+                .map(|i| {
+                    let out = spatial[i].div_ceil(strides[i]);
+                    let span = (kernel[i] - 1) * dilations[i] + 1;
+                    let total = ((out - 1) * strides[i] + span).saturating_sub(spatial[i]);
+                    let small = total / 2;
+                    if auto_pad == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    }
+                })
+                .collect(),
+            other => bail!("auto_pad {other} is not one ONNX defines"),
+        };
+        Ok(Window {
+            kernel,
+            strides,
+            dilations,
+            pads,
+        })
+    }
+
+    fn span(&self, i: usize) -> usize {
+        (self.kernel[i] - 1) * self.dilations[i] + 1
+    }
+
+    /// Output length of spatial axis `i` for an input of length `len` (floor mode).
+    fn out_len(&self, i: usize, len: usize) -> Result<usize> {
+        let padded = len + self.pads[i].0 + self.pads[i].1;
+        if padded < self.span(i) {
+            bail!(
+                "the window ({} values) is larger than the padded input ({padded})",
+                self.span(i)
+            );
+        }
+        Ok((padded - self.span(i)) / self.strides[i] + 1)
+    }
+}
+
+/// Pads the spatial axes (from axis 2) of `x` with `value`.
+fn pad_spatial(x: &Tensor, pads: &[(usize, usize)], value: f64) -> Result<Tensor> {
+    let mut y = x.clone();
+    for (i, &(begin, end)) in pads.iter().enumerate() {
+        y = pad_axis(&y, 2 + i, begin, end, value)?;
+    }
+    Ok(y)
+}
+
+fn pad_axis(x: &Tensor, axis: usize, begin: usize, end: usize, value: f64) -> Result<Tensor> {
+    if begin == 0 && end == 0 {
+        return Ok(x.clone());
+    }
+    if value == 0.0 {
+        return Ok(x.pad_with_zeros(axis, begin, end)?);
+    }
+    let block = |n: usize| -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        dims[axis] = n;
+        Ok(Tensor::ones(dims, x.dtype(), x.device())?.affine(value, 0.0)?)
+    };
+    let mut parts = vec![];
+    if begin > 0 {
+        parts.push(block(begin)?);
+    }
+    parts.push(x.clone());
+    if end > 0 {
+        parts.push(block(end)?);
+    }
+    Ok(Tensor::cat(&parts, axis)?)
+}
+
+/// `count` entries of axis `axis` starting at `start`, `step` apart.
+fn strided(x: &Tensor, axis: usize, start: usize, count: usize, step: usize) -> Result<Tensor> {
+    if step == 1 {
+        return Ok(x.narrow(axis, start, count)?);
+    }
+    let ids: Vec<u32> = (0..count).map(|i| (start + i * step) as u32).collect();
+    let ids = Tensor::from_vec(ids, count, x.device())?;
+    Ok(x.contiguous()?.index_select(&ids, axis)?)
+}
+
+/// The window at kernel offset `tap` (per spatial axis) for every output position.
+fn tap_view(x: &Tensor, w: &Window, tap: &[usize], out: &[usize]) -> Result<Tensor> {
+    let mut y = x.clone();
+    for i in 0..tap.len() {
+        y = strided(&y, 2 + i, tap[i] * w.dilations[i], out[i], w.strides[i])?;
+    }
+    Ok(y)
+}
+
+fn kernel_taps(kernel: &[usize]) -> Vec<Vec<usize>> {
+    let mut taps = vec![vec![]];
+    for &k in kernel {
+        taps = taps
+            .into_iter()
+            .flat_map(|t| {
+                (0..k).map(move |j| {
+                    let mut t = t.clone();
+                    t.push(j);
+                    t
+                })
+            })
+            .collect();
+    }
+    taps
+}
+
+fn conv(node: &NodeProto, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    if x.rank() != 4 {
+        bail!(
+            "Conv on a rank-{} input: the gradient engine handles 2-D convolutions",
+            x.rank()
+        );
+    }
+    let (_, c_in, h, wd) = x.dims4()?;
+    let (c_out, c_per_group, kh, kw) = weight.dims4()?;
+    let group = attr_int(node, "group", 1) as usize;
+    if group == 0 || c_in != c_per_group * group || c_out % group != 0 {
+        bail!(
+            "Conv weight {:?} does not fit {c_in} input channels in {group} groups",
+            weight.dims()
+        );
+    }
+    let w = Window::of(node, &[h, wd], vec![kh, kw])?;
+    let out = [w.out_len(0, h)?, w.out_len(1, wd)?];
+    let xp = pad_spatial(x, &w.pads, 0.0)?;
+    let y = if group == 1 || group == c_in && c_out == c_in {
+        if group > 1 {
+            // Depthwise: one multiply-add per kernel tap, every channel at once.
+            let mut acc: Option<Tensor> = None;
+            for tap in kernel_taps(&w.kernel) {
+                let wt = weight
+                    .narrow(2, tap[0], 1)?
+                    .narrow(3, tap[1], 1)?
+                    .reshape((1, c_out, 1, 1))?;
+                let term = tap_view(&xp, &w, &tap, &out)?.broadcast_mul(&wt)?;
+                acc = Some(match acc {
+                    Some(a) => (a + term)?,
+                    None => term,
+                });
+            }
+            acc.context("empty kernel")?
+        } else {
+            dense_conv(&xp, weight, &w, &out)?
+        }
+    } else {
+        // Grouped: one dense convolution per group.
+        let per_out = c_out / group;
+        let parts = (0..group)
+            .map(|g| {
+                let xg = xp.narrow(1, g * c_per_group, c_per_group)?;
+                dense_conv(&xg, &weight.narrow(0, g * per_out, per_out)?, &w, &out)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 1)?
+    };
+    match bias {
+        Some(b) => Ok(y.broadcast_add(&b.reshape((1, c_out, 1, 1))?)?),
+        None => Ok(y),
+    }
+}
+
+/// A convolution of an already padded input through candle's kernel, which takes one stride
+/// and one dilation for both axes; other strides are taken as a stride-1 convolution read with
+/// the strides. The input is first cut to the rows and columns the windows read, so that candle's
+/// backward pass needs no output padding.
+fn dense_conv(xp: &Tensor, weight: &Tensor, w: &Window, out: &[usize; 2]) -> Result<Tensor> {
+    if w.dilations[0] != w.dilations[1] {
+        bail!(
+            "Conv with dilations {:?}: different dilations per axis are not supported",
+            w.dilations
+        );
+    }
+    let uniform = w.strides[0] == w.strides[1];
+    let stride = if uniform { w.strides[0] } else { 1 };
+    let used = |i: usize| {
+        if uniform {
+            (out[i] - 1) * stride + w.span(i)
+        } else {
+            xp.dims()[2 + i]
+        }
+    };
+    let xc = xp.narrow(2, 0, used(0))?.narrow(3, 0, used(1))?.contiguous()?;
+    let y = xc.conv2d(&weight.contiguous()?, 0, stride, w.dilations[0], 1)?;
+    if uniform {
+        return Ok(y);
+    }
+    let y = strided(&y, 2, 0, out[0], w.strides[0])?;
+    strided(&y, 3, 0, out[1], w.strides[1])
+}
+
+fn conv_transpose(node: &NodeProto, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (_, _, h, wd) = x.dims4().context("ConvTranspose on a rank other than 4")?;
+    let (_, c_per_group, kh, kw) = weight.dims4()?;
+    let group = attr_int(node, "group", 1) as usize;
+    if group != 1 {
+        bail!("ConvTranspose with group {group} is not supported");
+    }
+    let mut w = Window::of(node, &[h, wd], vec![kh, kw])?;
+    if w.strides[0] != w.strides[1] || w.dilations[0] != w.dilations[1] {
+        bail!(
+            "ConvTranspose with strides {:?} and dilations {:?}: per-axis values are not supported",
+            w.strides,
+            w.dilations
+        );
+    }
+    let output_padding = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0, 0]);
+    let lens = [h, wd];
+    let full_lens: Vec<usize> = (0..2).map(|i| (lens[i] - 1) * w.strides[i] + w.span(i)).collect();
+    let full = |i: usize, _len: usize| full_lens[i];
+    if let Some(shape) = attr_ints(node, "output_shape") {
+        // The pads follow from the requested output shape (SAME_UPPER style split).
+        for i in 0..2 {
+            let total =
+                (full(i, lens[i]) + output_padding[i] as usize).saturating_sub(shape[shape.len() - 2 + i] as usize);
+            w.pads[i] = (total / 2, total - total / 2);
+        }
+    }
+    let y = x
+        .contiguous()?
+        .conv_transpose2d(&weight.contiguous()?, 0, 0, w.strides[0], w.dilations[0])?;
+    let mut y = y;
+    for i in 0..2 {
+        let len = full(i, lens[i]) + output_padding[i] as usize;
+        y = y.pad_with_zeros(2 + i, 0, output_padding[i] as usize)?;
+        let (begin, end) = w.pads[i];
+        if begin + end > len {
+            bail!("ConvTranspose pads {:?} remove the whole output", w.pads);
+        }
+        y = y.narrow(2 + i, begin, len - begin - end)?;
+    }
+    match bias {
+        Some(b) => Ok(y.broadcast_add(&b.reshape((1, c_per_group, 1, 1))?)?),
+        None => Ok(y),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pooling {
+    Max,
+    Average,
+}
+
+/// MaxPool and AveragePool as a maximum or sum over kernel taps of strided views: any padding,
+/// stride and overlap, with a backward pass candle derives (its own pooling kernels have none for
+/// overlapping windows).
+fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Result<Tensor> {
+    if x.rank() < 3 {
+        bail!("{} on a rank-{} input", node.op_type, x.rank());
+    }
+    let spatial = x.dims()[2..].to_vec();
+    let kernel: Vec<usize> = attr_ints(node, "kernel_shape")
+        .context("no kernel_shape")?
+        .iter()
+        .map(|&k| k as usize)
+        .collect();
+    if kernel.len() != spatial.len() {
+        bail!("kernel_shape {kernel:?} does not fit the input {:?}", x.dims());
+    }
+    if attr_int(node, "ceil_mode", 0) != 0 {
+        bail!("{} with ceil_mode=1 is not supported", node.op_type);
+    }
+    let w = Window::of(node, &spatial, kernel)?;
+    let out = (0..spatial.len())
+        .map(|i| w.out_len(i, spatial[i]))
+        .collect::<Result<Vec<_>>>()?;
+    let fill = if kind == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
+    let xp = pad_spatial(x, &w.pads, fill)?;
+    let taps = kernel_taps(&w.kernel);
+    let mut acc: Option<Tensor> = None;
+    for tap in &taps {
+        let view = tap_view(&xp, &w, tap, &out)?;
+        acc = Some(match (acc, kind) {
+            (None, _) => view,
+            (Some(a), Pooling::Max) => a.maximum(&view)?,
+            (Some(a), Pooling::Average) => (a + view)?,
+        });
+    }
+    let y = acc.context("empty kernel")?;
+    if kind == Pooling::Max {
+        return Ok(y);
+    }
+    let padded = w.pads.iter().any(|&(a, b)| a + b > 0);
+    if !padded || attr_int(node, "count_include_pad", 0) != 0 {
+        return Ok(y.affine(1.0 / taps.len() as f64, 0.0)?);
+    }
+    // Divide each window by the number of real (unpadded) values it covers.
+    let mut ones_dims = vec![1, 1];
+    ones_dims.extend_from_slice(&spatial);
+    let ones = pad_spatial(&Tensor::ones(ones_dims, ctx.dtype, ctx.device)?, &w.pads, 0.0)?;
+    let mut count: Option<Tensor> = None;
+    for tap in &taps {
+        let view = tap_view(&ones, &w, tap, &out)?;
+        count = Some(match count {
+            Some(c) => (c + view)?,
+            None => view,
+        });
+    }
+    Ok(y.broadcast_div(&count.context("empty kernel")?)?)
+}
+
+fn layer_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
+    let x = inputs[0].as_ref().context("LayerNormalization without input")?;
+    let axis = axis_of(attr_int(node, "axis", -1), x.rank())?;
+    let eps = attr_float(node, "epsilon", 1e-5);
+    let dims: Vec<usize> = (axis..x.rank()).collect();
+    let mean = x.mean_keepdim(dims.clone())?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(dims)?;
+    let mut y = centred.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?;
+    if let Some(scale) = inputs.get(1).and_then(Option::as_ref) {
+        y = y.broadcast_mul(scale)?;
+    }
+    if let Some(bias) = inputs.get(2).and_then(Option::as_ref) {
+        y = y.broadcast_add(bias)?;
+    }
+    Ok(y)
+}
+
+/// Softmax and LogSoftmax; before opset 13 the input is taken as a matrix split at `axis`.
+fn softmax(node: &NodeProto, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    let default_axis = if ctx.opset < 13 { 1 } else { -1 };
+    let axis = axis_of(attr_int(node, "axis", default_axis), x.rank())?;
+    let (t, dim) = if ctx.opset < 13 {
+        let rows: usize = x.dims()[..axis].iter().product();
+        (x.reshape((rows, x.elem_count() / rows.max(1)))?, 1)
+    } else {
+        (x.clone(), axis)
+    };
+    // The maximum only shifts the exponent: it carries no gradient.
+    let shifted = t.broadcast_sub(&t.max_keepdim(dim)?.detach())?;
+    let sum = shifted.exp()?.sum_keepdim(dim)?;
+    let y = if node.op_type == "LogSoftmax" {
+        shifted.broadcast_sub(&sum.log()?)?
+    } else {
+        shifted.exp()?.broadcast_div(&sum)?
+    };
+    Ok(y.reshape(x.dims())?)
+}
+
+fn reduce(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
+    let x = inputs[0].as_ref().context("reduction without input")?;
+    let axes_in_inputs = ctx.opset >= 18 || (node.op_type == "ReduceSum" && ctx.opset >= 13);
+    let axes = if axes_in_inputs {
+        match inputs.get(1).and_then(Option::as_ref) {
+            Some(t) => Some(ints(t)?),
+            None => None,
+        }
+    } else {
+        attr_ints(node, "axes")
+    };
+    let axes: Vec<usize> = match axes {
+        Some(a) if !a.is_empty() => a.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<_>>()?,
+        _ if attr_int(node, "noop_with_empty_axes", 0) != 0 => return Ok(x.clone()),
+        _ => (0..x.rank()).collect(),
+    };
+    let mut y = x.clone();
+    for &a in &axes {
+        y = match node.op_type.as_str() {
+            "ReduceMean" => y.mean_keepdim(a)?,
+            "ReduceSum" => y.sum_keepdim(a)?,
+            "ReduceMax" => y.max_keepdim(a)?,
+            _ => y.min_keepdim(a)?,
+        };
+    }
+    if attr_int(node, "keepdims", 1) == 0 {
+        let dims: Vec<usize> = (0..x.rank())
+            .filter(|a| !axes.contains(a))
+            .map(|a| x.dims()[a])
+            .collect();
+        y = y.reshape(dims)?;
+    }
+    Ok(y)
+}
+
+fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<usize>> {
+    let total: usize = dims.iter().product();
+    let mut out = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, &s) in spec.iter().enumerate() {
+        out.push(match s {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                1
+            }
+            0 if !allow_zero => *dims.get(i).context("Reshape copies a dimension the input lacks")?,
+            s if s >= 0 => s as usize,
+            _ => bail!("Reshape to {spec:?} is not a shape"),
+        });
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || total % known != 0 {
+            bail!("Reshape of {dims:?} to {spec:?}: sizes do not divide");
+        }
+        out[i] = total / known;
+    }
+    if out.iter().product::<usize>() != total {
+        bail!("Reshape of {dims:?} to {spec:?} changes the number of values");
+    }
+    Ok(out)
+}
+
+fn split(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let x = inputs[0].as_ref().context("Split without input")?;
+    let axis = axis_of(attr_int(node, "axis", 0), x.rank())?;
+    let len = x.dims()[axis];
+    let parts = node.output.len();
+    let sizes: Vec<usize> = match ints_from(node, inputs, 1, "split", ctx)? {
+        Some(s) if !s.is_empty() => s.iter().map(|&v| v as usize).collect(),
+        _ => {
+            let each = len.div_ceil(parts);
+            (0..parts).map(|i| each.min(len.saturating_sub(i * each))).collect()
+        }
+    };
+    if sizes.iter().sum::<usize>() != len {
+        bail!("Split sizes {sizes:?} do not add up to {len}");
+    }
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            let t = x.narrow(axis, start, n)?;
+            start += n;
+            Ok(t)
+        })
+        .collect()
+}
+
+fn slice(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
+    let x = inputs[0].as_ref().context("Slice without input")?;
+    let starts = ints_from(node, inputs, 1, "starts", ctx)?.context("Slice without starts")?;
+    let ends = ints_from(node, inputs, 2, "ends", ctx)?.context("Slice without ends")?;
+    let axes = ints_from(node, inputs, 3, "axes", ctx)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = ints_from(node, inputs, 4, "steps", ctx)?.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        bail!("Slice starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length");
+    }
+    let mut y = x.clone();
+    for i in 0..starts.len() {
+        let a = axis_of(axes[i], x.rank())?;
+        let picks = crate::front_end_folds::slice_positions(starts[i], ends[i], steps[i], x.dims()[a])?;
+        if picks.is_empty() {
+            bail!("Slice leaves axis {a} empty");
+        }
+        let contiguous_run = picks.windows(2).all(|p| p[1] == p[0] + 1);
+        y = if contiguous_run {
+            y.narrow(a, picks[0], picks.len())?
+        } else {
+            let ids = Tensor::from_vec(
+                picks.iter().map(|&p| p as u32).collect::<Vec<_>>(),
+                picks.len(),
+                ctx.device,
+            )?;
+            y.contiguous()?.index_select(&ids, a)?
+        };
+    }
+    Ok(y)
+}
+
+fn pad(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
+    let x = inputs[0].as_ref().context("Pad without input")?;
+    let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
+    if mode != "constant" {
+        bail!("Pad mode {mode} is not supported");
+    }
+    let pads = ints_from(node, inputs, 1, "pads", ctx)?.context("Pad without pads")?;
+    let value = if ctx.opset < 11 {
+        attr_float(node, "value", 0.0)
+    } else {
+        match inputs.get(2).and_then(Option::as_ref) {
+            Some(t) if t.elem_count() > 0 => floats(t)?[0],
+            _ => 0.0,
+        }
+    };
+    let rank = x.rank();
+    let axes: Vec<usize> = match inputs.get(3).and_then(Option::as_ref) {
+        Some(t) => ints(t)?.iter().map(|&a| axis_of(a, rank)).collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        bail!("Pad has {} pads for {} axes", pads.len(), axes.len());
+    }
+    let mut y = x.clone();
+    for (i, &a) in axes.iter().enumerate() {
+        let (begin, end) = (pads[i], pads[i + axes.len()]);
+        // Negative pads crop.
+        let len = y.dims()[a] as i64;
+        let (cb, ce) = ((-begin).max(0), (-end).max(0));
+        if cb + ce > len {
+            bail!("Pad crops more than axis {a} holds");
+        }
+        y = y.narrow(a, cb as usize, (len - cb - ce) as usize)?;
+        y = pad_axis(&y, a, begin.max(0) as usize, end.max(0) as usize, value)?;
+    }
+    Ok(y)
+}
