@@ -203,10 +203,9 @@ fn debug_layers() {
         .collect();
     let reference = model.runner(&names, false).unwrap().run(&fed).unwrap();
     let t = engine.input_tensor(&x).unwrap();
-    let keep: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-    let pass = engine.forward(&t, &keep).unwrap();
+    let pass = engine.forward(&t).unwrap();
     for r in &reference {
-        let o = blindspot::differentiable::to_value(&r.name, &pass.kept[&r.name]).unwrap();
+        let o = blindspot::differentiable::to_value(&r.name, &pass.values[&r.name]).unwrap();
         let scale = r.data.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-30);
         let diff = r
             .data
@@ -261,4 +260,69 @@ fn debug_precision() {
         d(&f32s[0].data, &f64s[0].data),
         d(&tract[0].data, &f32s[0].data)
     );
+}
+
+#[test]
+#[ignore]
+fn debug_speed() {
+    let model = Model::load(&cached("vit_s_focus.onnx").unwrap(), None).unwrap();
+    let x = random_input(3 * 224 * 224, 1);
+    let fed: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let runner = model.runner(&model.output_names, true).unwrap();
+    let engine = Differentiable::new(&model).unwrap();
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        runner.run(&fed).unwrap();
+        let a = t.elapsed();
+        let t = std::time::Instant::now();
+        engine.outputs(&x).unwrap();
+        let b = t.elapsed();
+        let t = std::time::Instant::now();
+        engine.gradient(&x, Target { output: 0, index: 5 }).unwrap();
+        let c = t.elapsed();
+        eprintln!("tract {a:?} candle fwd {b:?} fwd+grad {c:?}");
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_gemm() {
+    use blindspot::differentiable::Tensor;
+    let (m, k, n) = (257usize, 384usize, 1536usize);
+    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu).unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let _ = a.matmul(&b).unwrap();
+        }
+        let e = t.elapsed().as_secs_f64() / 20.0;
+        eprintln!(
+            "candle {:.2} ms, {:.1} GFLOP/s",
+            e * 1e3,
+            2.0 * (m * k * n) as f64 / e / 1e9
+        );
+    }
+    let fa = faer::Mat::<f32>::from_fn(m, k, |i, j| (i + j) as f32);
+    let fb = faer::Mat::<f32>::from_fn(k, n, |i, j| (i * j % 7) as f32);
+    let mut fc = faer::Mat::<f32>::zeros(m, n);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            faer::linalg::matmul::matmul(
+                fc.as_mut(),
+                faer::Accum::Replace,
+                fa.as_ref(),
+                fb.as_ref(),
+                1.0,
+                faer::Par::rayon(2),
+            );
+        }
+        let e = t.elapsed().as_secs_f64() / 20.0;
+        eprintln!(
+            "faer {:.2} ms, {:.1} GFLOP/s",
+            e * 1e3,
+            2.0 * (m * k * n) as f64 / e / 1e9
+        );
+    }
 }

@@ -6,14 +6,22 @@
 //! and kept on the device as a tensor. A call evaluates only the nodes that depend on the input.
 //! Floats run in the evaluator's dtype (f32 as fed to the model; f64 for finite-difference checks),
 //! integers as i64, booleans as u8.
+//!
+//! Gradients are reverse mode over the graph as written: the forward pass keeps every value, and
+//! the backward pass walks the nodes in reverse with one vector-Jacobian product per node
+//! (`backward.rs`), for the values that depend on the input only — no gradient is ever formed
+//! for a weight.
 
+mod backward;
+mod conv;
+mod kernels;
 mod ops;
 mod resize;
 
 use crate::model::{Model, Value};
 use crate::onnx_graph::{node_label, OnnxGraph};
 use anyhow::{anyhow, bail, Context, Result};
-pub use candle_core::{DType, Device, Tensor, Var};
+pub use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 use std::collections::HashMap;
 use tract_onnx::pb::NodeProto;
@@ -44,12 +52,11 @@ pub struct Differentiable {
     opset: i64,
 }
 
-/// One forward pass whose values can be differentiated.
+/// One forward pass: every value computed from the input, kept for the backward pass.
 pub struct Pass {
-    input: Var,
     pub outputs: Vec<Tensor>,
-    /// The intermediate values asked for, by name.
-    pub kept: HashMap<String, Tensor>,
+    /// Values computed from the input (and the input itself), by name.
+    pub values: HashMap<String, Tensor>,
 }
 
 /// The score of a target and its gradient with respect to the input tensor as fed.
@@ -216,8 +223,8 @@ impl Differentiable {
         Ok(Tensor::from_slice(input, self.input_shape.as_slice(), &self.device)?.to_dtype(self.dtype)?)
     }
 
-    /// Runs the model on `input`, keeping the intermediate values named in `keep`.
-    pub fn forward(&self, input: &Tensor, keep: &[&str]) -> Result<Pass> {
+    /// Runs the model on `input`, keeping every value computed from it.
+    pub fn forward(&self, input: &Tensor) -> Result<Pass> {
         if input.dims() != self.input_shape.as_slice() {
             bail!(
                 "the input has shape {:?}; the model takes {:?}",
@@ -225,51 +232,131 @@ impl Differentiable {
                 self.input_shape
             );
         }
-        for k in keep {
-            if !self.shapes.contains_key(*k) {
-                bail!("the model computes no value named {k} from its input");
-            }
-        }
-        let input = Var::from_tensor(&input.to_dtype(self.dtype)?)?;
-        let ctx = Ctx {
-            opset: self.opset,
-            dtype: self.dtype,
-            device: &self.device,
-        };
+        let ctx = self.ctx();
         let mut values: HashMap<String, Tensor> = HashMap::new();
-        values.insert(self.input_name.clone(), input.as_tensor().clone());
+        values.insert(self.input_name.clone(), input.to_dtype(self.dtype)?.detach());
+        let profile = std::env::var_os("BLINDSPOT_PROFILE").is_some();
+        let mut times: HashMap<String, f64> = HashMap::new();
         for node in &self.nodes {
             let inputs = gather_inputs(node, &values, &self.statics)?;
+            let t0 = std::time::Instant::now();
             let outputs = ops::eval(node, &inputs, &ctx)
                 .with_context(|| format!("node {} ({})", node_label(node), node.op_type))?;
+            if profile {
+                *times.entry(node.op_type.clone()).or_default() += t0.elapsed().as_secs_f64();
+            }
             for (name, t) in node.output.iter().zip(outputs) {
                 if !name.is_empty() {
                     values.insert(name.clone(), t);
                 }
             }
         }
-        let lookup = |name: &str| {
-            values
-                .get(name)
-                .or_else(|| self.statics.get(name))
-                .cloned()
-                .ok_or_else(|| anyhow!("no value named {name}"))
-        };
+        if profile {
+            let mut t: Vec<_> = times.into_iter().collect();
+            t.sort_by(|a, b| b.1.total_cmp(&a.1));
+            eprintln!("forward {t:?}");
+        }
         let outputs = self
             .output_names
             .iter()
-            .map(|n| lookup(n))
+            .map(|n| {
+                values
+                    .get(n)
+                    .or_else(|| self.statics.get(n))
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no value named {n}"))
+            })
             .collect::<Result<Vec<_>>>()?;
-        let kept = keep
-            .iter()
-            .map(|k| Ok((k.to_string(), lookup(k)?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        Ok(Pass { input, outputs, kept })
+        Ok(Pass { outputs, values })
+    }
+
+    /// Reverse mode from `seeds` (a gradient for some values, typically one output): the gradients
+    /// of the values named in `wanted` (the input's name, or any value computed from it).
+    pub fn backward(
+        &self,
+        pass: &Pass,
+        seeds: Vec<(String, Tensor)>,
+        wanted: &[&str],
+    ) -> Result<HashMap<String, Tensor>> {
+        let ctx = self.ctx();
+        let mut grads: HashMap<String, Tensor> = HashMap::new();
+        for (name, g) in seeds {
+            accumulate(&mut grads, &name, g)?;
+        }
+        let mut found: HashMap<String, Tensor> = HashMap::new();
+        let profile = std::env::var_os("BLINDSPOT_PROFILE").is_some();
+        let mut times: HashMap<String, f64> = HashMap::new();
+        for node in self.nodes.iter().rev() {
+            let mut out_grads = Vec::with_capacity(node.output.len());
+            for o in &node.output {
+                let g = grads.remove(o);
+                if let (Some(g), true) = (&g, wanted.contains(&o.as_str())) {
+                    found.insert(o.clone(), g.clone());
+                }
+                out_grads.push(g);
+            }
+            if out_grads.iter().all(Option::is_none) {
+                continue;
+            }
+            let inputs = gather_inputs(node, &pass.values, &self.statics)?;
+            let needs: Vec<bool> = node
+                .input
+                .iter()
+                .zip(&inputs)
+                .map(|(name, t)| pass.values.contains_key(name) && t.as_ref().is_some_and(|t| t.dtype().is_float()))
+                .collect();
+            if !needs.iter().any(|&n| n) {
+                continue;
+            }
+            let outputs: Vec<Tensor> = node
+                .output
+                .iter()
+                .map(|o| pass.values.get(o).cloned().context("a node output was not kept"))
+                .collect::<Result<_>>()?;
+            let t0 = std::time::Instant::now();
+            let in_grads = backward::vjp(node, &inputs, &outputs, &out_grads, &needs, &ctx)
+                .with_context(|| format!("gradient of node {} ({})", node_label(node), node.op_type))?;
+            if profile {
+                *times.entry(node.op_type.clone()).or_default() += t0.elapsed().as_secs_f64();
+            }
+            for ((name, g), need) in node.input.iter().zip(in_grads).zip(&needs) {
+                if let (Some(g), true) = (g, need) {
+                    accumulate(&mut grads, name, g)?;
+                }
+            }
+        }
+        if profile {
+            let mut t: Vec<_> = times.into_iter().collect();
+            t.sort_by(|a, b| b.1.total_cmp(&a.1));
+            eprintln!("backward {t:?}");
+        }
+        for w in wanted {
+            if let Some(g) = grads.remove(*w) {
+                found.insert(w.to_string(), g);
+            }
+        }
+        Ok(found)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            opset: self.opset,
+            dtype: self.dtype,
+            device: &self.device,
+        }
+    }
+
+    /// The gradient of the target with respect to the values named in `wanted`, and its score.
+    fn target_gradients(&self, pass: &Pass, target: Target, wanted: &[&str]) -> Result<(f64, HashMap<String, Tensor>)> {
+        let (seed, score) = pass.seed(target)?;
+        let name = self.output_names[target.output].clone();
+        let grads = self.backward(pass, vec![(name, seed)], wanted)?;
+        Ok((score, grads))
     }
 
     /// The model's outputs on `input`, widened to f64.
     pub fn outputs(&self, input: &[f64]) -> Result<Vec<Value>> {
-        let pass = self.forward(&self.input_tensor(input)?, &[])?;
+        let pass = self.forward(&self.input_tensor(input)?)?;
         pass.outputs
             .iter()
             .zip(&self.output_names)
@@ -288,11 +375,10 @@ impl Differentiable {
 
     /// The target's score and its gradient with respect to the input tensor.
     pub fn gradient(&self, input: &[f64], target: Target) -> Result<InputGradient> {
-        let pass = self.forward(&self.input_tensor(input)?, &[])?;
-        let score = pass.score(target)?;
-        let grads = score.backward()?;
-        let gradient = match grads.get(pass.input.as_tensor()) {
-            Some(g) => to_f64(g)?,
+        let pass = self.forward(&self.input_tensor(input)?)?;
+        let (score, mut grads) = self.target_gradients(&pass, target, &[&self.input_name])?;
+        let gradient = match grads.remove(&self.input_name) {
+            Some(g) => to_f64(&g)?,
             None => vec![0.0; input.len()],
         };
         let outputs = pass
@@ -302,7 +388,7 @@ impl Differentiable {
             .map(|(t, n)| to_value(n, t))
             .collect::<Result<Vec<_>>>()?;
         Ok(InputGradient {
-            score: scalar(&score)?,
+            score,
             gradient,
             outputs,
         })
@@ -310,12 +396,14 @@ impl Differentiable {
 
     /// The value `layer` and the target's gradient with respect to it.
     pub fn layer_gradient(&self, input: &[f64], target: Target, layer: &str) -> Result<LayerGradient> {
-        let pass = self.forward(&self.input_tensor(input)?, &[layer])?;
-        let activation = &pass.kept[layer];
-        let score = pass.score(target)?;
-        let grads = score.backward()?;
-        let gradient = match grads.get(activation) {
-            Some(g) => to_value(layer, g)?,
+        if !self.shapes.contains_key(layer) {
+            bail!("the model computes no value named {layer} from its input");
+        }
+        let pass = self.forward(&self.input_tensor(input)?)?;
+        let (score, mut grads) = self.target_gradients(&pass, target, &[layer])?;
+        let activation = &pass.values[layer];
+        let gradient = match grads.remove(layer) {
+            Some(g) => to_value(layer, &g)?,
             None => Value {
                 name: layer.to_string(),
                 shape: activation.dims().to_vec(),
@@ -323,7 +411,7 @@ impl Differentiable {
             },
         };
         Ok(LayerGradient {
-            score: scalar(&score)?,
+            score,
             activation: to_value(layer, activation)?,
             gradient,
         })
@@ -331,8 +419,8 @@ impl Differentiable {
 }
 
 impl Pass {
-    /// The target element as a scalar tensor that can be differentiated.
-    pub fn score(&self, target: Target) -> Result<Tensor> {
+    /// A one-hot gradient on the target element, and the element's value.
+    pub fn seed(&self, target: Target) -> Result<(Tensor, f64)> {
         let output = self.outputs.get(target.output).ok_or_else(|| {
             anyhow!(
                 "the model has {} outputs; output {} does not exist",
@@ -348,13 +436,25 @@ impl Pass {
                 target.output
             );
         }
-        Ok(output.flatten_all()?.get(target.index)?)
+        let mut one_hot = vec![0.0f64; n];
+        one_hot[target.index] = 1.0;
+        let seed = Tensor::from_vec(one_hot, output.dims(), output.device())?.to_dtype(output.dtype())?;
+        let score = output
+            .flatten_all()?
+            .get(target.index)?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+        Ok((seed, score))
     }
+}
 
-    /// The input as a tensor of this pass (gradients are taken with respect to it).
-    pub fn input(&self) -> &Tensor {
-        self.input.as_tensor()
-    }
+fn accumulate(grads: &mut HashMap<String, Tensor>, name: &str, g: Tensor) -> Result<()> {
+    let total = match grads.remove(name) {
+        Some(previous) => (previous + g)?,
+        None => g,
+    };
+    grads.insert(name.to_string(), total);
+    Ok(())
 }
 
 fn gather_inputs(
@@ -380,10 +480,6 @@ fn gather_inputs(
 
 fn to_f64(t: &Tensor) -> Result<Vec<f64>> {
     Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
 /// A tensor as a named f64 value.

@@ -4,7 +4,7 @@
 //! the op is written as a sum or maximum over shifted, strided views of its input, whose backward
 //! pass candle derives.
 
-use super::{resize, Ctx};
+use super::{conv, kernels, resize, Ctx};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute, Constant};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -158,15 +158,15 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         }
         "MatMul" => one(matmul(arg(0)?, arg(1)?)?),
         "Gemm" => one(gemm(node, inputs)?),
-        "Conv" => one(conv(node, x()?, arg(1)?, inputs.get(2).and_then(Option::as_ref))?),
-        "ConvTranspose" => one(conv_transpose(
+        "Conv" => one(conv::conv(node, x()?, arg(1)?, inputs.get(2).and_then(Option::as_ref))?),
+        "ConvTranspose" => one(conv::conv_transpose(
             node,
             x()?,
             arg(1)?,
             inputs.get(2).and_then(Option::as_ref),
         )?),
-        "MaxPool" => one(pool(node, x()?, Pooling::Max, ctx)?),
-        "AveragePool" => one(pool(node, x()?, Pooling::Average, ctx)?),
+        "MaxPool" => one(conv::pool(node, x()?, conv::Pooling::Max, ctx)?),
+        "AveragePool" => one(conv::pool(node, x()?, conv::Pooling::Average, ctx)?),
         "GlobalAveragePool" => {
             let x = x()?;
             let dims: Vec<usize> = (2..x.rank()).collect();
@@ -362,7 +362,7 @@ pub(super) fn axis_of(axis: i64, rank: usize) -> Result<usize> {
 }
 
 /// numpy broadcasting of several shapes.
-fn broadcast_shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
+pub(super) fn broadcast_shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
     let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![1; rank];
     for s in shapes {
@@ -453,7 +453,7 @@ fn variadic(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
 }
 
 /// ONNX MatMul: numpy matmul semantics for operands of rank ≥ 2.
-fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub(super) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.rank() < 2 || b.rank() < 2 {
         bail!(
             "MatMul of a vector (ranks {} and {}) is not supported",
@@ -463,23 +463,38 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     if b.rank() == 2 {
         // The common case (a batch of rows times a weight matrix) as one matrix product.
-        let (k, n) = b.dims2()?;
-        let mut dims = a.dims().to_vec();
-        let rows = a.elem_count() / k;
-        *dims.last_mut().unwrap() = n;
-        return Ok(a
-            .contiguous()?
-            .reshape((rows, k))?
-            .matmul(&b.contiguous()?)?
-            .reshape(dims)?);
+        let k = b.dims()[0];
+        let product = kernels::matmul(&rows(a, k)?, b)?;
+        return Ok(product.reshape(with_last(a.dims(), b.dims()[1]))?);
     }
+    let (fa, fb) = broadcast_batch(a, b)?;
+    kernels::matmul(&fa, &fb)
+}
+
+/// `a` as a matrix of rows of length `k`.
+pub(super) fn rows(a: &Tensor, k: usize) -> Result<Tensor> {
+    Ok(a.reshape((a.elem_count() / k, k))?)
+}
+
+pub(super) fn with_last(dims: &[usize], last: usize) -> Vec<usize> {
+    let mut d = dims.to_vec();
+    *d.last_mut().unwrap() = last;
+    d
+}
+
+/// Both operands of a batched product with their batch dimensions broadcast to a common shape.
+pub(super) fn broadcast_batch(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
     let batch = broadcast_shape(&[&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]])?;
     let full = |t: &Tensor| -> Result<Tensor> {
         let mut dims = batch.clone();
         dims.extend_from_slice(&t.dims()[t.rank() - 2..]);
-        Ok(t.broadcast_as(dims)?.contiguous()?)
+        Ok(if t.dims() == dims.as_slice() {
+            t.clone()
+        } else {
+            t.broadcast_as(dims)?
+        })
     };
-    Ok(full(a)?.matmul(&full(b)?)?)
+    Ok((full(a)?, full(b)?))
 }
 
 fn gemm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
@@ -492,7 +507,7 @@ fn gemm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
         b = b.t()?;
     }
     let (alpha, beta) = (attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0));
-    let mut y = a.contiguous()?.matmul(&b.contiguous()?)?;
+    let mut y = kernels::matmul(&a, &b)?;
     if alpha != 1.0 {
         y = y.affine(alpha, 0.0)?;
     }
@@ -501,337 +516,6 @@ fn gemm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
         y = y.broadcast_add(&c)?;
     }
     Ok(y)
-}
-
-/// Spatial geometry of a Conv or pool: kernel, strides, dilations and (begin, end) pads per axis.
-struct Window {
-    kernel: Vec<usize>,
-    strides: Vec<usize>,
-    dilations: Vec<usize>,
-    pads: Vec<(usize, usize)>,
-}
-
-impl Window {
-    fn of(node: &NodeProto, spatial: &[usize], kernel: Vec<usize>) -> Result<Window> {
-        let n = spatial.len();
-        let list = |name: &str| -> Result<Vec<usize>> {
-            let v = attr_ints(node, name).unwrap_or_else(|| vec![1; n]);
-            if v.len() != n || v.iter().any(|&s| s < 1) {
-                bail!("{name} {v:?} do not fit {n} spatial axes");
-            }
-            Ok(v.iter().map(|&s| s as usize).collect())
-        };
-        let (strides, dilations) = (list("strides")?, list("dilations")?);
-        let auto_pad = attr_string(node, "auto_pad").unwrap_or_else(|| "NOTSET".into());
-        let pads = match auto_pad.as_str() {
-            "NOTSET" => {
-                let p = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * n]);
-                if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
-                    bail!("pads {p:?} do not fit {n} spatial axes");
-                }
-                (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
-            }
-            "VALID" => vec![(0, 0); n],
-            "SAME_UPPER" | "SAME_LOWER" => (0..n)
-                .map(|i| {
-                    let out = spatial[i].div_ceil(strides[i]);
-                    let span = (kernel[i] - 1) * dilations[i] + 1;
-                    let total = ((out - 1) * strides[i] + span).saturating_sub(spatial[i]);
-                    let small = total / 2;
-                    if auto_pad == "SAME_UPPER" {
-                        (small, total - small)
-                    } else {
-                        (total - small, small)
-                    }
-                })
-                .collect(),
-            other => bail!("auto_pad {other} is not one ONNX defines"),
-        };
-        Ok(Window {
-            kernel,
-            strides,
-            dilations,
-            pads,
-        })
-    }
-
-    fn span(&self, i: usize) -> usize {
-        (self.kernel[i] - 1) * self.dilations[i] + 1
-    }
-
-    /// Output length of spatial axis `i` for an input of length `len` (floor mode).
-    fn out_len(&self, i: usize, len: usize) -> Result<usize> {
-        let padded = len + self.pads[i].0 + self.pads[i].1;
-        if padded < self.span(i) {
-            bail!(
-                "the window ({} values) is larger than the padded input ({padded})",
-                self.span(i)
-            );
-        }
-        Ok((padded - self.span(i)) / self.strides[i] + 1)
-    }
-}
-
-/// Pads the spatial axes (from axis 2) of `x` with `value`.
-fn pad_spatial(x: &Tensor, pads: &[(usize, usize)], value: f64) -> Result<Tensor> {
-    let mut y = x.clone();
-    for (i, &(begin, end)) in pads.iter().enumerate() {
-        y = pad_axis(&y, 2 + i, begin, end, value)?;
-    }
-    Ok(y)
-}
-
-fn pad_axis(x: &Tensor, axis: usize, begin: usize, end: usize, value: f64) -> Result<Tensor> {
-    if begin == 0 && end == 0 {
-        return Ok(x.clone());
-    }
-    if value == 0.0 {
-        return Ok(x.pad_with_zeros(axis, begin, end)?);
-    }
-    let block = |n: usize| -> Result<Tensor> {
-        let mut dims = x.dims().to_vec();
-        dims[axis] = n;
-        Ok(Tensor::ones(dims, x.dtype(), x.device())?.affine(value, 0.0)?)
-    };
-    let mut parts = vec![];
-    if begin > 0 {
-        parts.push(block(begin)?);
-    }
-    parts.push(x.clone());
-    if end > 0 {
-        parts.push(block(end)?);
-    }
-    Ok(Tensor::cat(&parts, axis)?)
-}
-
-/// `count` entries of axis `axis` starting at `start`, `step` apart.
-fn strided(x: &Tensor, axis: usize, start: usize, count: usize, step: usize) -> Result<Tensor> {
-    if step == 1 {
-        return Ok(x.narrow(axis, start, count)?);
-    }
-    let ids: Vec<u32> = (0..count).map(|i| (start + i * step) as u32).collect();
-    let ids = Tensor::from_vec(ids, count, x.device())?;
-    Ok(x.contiguous()?.index_select(&ids, axis)?)
-}
-
-/// The window at kernel offset `tap` (per spatial axis) for every output position.
-fn tap_view(x: &Tensor, w: &Window, tap: &[usize], out: &[usize]) -> Result<Tensor> {
-    let mut y = x.clone();
-    for i in 0..tap.len() {
-        y = strided(&y, 2 + i, tap[i] * w.dilations[i], out[i], w.strides[i])?;
-    }
-    Ok(y)
-}
-
-fn kernel_taps(kernel: &[usize]) -> Vec<Vec<usize>> {
-    let mut taps = vec![vec![]];
-    for &k in kernel {
-        taps = taps
-            .into_iter()
-            .flat_map(|t| {
-                (0..k).map(move |j| {
-                    let mut t = t.clone();
-                    t.push(j);
-                    t
-                })
-            })
-            .collect();
-    }
-    taps
-}
-
-fn conv(node: &NodeProto, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if x.rank() != 4 {
-        bail!(
-            "Conv on a rank-{} input: the gradient engine handles 2-D convolutions",
-            x.rank()
-        );
-    }
-    let (_, c_in, h, wd) = x.dims4()?;
-    let (c_out, c_per_group, kh, kw) = weight.dims4()?;
-    let group = attr_int(node, "group", 1) as usize;
-    if group == 0 || c_in != c_per_group * group || c_out % group != 0 {
-        bail!(
-            "Conv weight {:?} does not fit {c_in} input channels in {group} groups",
-            weight.dims()
-        );
-    }
-    let w = Window::of(node, &[h, wd], vec![kh, kw])?;
-    let out = [w.out_len(0, h)?, w.out_len(1, wd)?];
-    let xp = pad_spatial(x, &w.pads, 0.0)?;
-    let y = if group == 1 || group == c_in && c_out == c_in {
-        if group > 1 {
-            // Depthwise: one multiply-add per kernel tap, every channel at once.
-            let mut acc: Option<Tensor> = None;
-            for tap in kernel_taps(&w.kernel) {
-                let wt = weight
-                    .narrow(2, tap[0], 1)?
-                    .narrow(3, tap[1], 1)?
-                    .reshape((1, c_out, 1, 1))?;
-                let term = tap_view(&xp, &w, &tap, &out)?.broadcast_mul(&wt)?;
-                acc = Some(match acc {
-                    Some(a) => (a + term)?,
-                    None => term,
-                });
-            }
-            acc.context("empty kernel")?
-        } else {
-            dense_conv(&xp, weight, &w, &out)?
-        }
-    } else {
-        // Grouped: one dense convolution per group.
-        let per_out = c_out / group;
-        let parts = (0..group)
-            .map(|g| {
-                let xg = xp.narrow(1, g * c_per_group, c_per_group)?;
-                dense_conv(&xg, &weight.narrow(0, g * per_out, per_out)?, &w, &out)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&parts, 1)?
-    };
-    match bias {
-        Some(b) => Ok(y.broadcast_add(&b.reshape((1, c_out, 1, 1))?)?),
-        None => Ok(y),
-    }
-}
-
-/// A convolution of an already padded input through candle's kernel, which takes one stride
-/// and one dilation for both axes; other strides are taken as a stride-1 convolution read with
-/// the strides. The input is first cut to the rows and columns the windows read, so that candle's
-/// backward pass needs no output padding.
-fn dense_conv(xp: &Tensor, weight: &Tensor, w: &Window, out: &[usize; 2]) -> Result<Tensor> {
-    if w.dilations[0] != w.dilations[1] {
-        bail!(
-            "Conv with dilations {:?}: different dilations per axis are not supported",
-            w.dilations
-        );
-    }
-    let uniform = w.strides[0] == w.strides[1];
-    let stride = if uniform { w.strides[0] } else { 1 };
-    let used = |i: usize| {
-        if uniform {
-            (out[i] - 1) * stride + w.span(i)
-        } else {
-            xp.dims()[2 + i]
-        }
-    };
-    let xc = xp.narrow(2, 0, used(0))?.narrow(3, 0, used(1))?.contiguous()?;
-    let y = xc.conv2d(&weight.contiguous()?, 0, stride, w.dilations[0], 1)?;
-    if uniform {
-        return Ok(y);
-    }
-    let y = strided(&y, 2, 0, out[0], w.strides[0])?;
-    strided(&y, 3, 0, out[1], w.strides[1])
-}
-
-fn conv_transpose(node: &NodeProto, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let (_, _, h, wd) = x.dims4().context("ConvTranspose on a rank other than 4")?;
-    let (_, c_per_group, kh, kw) = weight.dims4()?;
-    let group = attr_int(node, "group", 1) as usize;
-    if group != 1 {
-        bail!("ConvTranspose with group {group} is not supported");
-    }
-    let mut w = Window::of(node, &[h, wd], vec![kh, kw])?;
-    if w.strides[0] != w.strides[1] || w.dilations[0] != w.dilations[1] {
-        bail!(
-            "ConvTranspose with strides {:?} and dilations {:?}: per-axis values are not supported",
-            w.strides,
-            w.dilations
-        );
-    }
-    let output_padding = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0, 0]);
-    let lens = [h, wd];
-    let full_lens: Vec<usize> = (0..2).map(|i| (lens[i] - 1) * w.strides[i] + w.span(i)).collect();
-    let full = |i: usize, _len: usize| full_lens[i];
-    if let Some(shape) = attr_ints(node, "output_shape") {
-        // The pads follow from the requested output shape (SAME_UPPER style split).
-        for i in 0..2 {
-            let total =
-                (full(i, lens[i]) + output_padding[i] as usize).saturating_sub(shape[shape.len() - 2 + i] as usize);
-            w.pads[i] = (total / 2, total - total / 2);
-        }
-    }
-    let y = x
-        .contiguous()?
-        .conv_transpose2d(&weight.contiguous()?, 0, 0, w.strides[0], w.dilations[0])?;
-    let mut y = y;
-    for i in 0..2 {
-        let len = full(i, lens[i]) + output_padding[i] as usize;
-        y = y.pad_with_zeros(2 + i, 0, output_padding[i] as usize)?;
-        let (begin, end) = w.pads[i];
-        if begin + end > len {
-            bail!("ConvTranspose pads {:?} remove the whole output", w.pads);
-        }
-        y = y.narrow(2 + i, begin, len - begin - end)?;
-    }
-    match bias {
-        Some(b) => Ok(y.broadcast_add(&b.reshape((1, c_per_group, 1, 1))?)?),
-        None => Ok(y),
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Pooling {
-    Max,
-    Average,
-}
-
-/// MaxPool and AveragePool as a maximum or sum over kernel taps of strided views: any padding,
-/// stride and overlap, with a backward pass candle derives (its own pooling kernels have none for
-/// overlapping windows).
-fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Result<Tensor> {
-    if x.rank() < 3 {
-        bail!("{} on a rank-{} input", node.op_type, x.rank());
-    }
-    let spatial = x.dims()[2..].to_vec();
-    let kernel: Vec<usize> = attr_ints(node, "kernel_shape")
-        .context("no kernel_shape")?
-        .iter()
-        .map(|&k| k as usize)
-        .collect();
-    if kernel.len() != spatial.len() {
-        bail!("kernel_shape {kernel:?} does not fit the input {:?}", x.dims());
-    }
-    if attr_int(node, "ceil_mode", 0) != 0 {
-        bail!("{} with ceil_mode=1 is not supported", node.op_type);
-    }
-    let w = Window::of(node, &spatial, kernel)?;
-    let out = (0..spatial.len())
-        .map(|i| w.out_len(i, spatial[i]))
-        .collect::<Result<Vec<_>>>()?;
-    let fill = if kind == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
-    let xp = pad_spatial(x, &w.pads, fill)?;
-    let taps = kernel_taps(&w.kernel);
-    let mut acc: Option<Tensor> = None;
-    for tap in &taps {
-        let view = tap_view(&xp, &w, tap, &out)?;
-        acc = Some(match (acc, kind) {
-            (None, _) => view,
-            (Some(a), Pooling::Max) => a.maximum(&view)?,
-            (Some(a), Pooling::Average) => (a + view)?,
-        });
-    }
-    let y = acc.context("empty kernel")?;
-    if kind == Pooling::Max {
-        return Ok(y);
-    }
-    let padded = w.pads.iter().any(|&(a, b)| a + b > 0);
-    if !padded || attr_int(node, "count_include_pad", 0) != 0 {
-        return Ok(y.affine(1.0 / taps.len() as f64, 0.0)?);
-    }
-    // Divide each window by the number of real (unpadded) values it covers.
-    let mut ones_dims = vec![1, 1];
-    ones_dims.extend_from_slice(&spatial);
-    let ones = pad_spatial(&Tensor::ones(ones_dims, ctx.dtype, ctx.device)?, &w.pads, 0.0)?;
-    let mut count: Option<Tensor> = None;
-    for tap in &taps {
-        let view = tap_view(&ones, &w, tap, &out)?;
-        count = Some(match count {
-            Some(c) => (c + view)?,
-            None => view,
-        });
-    }
-    Ok(y.broadcast_div(&count.context("empty kernel")?)?)
 }
 
 fn layer_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
@@ -1026,7 +710,7 @@ fn pad(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor>
             bail!("Pad crops more than axis {a} holds");
         }
         y = y.narrow(a, cb as usize, (len - cb - ce) as usize)?;
-        y = pad_axis(&y, a, begin.max(0) as usize, end.max(0) as usize, value)?;
+        y = conv::pad_axis(&y, a, begin.max(0) as usize, end.max(0) as usize, value)?;
     }
     Ok(y)
 }
