@@ -235,26 +235,15 @@ impl Differentiable {
         let ctx = self.ctx();
         let mut values: HashMap<String, Tensor> = HashMap::new();
         values.insert(self.input_name.clone(), input.to_dtype(self.dtype)?.detach());
-        let profile = std::env::var_os("BLINDSPOT_PROFILE").is_some();
-        let mut times: HashMap<String, f64> = HashMap::new();
         for node in &self.nodes {
             let inputs = gather_inputs(node, &values, &self.statics)?;
-            let t0 = std::time::Instant::now();
             let outputs = ops::eval(node, &inputs, &ctx)
                 .with_context(|| format!("node {} ({})", node_label(node), node.op_type))?;
-            if profile {
-                *times.entry(node.op_type.clone()).or_default() += t0.elapsed().as_secs_f64();
-            }
             for (name, t) in node.output.iter().zip(outputs) {
                 if !name.is_empty() {
                     values.insert(name.clone(), t);
                 }
             }
-        }
-        if profile {
-            let mut t: Vec<_> = times.into_iter().collect();
-            t.sort_by(|a, b| b.1.total_cmp(&a.1));
-            eprintln!("forward {t:?}");
         }
         let outputs = self
             .output_names
@@ -284,8 +273,6 @@ impl Differentiable {
             accumulate(&mut grads, &name, g)?;
         }
         let mut found: HashMap<String, Tensor> = HashMap::new();
-        let profile = std::env::var_os("BLINDSPOT_PROFILE").is_some();
-        let mut times: HashMap<String, f64> = HashMap::new();
         for node in self.nodes.iter().rev() {
             let mut out_grads = Vec::with_capacity(node.output.len());
             for o in &node.output {
@@ -313,22 +300,13 @@ impl Differentiable {
                 .iter()
                 .map(|o| pass.values.get(o).cloned().context("a node output was not kept"))
                 .collect::<Result<_>>()?;
-            let t0 = std::time::Instant::now();
             let in_grads = backward::vjp(node, &inputs, &outputs, &out_grads, &needs, &ctx)
                 .with_context(|| format!("gradient of node {} ({})", node_label(node), node.op_type))?;
-            if profile {
-                *times.entry(node.op_type.clone()).or_default() += t0.elapsed().as_secs_f64();
-            }
             for ((name, g), need) in node.input.iter().zip(in_grads).zip(&needs) {
                 if let (Some(g), true) = (g, need) {
                     accumulate(&mut grads, name, g)?;
                 }
             }
-        }
-        if profile {
-            let mut t: Vec<_> = times.into_iter().collect();
-            t.sort_by(|a, b| b.1.total_cmp(&a.1));
-            eprintln!("backward {t:?}");
         }
         for w in wanted {
             if let Some(g) = grads.remove(*w) {
