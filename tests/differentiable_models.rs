@@ -182,147 +182,44 @@ fn real_models_gradients_equal_finite_differences() {
     }
 }
 
+/// The gradient with respect to an intermediate value that every path from the input crosses
+/// (a cut of the graph) obeys the chain rule: ⟨∂score/∂layer, Δlayer⟩ equals the change of the
+/// score for the same input step, both taken by central differences of the engine's forward pass.
 #[test]
-#[ignore]
-fn debug_layers() {
-    let name = std::env::var("DBG_MODEL").unwrap();
-    let shape: Vec<usize> = std::env::var("DBG_SHAPE")
-        .unwrap()
-        .split(',')
-        .map(|v| v.parse().unwrap())
-        .collect();
-    let model = Model::load(&cached(&name).unwrap(), Some(&shape)).unwrap();
-    let engine = Differentiable::new(&model).unwrap();
-    let x = photo_input(&std::env::var("DBG_PHOTO").unwrap(), &model.input_shape, true);
-    let fed: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let names: Vec<String> = engine
-        .value_names()
-        .iter()
-        .filter(|n| model.all_value_names().contains(n))
-        .cloned()
-        .collect();
-    let reference = model.runner(&names, false).unwrap().run(&fed).unwrap();
-    let t = engine.input_tensor(&x).unwrap();
-    let pass = engine.forward(&t).unwrap();
-    for r in &reference {
-        let o = blindspot::differentiable::to_value(&r.name, &pass.values[&r.name]).unwrap();
-        let scale = r.data.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-30);
-        let diff = r
+fn layer_gradients_obey_the_chain_rule_across_a_cut() {
+    for (name, layer_at) in [("lenet", 0.5), ("mlp", 0.6), ("patch_cnn", 0.5)] {
+        let model = blindspot::embedded::find(name).unwrap().load().unwrap();
+        let engine = Differentiable::on(&model, &Device::Cpu, DType::F64).unwrap();
+        let names = engine.value_names();
+        let layer = names[(names.len() as f64 * layer_at) as usize].clone();
+        let n: usize = model.input_shape.iter().product();
+        let x = random_input(n, 21);
+        let target = Target { output: 0, index: 2 };
+        let lg = engine.layer_gradient(&x, target, &layer).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let v: Vec<f64> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let h = 1e-6;
+        let run = |s: f64| {
+            let xs: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + s * b).collect();
+            let pass = engine.forward(&engine.input_tensor(&xs).unwrap()).unwrap();
+            let layer_value = blindspot::differentiable::to_value(&layer, &pass.values[&layer]).unwrap();
+            let score = blindspot::differentiable::to_value("out", &pass.outputs[0])
+                .unwrap()
+                .data[2];
+            (layer_value.data, score)
+        };
+        let ((l_plus, s_plus), (l_minus, s_minus)) = (run(h), run(-h));
+        let d_score = (s_plus - s_minus) / (2.0 * h);
+        let through_layer: f64 = lg
+            .gradient
             .data
             .iter()
-            .zip(&o.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        eprintln!(
-            "{} {:?} {:?} rel {:.3e} scale {scale:.3e}",
-            r.name,
-            r.shape,
-            o.shape,
-            diff / scale
-        );
-        if diff / scale > 1e-4 {
-            let i = (0..r.data.len())
-                .max_by(|&a, &b| (r.data[a] - o.data[a]).abs().total_cmp(&(r.data[b] - o.data[b]).abs()))
-                .unwrap();
-            eprintln!(
-                "  at {i}: tract {:e} ours {:e}; ours max {:e}",
-                r.data[i],
-                o.data[i],
-                o.data.iter().cloned().fold(0.0, f64::max)
-            );
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn debug_precision() {
-    let name = std::env::var("DBG_MODEL").unwrap();
-    let shape: Vec<usize> = std::env::var("DBG_SHAPE")
-        .unwrap()
-        .split(',')
-        .map(|v| v.parse().unwrap())
-        .collect();
-    let model = Model::load(&cached(&name).unwrap(), Some(&shape)).unwrap();
-    let x = photo_input(&std::env::var("DBG_PHOTO").unwrap(), &model.input_shape, true);
-    let x: Vec<f64> = x.iter().map(|&v| v as f32 as f64).collect();
-    let fed: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let tract = model.runner(&model.output_names, true).unwrap().run(&fed).unwrap();
-    let f32s = Differentiable::new(&model).unwrap().outputs(&x).unwrap();
-    let f64s = Differentiable::on(&model, &Device::Cpu, DType::F64)
-        .unwrap()
-        .outputs(&x)
-        .unwrap();
-    let d = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    eprintln!(
-        "tract vs f64 {:.3e}; f32 engine vs f64 {:.3e}; tract vs f32 {:.3e}",
-        d(&tract[0].data, &f64s[0].data),
-        d(&f32s[0].data, &f64s[0].data),
-        d(&tract[0].data, &f32s[0].data)
-    );
-}
-
-#[test]
-#[ignore]
-fn debug_speed() {
-    let model = Model::load(&cached("vit_s_focus.onnx").unwrap(), None).unwrap();
-    let x = random_input(3 * 224 * 224, 1);
-    let fed: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let runner = model.runner(&model.output_names, true).unwrap();
-    let engine = Differentiable::new(&model).unwrap();
-    for _ in 0..2 {
-        let t = std::time::Instant::now();
-        runner.run(&fed).unwrap();
-        let a = t.elapsed();
-        let t = std::time::Instant::now();
-        engine.outputs(&x).unwrap();
-        let b = t.elapsed();
-        let t = std::time::Instant::now();
-        engine.gradient(&x, Target { output: 0, index: 5 }).unwrap();
-        let c = t.elapsed();
-        eprintln!("tract {a:?} candle fwd {b:?} fwd+grad {c:?}");
-    }
-}
-
-#[test]
-#[ignore]
-fn debug_gemm() {
-    use blindspot::differentiable::Tensor;
-    let (m, k, n) = (257usize, 384usize, 1536usize);
-    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
-    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu).unwrap();
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            let _ = a.matmul(&b).unwrap();
-        }
-        let e = t.elapsed().as_secs_f64() / 20.0;
-        eprintln!(
-            "candle {:.2} ms, {:.1} GFLOP/s",
-            e * 1e3,
-            2.0 * (m * k * n) as f64 / e / 1e9
-        );
-    }
-    let fa = faer::Mat::<f32>::from_fn(m, k, |i, j| (i + j) as f32);
-    let fb = faer::Mat::<f32>::from_fn(k, n, |i, j| (i * j % 7) as f32);
-    let mut fc = faer::Mat::<f32>::zeros(m, n);
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            faer::linalg::matmul::matmul(
-                fc.as_mut(),
-                faer::Accum::Replace,
-                fa.as_ref(),
-                fb.as_ref(),
-                1.0,
-                faer::Par::rayon(2),
-            );
-        }
-        let e = t.elapsed().as_secs_f64() / 20.0;
-        eprintln!(
-            "faer {:.2} ms, {:.1} GFLOP/s",
-            e * 1e3,
-            2.0 * (m * k * n) as f64 / e / 1e9
-        );
+            .zip(l_plus.iter().zip(&l_minus))
+            .map(|(g, (p, m))| g * (p - m) / (2.0 * h))
+            .sum();
+        let err = (d_score - through_layer).abs() / d_score.abs().max(1e-12);
+        eprintln!("{name} at {layer}: score change {d_score:.8e}, through the layer {through_layer:.8e}");
+        assert!(err < 1e-6, "{name} {layer}: {d_score} vs {through_layer}");
+        assert_eq!(lg.activation.shape, engine.value_shape(&layer).unwrap());
     }
 }
