@@ -3,7 +3,7 @@
 //!
 //! tract-onnx does not re-export `prost`, so its `pb` types cannot be encoded from here; this
 //! module emits the same protobuf wire format itself, with the field tags of onnx.proto (as in
-//! `tract_onnx::pb`). Conventions: opset 13, ir_version 7, one float32 graph input named
+//! `tract_onnx::pb`). Conventions: opset 13 (or [`ModelSpec::opset`]), ir_version 7, one float32 graph input named
 //! [`INPUT`] and one output named [`OUTPUT`], weights as raw little-endian initializers.
 
 pub const INPUT: &str = "input";
@@ -96,6 +96,8 @@ pub struct ModelSpec {
     pub output_shape: Vec<i64>,
     pub nodes: Vec<Node>,
     pub initializers: Vec<Initializer>,
+    /// The default-domain opset the model declares ([`OPSET`] unless a test needs another form).
+    pub opset: i64,
 }
 
 impl ModelSpec {
@@ -106,7 +108,14 @@ impl ModelSpec {
             output_shape: output_shape.to_vec(),
             nodes: vec![],
             initializers: vec![],
+            opset: OPSET,
         }
+    }
+
+    /// The same model declared for `opset` (attribute and input forms are the caller's to match).
+    pub fn with_opset(mut self, opset: i64) -> ModelSpec {
+        self.opset = opset;
+        self
     }
 
     pub fn node(&mut self, node: Node) -> &mut Self {
@@ -224,7 +233,7 @@ fn encode_model(m: &ModelSpec) -> Vec<u8> {
     model.msg(7, graph); // ModelProto.graph
     let mut opset = Pb::default();
     opset.str(1, ""); // OperatorSetIdProto.domain
-    opset.int(2, OPSET); // OperatorSetIdProto.version
+    opset.int(2, m.opset); // OperatorSetIdProto.version
     model.msg(8, opset); // ModelProto.opset_import
     model.0
 }

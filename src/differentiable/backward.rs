@@ -9,7 +9,7 @@
 
 use super::ops::{self, axis_of, broadcast_batch, floats, rows, with_last};
 use super::{conv, kernels, Ctx};
-use crate::onnx_graph::{attr_float, attr_int, attr_ints};
+use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
 use anyhow::{Context, Result};
 use candle_core::{Tensor, Var};
 use tract_onnx::pb::NodeProto;
@@ -151,6 +151,7 @@ fn written_out(
                 .affine(2.0 / std::f64::consts::PI.sqrt(), 0.0)?;
             first(g.mul(&slope)?)
         }
+        "Gelu" if only_first => first(g.mul(&gelu_slope(node, arg(0)?)?)?),
         "Pow" if only_first && arg(1)?.elem_count() == 1 => {
             let e = floats(arg(1)?)?[0];
             let x = arg(0)?;
@@ -200,6 +201,31 @@ fn written_out(
         }
         _ => Ok(None),
     }
+}
+
+/// The derivative of Gelu, with full-precision constants (candle's own backward pass rounds
+/// 1/√(2π) to 0.398942, a relative error of 7e-7): Φ(x) + x·φ(x), or for the tanh approximation
+/// ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²) with t = tanh(√(2/π)(x + 0.044715x³)).
+fn gelu_slope(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
+    use std::f64::consts::PI;
+    if attr_string(node, "approximate").as_deref() == Some("tanh") {
+        let c = (2.0 / PI).sqrt();
+        let x2 = x.sqr()?;
+        let t = x.mul(&x2.affine(0.044715, 1.0)?)?.affine(c, 0.0)?.tanh()?;
+        let inner = x2.affine(3.0 * 0.044715 * c, c)?;
+        let second = x.mul(&t.sqr()?.affine(-1.0, 1.0)?)?.mul(&inner)?.affine(0.5, 0.0)?;
+        return Ok((t.affine(0.5, 0.5)? + second)?);
+    }
+    let cdf = x
+        .affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?
+        .erf()?
+        .affine(0.5, 0.5)?;
+    let density = x
+        .sqr()?
+        .affine(-0.5, 0.0)?
+        .exp()?
+        .affine(1.0 / (2.0 * PI).sqrt(), 0.0)?;
+    Ok((cdf + x.mul(&density)?)?)
 }
 
 /// Softmax: y ⊙ (g − Σ g ⊙ y); LogSoftmax: g − softmax ⊙ Σ g (sums along the softmax axis).

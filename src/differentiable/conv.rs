@@ -289,17 +289,27 @@ impl Transposed {
         }
         let mut w = Window::of(node, &[h, wd], vec![kh, kw])?;
         let op = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0, 0]);
-        let output_padding = [op[0] as usize, op[1] as usize];
+        let mut output_padding = [op[0] as usize, op[1] as usize];
         let lens = [h, wd];
         let full = [
             (lens[0] - 1) * w.strides[0] + w.span(0),
             (lens[1] - 1) * w.strides[1] + w.span(1),
         ];
         if let Some(shape) = attr_ints(node, "output_shape") {
-            // The pads follow from the requested output shape (split as SAME_UPPER does).
+            // The pads follow from the requested output shape: the odd one at the end for
+            // SAME_UPPER, at the beginning otherwise (the ONNX spec). A longer output than the
+            // taps reach is extended with zeros at the end, as tract does.
+            let upper = attr_string(node, "auto_pad").as_deref() == Some("SAME_UPPER");
             for i in 0..2 {
-                let total = (full[i] + output_padding[i]).saturating_sub(shape[shape.len() - 2 + i] as usize);
-                w.pads[i] = (total / 2, total - total / 2);
+                let total = (full[i] + output_padding[i]) as i64 - shape[shape.len() - 2 + i];
+                if total < 0 {
+                    output_padding[i] += (-total) as usize;
+                    w.pads[i] = (0, 0);
+                } else {
+                    let total = total as usize;
+                    let begin = if upper { total / 2 } else { total - total / 2 };
+                    w.pads[i] = (begin, total - begin);
+                }
             }
         }
         Ok(Transposed {

@@ -202,7 +202,11 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         }
         "Flatten" => {
             let x = x()?;
-            let axis = axis_of(attr_int(node, "axis", 1), x.rank() + 1)?;
+            // axis in [-r, r]: a negative one counts from the back of the rank-r input.
+            let axis = match attr_int(node, "axis", 1) {
+                a if a < 0 => axis_of(a, x.rank())?,
+                a => axis_of(a, x.rank() + 1)?,
+            };
             let rows: usize = x.dims()[..axis].iter().product();
             one(x.reshape((rows, x.elem_count() / rows.max(1)))?)
         }
