@@ -597,6 +597,14 @@ fn conv_cases() -> Vec<Case> {
         });
         cases.push(case(g.done(y), std_input()));
     }
+    for pad in ["SAME_UPPER", "SAME_LOWER"] {
+        let mut g = G::new(&format!("ConvTranspose_auto_pad_{pad}"), &[1, 4, 4, 5]);
+        let w = g.rand(&[4, 2, 3, 3], -0.4, 0.4);
+        let y = g.op("ConvTranspose", &[INPUT, w], |n| {
+            n.attr("auto_pad", s(pad)).ints("strides", &[2, 2])
+        });
+        cases.push(case(g.done(y), std_input()));
+    }
     // An output_shape shorter than the taps reach: tract 0.23 refuses it (it keeps the pads and
     // adds the difference at the end); ONNX takes pads from the shortfall, the odd one at the
     // beginning (at the end for SAME_UPPER). Oracles: the same ConvTranspose with those pads.
@@ -857,6 +865,11 @@ fn shape_cases() -> Vec<Case> {
     let a = g.op1("Sin", &[parts[0]]);
     let y = g.op("Concat", &[parts[1], a], |n| n.int("axis", 2));
     cases.push(case(g.done(y), std_input()));
+    let mut g = G::new("Split_opset18_num_outputs", &[2, 3, 5]).opset(18);
+    let parts = g.op_n("Split", &[INPUT], 2, |n| n.int("axis", -1).int("num_outputs", 2));
+    let a = g.op1("Exp", &[parts[1]]);
+    let y = g.op("Concat", &[a, parts[0]], |n| n.int("axis", 2));
+    cases.push(case(g.done(y), std_input()));
     // Slice: negative steps and indices, ends past the axis, defaults for axes and steps.
     let slices: Vec<(&str, Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>)> = vec![
         ("reverse", vec![-1], vec![i64::MIN], Some(vec![2]), Some(vec![-1])),
@@ -968,6 +981,25 @@ fn shape_cases() -> Vec<Case> {
     let last = g.ints(&[-1]);
     let target = g.op("Concat", &[one, sh, last], |n| n.int("axis", 0));
     let y = g.op1("Reshape", &[INPUT, target]);
+    cases.push(case(g.done(y), std_input()));
+    // Integer Equal and Where in shape arithmetic (the pattern exporters write for Expand):
+    // -1 in the target shape keeps the input's dimension.
+    let mut g = G::new("Equal_Where_on_shapes", &[3, 1]);
+    let target = g.ints(&[2, -1, 4]);
+    let minus_one = g.i64s(&[], vec![-1]);
+    let is_kept = g.op1("Equal", &[target, minus_one]);
+    let ones = g.ints(&[1, 1, 1]);
+    let expanded = g.op1("Where", &[is_kept, ones, target]);
+    let y = g.op1("Expand", &[INPUT, expanded]);
+    cases.push(case(g.done(y), std_input()));
+    // Resize sizes computed from the input's shape through float arithmetic and a Cast back.
+    let mut g = G::new("Cast_shape_arithmetic_resize_sizes", &[1, 2, 5, 4]);
+    let sh = g.op1("Shape", &[INPUT]);
+    let f = g.op("Cast", &[sh], |n| n.int("to", 1));
+    let factors = g.f32s(&[4], vec![1.0, 1.0, 1.5, 2.0]);
+    let scaled = g.op1("Mul", &[f, factors]);
+    let sizes = g.op("Cast", &[scaled], |n| n.int("to", 7));
+    let y = g.op("Resize", &[INPUT, "", "", sizes], |n| n.attr("mode", s("linear")));
     cases.push(case(g.done(y), std_input()));
     // ConstantOfShape (zeros of the input's shape) and a Constant added to the input.
     let mut g = G::new("ConstantOfShape_Constant", &shape);
@@ -1326,7 +1358,28 @@ fn untranslated_forms_are_refused_with_a_message() {
         n.int("group", 2).ints("strides", &[2, 2])
     });
     let grouped = g.done(y);
-    for (spec, what) in [(conv_1d, "rank-3"), (grouped, "group 2")] {
+    let mut g = G::new("max_pool_ceil_mode", &[1, 2, 5, 5]);
+    let y = g.op("MaxPool", &[INPUT], |n| {
+        n.ints("kernel_shape", &[2, 2])
+            .ints("strides", &[2, 2])
+            .int("ceil_mode", 1)
+    });
+    let ceil = g.done(y);
+    let mut g = G::new("pad_reflect", &[2, 3, 4]);
+    let pads = g.ints(&[0, 1, 1, 0, 1, 1]);
+    let y = g.op("Pad", &[INPUT, pads], |n| n.attr("mode", s("reflect")));
+    let reflect = g.done(y);
+    let mut g = G::new("matmul_vector", &[3, 4]);
+    let v = g.rand(&[4], -1.0, 1.0);
+    let y = g.op1("MatMul", &[INPUT, v]);
+    let vector = g.done(y);
+    for (spec, what) in [
+        (conv_1d, "rank-3"),
+        (grouped, "group 2"),
+        (ceil, "ceil_mode"),
+        (reflect, "reflect"),
+        (vector, "vector"),
+    ] {
         let model = load(&spec).unwrap();
         let err = match Differentiable::new(&model) {
             Ok(_) => panic!("{} was accepted", spec.graph_name),

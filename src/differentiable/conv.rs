@@ -295,11 +295,16 @@ impl Transposed {
             (lens[0] - 1) * w.strides[0] + w.span(0),
             (lens[1] - 1) * w.strides[1] + w.span(1),
         ];
-        if let Some(shape) = attr_ints(node, "output_shape") {
+        // SAME_UPPER and SAME_LOWER ask for an output `stride` times the input.
+        let auto_pad = attr_string(node, "auto_pad").unwrap_or_default();
+        let same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+        let requested = attr_ints(node, "output_shape")
+            .or_else(|| same.then(|| vec![(h * w.strides[0]) as i64, (wd * w.strides[1]) as i64]));
+        if let Some(shape) = requested {
             // The pads follow from the requested output shape: the odd one at the end for
             // SAME_UPPER, at the beginning otherwise (the ONNX spec). A longer output than the
             // taps reach is extended with zeros at the end, as tract does.
-            let upper = attr_string(node, "auto_pad").as_deref() == Some("SAME_UPPER");
+            let upper = auto_pad == "SAME_UPPER";
             for i in 0..2 {
                 let total = (full[i] + output_padding[i]) as i64 - shape[shape.len() - 2 + i];
                 if total < 0 {
