@@ -37,6 +37,7 @@ pub mod demo;
 pub mod differentiable;
 pub mod digits;
 pub mod embedded;
+pub mod explain;
 pub mod front_end_folds;
 pub mod frontend;
 pub mod linop;

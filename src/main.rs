@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
+use blindspot::explain::comparison::{explain, ExplainRequest};
+use blindspot::explain::Method;
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
 use blindspot::{audit, demo, npy, report, survey, Preprocess, RankRule};
@@ -149,6 +151,48 @@ enum Command {
         /// Seed of the generic random weights.
         #[arg(long, default_value = "0")]
         seed: u64,
+    },
+    /// Attribution maps of one output element with respect to the input tensor as fed; with
+    /// --compare, the maps of a collision and of a random control of the same size beside the
+    /// original's, with agreement figures.
+    Explain {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The image to explain.
+        image: PathBuf,
+        /// Input shape where the model's is dynamic, e.g. 1,3,224,224.
+        #[arg(long, value_delimiter = ',')]
+        input_shape: Option<Vec<usize>>,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+        #[arg(long, value_enum, default_value = "gradient")]
+        method: Method,
+        /// Flat index of the explained element of the first output (default: its argmax).
+        #[arg(long)]
+        output_index: Option<usize>,
+        /// A tensor shaped like the model input (collide's collide-000.npy) to explain beside the image.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Grad-CAM layer (an ONNX value name; default: the last spatial layer).
+        #[arg(long)]
+        layer: Option<String>,
+        /// Integrated gradients: path points (Riemann midpoint rule), baseline zeros.
+        #[arg(long, default_value = "32")]
+        steps: usize,
+        /// SmoothGrad: noisy samples.
+        #[arg(long, default_value = "16")]
+        samples: usize,
+        /// SmoothGrad: noise σ as a fraction of the input's value range.
+        #[arg(long, default_value = "0.15")]
+        noise: f64,
+        /// Seed of SmoothGrad's noise and of the control.
+        #[arg(long, default_value = "0")]
+        seed: u64,
+        #[arg(long, default_value = "blindspot-explain")]
+        out: PathBuf,
+        /// Print the JSON report instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare two input tensors (.npy) through the whole model, value by value.
     Verify {
@@ -344,6 +388,49 @@ fn run(cli: Cli) -> Result<()> {
                 if !no_figure {
                     println!("figure: {}", figure.display());
                 }
+            }
+        }
+        Command::Explain {
+            model,
+            image,
+            input_shape,
+            pre,
+            method,
+            output_index,
+            compare,
+            layer,
+            steps,
+            samples,
+            noise,
+            seed,
+            out,
+            json,
+        } => {
+            let shape = pre.input_shape(&input_shape)?;
+            let m = blindspot::Model::load(&model, shape.as_deref())?;
+            let req = ExplainRequest {
+                image,
+                compare,
+                method,
+                output_index,
+                settings: blindspot::explain::Settings {
+                    baseline: None,
+                    steps,
+                    samples,
+                    noise,
+                    seed,
+                    layer,
+                },
+            };
+            let bar = progress_bar(cli.quiet, req.evaluations(), method.name());
+            let result = explain(&m, &pre.preprocess()?, &req, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            result.write(&out)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            } else {
+                print!("{}", report::explain_table(&result.report));
+                println!("wrote {} files to {}", result.report.files.len(), out.display());
             }
         }
         Command::Verify { model, a, b, pre } => {

@@ -3,6 +3,7 @@
 use crate::audit::AuditReport;
 use crate::collide::CollideReport;
 use crate::demo::DemoReport;
+use crate::explain::comparison::ExplainReport;
 use crate::preprocess::Pixels;
 use crate::survey::SurveyRow;
 use image::{Rgb, RgbImage};
@@ -314,6 +315,77 @@ pub fn collide_table(r: &CollideReport) -> String {
             );
         }
     }
+    s
+}
+
+/// `blindspot explain`'s table: the target, scores, and how far the compared input's and the
+/// control's maps agree with the original's.
+pub fn explain_table(r: &ExplainReport) -> String {
+    let st = &r.settings;
+    let mut how = vec![];
+    if let (Some(steps), Some(b)) = (st.steps, st.baseline) {
+        how.push(format!("{steps} steps, baseline {b}"));
+    }
+    if let (Some(n), Some(sigma)) = (st.samples, st.noise_sigma) {
+        how.push(format!("{n} samples, σ {sigma:.4}, seed {}", st.seed));
+    }
+    if let (Some(l), Some(shape)) = (&st.layer, &st.layer_shape) {
+        how.push(format!("layer {l} {shape:?}"));
+    }
+    let mut s = format!(
+        "model {}  |  method {}{}  |  output index {} of {}\n",
+        r.model,
+        r.method.name(),
+        if how.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", how.join("; "))
+        },
+        r.output_index,
+        r.output_name
+    );
+    s += &format!(
+        "{:<9} {:>12} {:>9} {:>11} {:>11} {:>10} {:>10} {:>8}\n",
+        "input", "score", "pixel L2", "output rel", "max |Δmap|", "rel diff", "pearson", "top-10%"
+    );
+    s += &format!(
+        "{:<9} {:>12.5e} {:>9} {:>11} {:>11} {:>10} {:>10} {:>8}\n",
+        "original", r.scores.original, "-", "-", "-", "-", "-", "-"
+    );
+    if let (Some(inputs), Some(a)) = (&r.inputs, &r.agreement) {
+        let rows = [
+            ("compare", r.scores.compare, &inputs.compare, &a.compare),
+            ("control", r.scores.control, &inputs.control, &a.control),
+        ];
+        for (label, score, change, ag) in rows {
+            s += &format!(
+                "{:<9} {:>12.5e} {:>9.3} {:>11.2e} {:>11.2e} {:>10.2e} {:>10.6} {:>8.3}\n",
+                label,
+                score.unwrap_or(f64::NAN),
+                change.pixel_l2,
+                change.output_rel_diff,
+                ag.max_abs_diff,
+                ag.rel_diff,
+                ag.pearson,
+                ag.top10_overlap
+            );
+        }
+    }
+    if let Some(d) = &r.by_design {
+        for (label, c) in [("compare", &d.compare), ("control", &d.control)] {
+            s += &format!(
+                "by design, {label}: gradients rel diff {:.2e}; map difference {:.3e}, of which (z − x) ⊙ gradient leaves {:.3e} unexplained\n",
+                c.gradient_agreement.rel_diff, c.map_difference_max_abs, c.explained_difference_max_abs
+            );
+        }
+    }
+    if let Some(c) = &r.completeness {
+        s += &format!(
+            "completeness: Σ map {:.5e} vs score − baseline score {:.5e} (relative gap {:.2e})\n",
+            c.original.sum, c.original.expected, c.original.rel_gap
+        );
+    }
+    s += &format!("{}\n", r.note);
     s
 }
 
