@@ -2,12 +2,16 @@
 //! without a file from outside the repository. Every model is audited; where its front end has a
 //! null space, digits get collisions in all three modes (one made to look like another digit),
 //! each verified through the whole model beside a random control; `lenet` shows the honest
-//! other case, a first layer that ignores nothing.
+//! other case, a first layer that ignores nothing. The explanation panel runs the attribution
+//! methods on a digit, its `far` collision and the control: the maps a collision cannot change
+//! (gradient, SmoothGrad, Grad-CAM) and the one that changes by design (input × gradient).
 
 use crate::audit::{audit, front_end_null_space, AuditReport};
 use crate::collide::{collide_pixels, CollisionRecord, SearchSettings};
 use crate::digits::{png_name, EmbeddedDigit, EMBEDDED};
 use crate::embedded::{EmbeddedModel, MODELS};
+use crate::explain::comparison::{explain_pixels, AgreementPair, ExplainRequest};
+use crate::explain::{Agreement, Method, Settings};
 use crate::frontend::{FrontEnd, FrontEndKind};
 use crate::npy::{encode_f32, write_atomic};
 use crate::preprocess::{decode_image, ImageNotes, Pixels};
@@ -112,8 +116,33 @@ pub struct ModelDemo {
     pub summary: Option<Summary>,
     pub figure: Option<String>,
     pub collisions: Vec<DemoCollision>,
+    /// Attribution maps of the first digit with a `far` collision, that collision and the control.
+    pub explanations: Vec<DemoExplanation>,
     pub audit: AuditReport,
 }
+
+/// One attribution method on a digit, its `far` collision and the random control.
+#[derive(Serialize)]
+pub struct DemoExplanation {
+    pub method: Method,
+    pub source: DigitRef,
+    pub output_index: Option<usize>,
+    /// The collision's map against the original's, and the control's.
+    pub agreement: Option<AgreementPair>,
+    /// Input × gradient: how far the gradients agree although the maps differ by design.
+    pub gradient_agreement: Option<Agreement>,
+    pub figure: Option<String>,
+    /// Why the method has no map for this model (Grad-CAM without a spatial layer).
+    pub not_defined: Option<String>,
+}
+
+/// The methods the panel shows.
+pub const EXPLAIN_METHODS: [Method; 4] = [
+    Method::Gradient,
+    Method::SmoothGrad,
+    Method::GradCam,
+    Method::InputXGradient,
+];
 
 #[derive(Serialize)]
 pub struct DemoReport {
@@ -207,6 +236,7 @@ fn run_model(
         summary: None,
         figure: None,
         collisions: vec![],
+        explanations: vec![],
         audit: audit_report,
     };
     let Some(ns) = ns.filter(|n| n.nullity > 0) else {
@@ -230,6 +260,8 @@ fn run_model(
     };
     let mut files = vec![];
     let mut grid_rows = vec![];
+    // The first `far` collision that moved: the digit and the tensor as fed.
+    let mut far_of_first: Option<(&EmbeddedDigit, Vec<f32>)> = None;
     for (p, &(source_label, target_label)) in PAIRS.iter().take(opts.pairs.max(1)).enumerate() {
         let (source, target) = (embedded_digit(source_label), embedded_digit(target_label));
         let original = decode(source)?;
@@ -260,6 +292,9 @@ fn run_model(
             record.png = format!("{stem}.png");
             record.npy = format!("{stem}.npy");
             let z = &found.found[0];
+            if far_of_first.is_none() && mode == Mode::Far && record.comparison.l2 > MOVED {
+                far_of_first = Some((source, found.tensors[0].clone()));
+            }
             files.push((record.png.clone(), png_bytes(&z.to_rgb8())?));
             files.push((record.npy.clone(), encode_f32(&model.input_shape, &found.tensors[0])));
             if mode == Mode::Target {
@@ -289,6 +324,12 @@ fn run_model(
         row.extend(diffs);
         grid_rows.push(row);
     }
+    if let Some((source, z)) = far_of_first {
+        progress(&format!("{} explanations", embedded.name));
+        let (explanations, figures) = explanation_panel(&model, &fe, source, decode(source)?, z, opts.seed)?;
+        demo.explanations = explanations;
+        files.extend(figures);
+    }
     let summary = summarise(&demo.collisions);
     if summary.moved == 0 {
         demo.statement = Some(no_room_statement(&demo));
@@ -299,6 +340,79 @@ fn run_model(
     }
     demo.summary = Some(summary);
     Ok((demo, files))
+}
+
+/// Every method of [`EXPLAIN_METHODS`] on `source`, its `far` collision `z` (the tensor as fed) and
+/// the random control; one figure per method.
+fn explanation_panel(
+    model: &crate::Model,
+    fe: &FrontEnd,
+    source: &EmbeddedDigit,
+    image: (Pixels, ImageNotes),
+    z: Vec<f32>,
+    seed: u64,
+) -> Result<(Vec<DemoExplanation>, Vec<OutputFile>)> {
+    let digit = DigitRef {
+        label: source.label,
+        row: source.row,
+    };
+    let name = model
+        .path
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let (mut explanations, mut files) = (vec![], vec![]);
+    for method in EXPLAIN_METHODS {
+        let req = ExplainRequest {
+            image: format!("models/digits/{}", png_name(source.label, source.row)).into(),
+            compare: None,
+            method,
+            output_index: None,
+            settings: Settings {
+                seed,
+                ..Settings::default()
+            },
+        };
+        let explained = explain_pixels(
+            model,
+            (&fe.preprocess_map, &fe.grid),
+            image.clone(),
+            Some((format!("{name} far collision"), z.clone())),
+            fe.output_value.as_deref(),
+            &req,
+            &|| {},
+        );
+        let e = match explained {
+            Ok(e) => e,
+            // Grad-CAM needs a layer laid out in space after the first linear layer.
+            Err(err) if method == Method::GradCam => {
+                explanations.push(DemoExplanation {
+                    method,
+                    source: digit,
+                    output_index: None,
+                    agreement: None,
+                    gradient_agreement: None,
+                    figure: None,
+                    not_defined: Some(format!("{err:#}")),
+                });
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let figure = format!("{name}/explain-{}.png", method.name());
+        if let Some((_, bytes)) = e.figures.iter().find(|(f, _)| f == "explain.png") {
+            files.push((figure.clone(), bytes.clone()));
+        }
+        explanations.push(DemoExplanation {
+            method,
+            source: digit,
+            output_index: Some(e.report.output_index),
+            agreement: e.report.agreement.clone(),
+            gradient_agreement: e.report.by_design.as_ref().map(|d| d.compare.gradient_agreement),
+            figure: Some(figure),
+            not_defined: None,
+        });
+    }
+    Ok((explanations, files))
 }
 
 /// ‖P (t − x)‖² / ‖t − x‖² for the null-space projector P.

@@ -118,6 +118,64 @@ pub fn demo_table(r: &DemoReport) -> String {
         }
         rows.push(row);
     }
+    let mut s = pipe_table(&header, &rows);
+    s += "\noutput deviation: the largest relative change of the logits over all collisions; control deviation:\n";
+    s += "the smallest relative change caused by a random perturbation of the same size (L2); PSNR to target:\n";
+    s += "how closely the target-mode collisions look like the digit they imitate (the source digit's own PSNR\n";
+    s += "to it in brackets). Black background cannot be painted where any positive change would show in the first\n";
+    s += "layer, so patch models change mostly the strokes.\n";
+    for st in statements {
+        s += &format!("{st}\n");
+    }
+    s + &demo_explanation_table(r)
+}
+
+/// The demo's explanation panel: per model and method, how far the maps of the `far` collision
+/// and of the control are from the original's.
+fn demo_explanation_table(r: &DemoReport) -> String {
+    let mut rows = vec![];
+    for m in &r.models {
+        for e in &m.explanations {
+            let cells = match (&e.agreement, &e.not_defined) {
+                (Some(a), _) => [
+                    format!("{:.1e} / {:.5}", a.compare.rel_diff, a.compare.pearson),
+                    format!("{:.1e} / {:.3}", a.control.rel_diff, a.control.pearson),
+                    match e.gradient_agreement {
+                        Some(g) => format!("differs by design; gradients agree to {:.1e}", g.rel_diff),
+                        None => "must agree".into(),
+                    },
+                ],
+                (None, Some(_)) => [
+                    "-".into(),
+                    "-".into(),
+                    "not defined: no spatial layer (report.json says why)".into(),
+                ],
+                (None, None) => ["-".into(), "-".into(), "-".into()],
+            };
+            let mut row = vec![m.name.clone(), e.method.name().to_string()];
+            row.extend(cells);
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "model",
+        "map",
+        "collision: rel diff / Pearson",
+        "control: rel diff / Pearson",
+        "why",
+    ];
+    let mut s = String::from(
+        "\nExplanations of the first digit, its far collision and the control (one colour scale per figure):\n",
+    );
+    s += &pipe_table(&header, &rows);
+    s
+}
+
+/// A Markdown-style table with padded columns.
+fn pipe_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
@@ -128,7 +186,7 @@ pub fn demo_table(r: &DemoReport) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: Vec<&str>| -> String {
+    let line = |cells: &[&str]| -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -136,26 +194,11 @@ pub fn demo_table(r: &DemoReport) -> String {
             .collect();
         format!("| {} |\n", padded.join(" | "))
     };
-    let mut s = line(header.to_vec());
-    s += &line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    );
-    for row in &rows {
-        s += &line(row.iter().map(String::as_str).collect());
-    }
-    s += "\noutput deviation: the largest relative change of the logits over all collisions; control deviation:\n";
-    s += "the smallest relative change caused by a random perturbation of the same size (L2); PSNR to target:\n";
-    s += "how closely the target-mode collisions look like the digit they imitate (the source digit's own PSNR\n";
-    s += "to it in brackets). Black background cannot be painted where any positive change would show in the first\n";
-    s += "layer, so patch models change mostly the strokes.\n";
-    for st in statements {
-        s += &format!("{st}\n");
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let mut s = line(header);
+    s += &line(&rule.iter().map(String::as_str).collect::<Vec<_>>());
+    for row in rows {
+        s += &line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     s
 }
