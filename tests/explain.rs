@@ -226,8 +226,8 @@ fn input_x_gradient_differs_by_exactly_the_input_difference_times_the_shared_gra
         let (x, z) = (&e.original, e.compare.as_ref().unwrap());
         let g = x.map.multiplied_gradient.as_ref().unwrap();
         let scale = x.map.values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        for i in 0..g.len() {
-            let expected = (z.tensor[i] - x.tensor[i]) as f64 * g[i];
+        for (i, g) in g.iter().enumerate() {
+            let expected = (z.tensor[i] as f64 - x.tensor[i] as f64) * g;
             assert!((z.map.values[i] - x.map.values[i] - expected).abs() < 1e-4 * scale);
         }
     }
@@ -463,8 +463,23 @@ fn vit_s14_gradient_and_gradcam_maps_of_a_collision_agree_to_float_rounding() {
     };
     let model = Model::load(&model_path, None).unwrap();
     let c = case(model, Preprocess::default(), &photo, Mode::Random, 3);
-    for method in [Method::Gradient, Method::GradCam] {
-        let e = run(&c, method, Settings::default()).unwrap();
+    // Grad-CAM at the default layer (the decoder's last feature map, relu3 [1, 64, 128, 128]) and
+    // at the backbone's last token sequence ([1, 257, 384]: class token dropped, 16×16 grid).
+    let tokens = Some("/backbone/layernorm/Add_1_output_0".to_string());
+    for (method, layer) in [
+        (Method::Gradient, None),
+        (Method::GradCam, None),
+        (Method::GradCam, tokens),
+    ] {
+        let e = run(
+            &c,
+            method,
+            Settings {
+                layer,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         print("vit_s14", &e);
         let a = e.report.agreement.as_ref().unwrap();
         assert!(a.compare.rel_diff < 1e-4, "{method:?}: {}", a.compare.rel_diff);

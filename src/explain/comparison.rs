@@ -406,11 +406,17 @@ fn design_check(x: &Explained, z: &Explained) -> Result<DesignCheck> {
         bail!("the method keeps no gradient to check its difference against");
     };
     let (mut diff, mut unexplained) = (0.0f64, 0.0f64);
-    for i in 0..gx.len() {
-        let d = z.map.values[i] - x.map.values[i];
-        let dz = z.tensor[i] as f64 - x.tensor[i] as f64;
+    for (((mz, mx), (tz, tx)), g) in z
+        .map
+        .values
+        .iter()
+        .zip(&x.map.values)
+        .zip(z.tensor.iter().zip(&x.tensor))
+        .zip(gx)
+    {
+        let d = mz - mx;
         diff = diff.max(d.abs());
-        unexplained = unexplained.max((d - dz * gx[i]).abs());
+        unexplained = unexplained.max((d - (*tz as f64 - *tx as f64) * g).abs());
     }
     Ok(DesignCheck {
         gradient_agreement: agreement(gx, gz),
@@ -460,8 +466,13 @@ fn note(r: &ExplainReport) -> String {
     };
     let collision = inputs.compare.output_rel_diff < 1e-4;
     let kind = if collision {
+        let clipped = if inputs.control.pixel_l2 < 0.99 * inputs.compare.pixel_l2 {
+            format!(", after clipping to [0, 1] an L2 of {:.3}", inputs.control.pixel_l2)
+        } else {
+            String::new()
+        };
         format!(
-            "The compared input is a collision: it moves the pixels by an L2 of {:.3} and the outputs by a relative {:.1e} (the control, of the same L2: {:.1e}).",
+            "The compared input is a collision: it moves the pixels by an L2 of {:.3} and the outputs by a relative {:.1e} (the control, a random direction of the same L2{clipped}: {:.1e}).",
             inputs.compare.pixel_l2, inputs.compare.output_rel_diff, inputs.control.output_rel_diff
         )
     } else {

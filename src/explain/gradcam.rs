@@ -3,7 +3,7 @@
 //! (half-pixel centres, edges clamped: PyTorch's `align_corners=False`) to the input's H×W and
 //! repeated over its channels, so that the map is shaped like the input tensor.
 //!
-//! The layer is a feature map [1, C, h, w] (channels last where the input is NHWC) or a token
+//! The layer is a feature map [1, C, h, w] with C > 1 (channels last where the input is NHWC) or a token
 //! sequence [1, T, D] with T = g² or g² + 1 (a ViT: the class token, the first, is dropped and the
 //! g² patch tokens are laid out as a g×g grid). By default it is the last such value computed
 //! after the first linear layer, model outputs and attention maps ([1, heads, T, T]) excepted.
@@ -47,8 +47,8 @@ fn square_side(n: usize) -> Option<usize> {
 fn layer_kind(shape: &[usize], channels_last: bool) -> Option<LayerKind> {
     match *shape {
         [1, a, b, c] => {
-            let (h, w) = if channels_last { (a, b) } else { (b, c) };
-            (h * w > 1).then_some(if channels_last {
+            let (ch, h, w) = if channels_last { (c, a, b) } else { (a, b, c) };
+            (h * w > 1 && ch > 1).then_some(if channels_last {
                 LayerKind::FeatureMapChannelsLast
             } else {
                 LayerKind::FeatureMap
