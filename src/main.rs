@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::explain::comparison::{explain, ExplainRequest};
-use blindspot::explain::Method;
+use blindspot::explain::{Baseline, Method};
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
 use blindspot::{audit, demo, npy, report, survey, Preprocess, RankRule};
@@ -176,9 +176,12 @@ enum Command {
         /// Grad-CAM layer (an ONNX value name; default: the last spatial layer).
         #[arg(long)]
         layer: Option<String>,
-        /// Integrated gradients: path points (Riemann midpoint rule), baseline zeros.
+        /// Integrated gradients: path points (Riemann midpoint rule).
         #[arg(long, default_value = "32")]
         steps: usize,
+        /// Integrated gradients: the baseline, a .npy shaped like the model input (default: zeros).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// SmoothGrad: noisy samples.
         #[arg(long, default_value = "16")]
         samples: usize,
@@ -400,6 +403,7 @@ fn run(cli: Cli) -> Result<()> {
             compare,
             layer,
             steps,
+            baseline,
             samples,
             noise,
             seed,
@@ -414,7 +418,7 @@ fn run(cli: Cli) -> Result<()> {
                 method,
                 output_index,
                 settings: blindspot::explain::Settings {
-                    baseline: None,
+                    baseline: baseline.map_or(Baseline::Zeros, Baseline::File),
                     steps,
                     samples,
                     noise,

@@ -366,7 +366,7 @@ pub fn collide_table(r: &CollideReport) -> String {
 pub fn explain_table(r: &ExplainReport) -> String {
     let st = &r.settings;
     let mut how = vec![];
-    if let (Some(steps), Some(b)) = (st.steps, st.baseline) {
+    if let (Some(steps), Some(b)) = (st.steps, &st.baseline) {
         how.push(format!("{steps} steps, baseline {b}"));
     }
     if let (Some(n), Some(sigma)) = (st.samples, st.noise_sigma) {

@@ -408,6 +408,31 @@ fn cli_explain_writes_maps_figures_and_report() {
     assert!(std::fs::read_dir(&out)
         .unwrap()
         .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    // Integrated gradients from a grey baseline file: the report names it, and the map sums to
+    // score(x) − score(grey) within the quadrature error.
+    let grey = dir.path().join("grey.npy");
+    std::fs::write(&grey, blindspot::npy::encode_f32(&[1, 1, 28, 28], &[0.5; 784])).unwrap();
+    let ig_out = dir.path().join("ig");
+    let o = blindspot(&[
+        "explain",
+        model,
+        image,
+        "--method",
+        "integrated-gradients",
+        "--steps",
+        "64",
+        "--baseline",
+        grey.to_str().unwrap(),
+        "--out",
+        ig_out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ig: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ig["settings"]["baseline"], grey.to_str().unwrap());
+    assert_eq!(ig["settings"]["steps"], 64);
+    assert!(ig["completeness"]["original"]["rel_gap"].as_f64().unwrap() < 0.05);
+    assert!(ig["agreement"].is_null() && ig["by_design"].is_null());
     // The table mode names the rows.
     let o = blindspot(&["explain", model, image, "--out", out.to_str().unwrap()]);
     assert!(o.status.success());
@@ -454,6 +479,18 @@ fn cli_bad_compare_file_exits_2_with_one_line_and_writes_nothing() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("out of range"));
+    let o = blindspot(&[
+        "explain",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--baseline",
+        nan.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("integrated-gradients only"));
+    assert!(!dir.path().join("out").exists());
 }
 
 #[test]

@@ -47,7 +47,8 @@ impl ExplainRequest {
 pub struct SettingsReport {
     /// The attributed output (always the first) and the flat element of it.
     pub target_output: usize,
-    pub baseline: Option<&'static str>,
+    /// Integrated gradients: "zeros", the baseline's file, or "given" (a tensor set in the library).
+    pub baseline: Option<String>,
     pub steps: Option<usize>,
     pub integration: Option<&'static str>,
     pub samples: Option<usize>,
@@ -381,7 +382,7 @@ fn settings_report(req: &ExplainRequest, details: &Details) -> SettingsReport {
     let sg = req.method == Method::SmoothGrad;
     SettingsReport {
         target_output: 0,
-        baseline: ig.then_some(if s.baseline.is_some() { "given" } else { "zeros" }),
+        baseline: ig.then(|| s.baseline.describe()),
         steps: ig.then_some(s.steps),
         integration: ig.then_some("Riemann midpoint: alpha_k = (k + 1/2) / steps"),
         samples: sg.then_some(s.samples),

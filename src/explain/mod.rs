@@ -32,7 +32,7 @@ pub use integrated_gradients::IntegratedGradients;
 pub use smoothgrad::SmoothGrad;
 
 use crate::differentiable::{Differentiable, Target};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 /// The attribution methods, by the names the command line uses.
@@ -72,12 +72,53 @@ impl Method {
     }
 }
 
+/// Integrated gradients' starting point, in the units of the input tensor as fed.
+#[derive(Clone, Debug, Default)]
+pub enum Baseline {
+    /// All zeros.
+    #[default]
+    Zeros,
+    /// A tensor shaped like the input.
+    Tensor(Vec<f64>),
+    /// A `.npy` file shaped like the input, read when the method is built.
+    File(std::path::PathBuf),
+}
+
+impl Baseline {
+    /// The baseline as a tensor of `shape`: zeros, the tensor, or the file's contents.
+    pub fn resolve(&self, shape: &[usize]) -> Result<Vec<f64>> {
+        let n: usize = shape.iter().product();
+        let values = match self {
+            Baseline::Zeros => vec![0.0; n],
+            Baseline::Tensor(v) => v.clone(),
+            Baseline::File(p) => comparison::read_input_tensor(p, shape)
+                .with_context(|| format!("the baseline {}", p.display()))?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        };
+        if values.len() != n {
+            bail!("the baseline holds {} values; the input {n}", values.len());
+        }
+        Ok(values)
+    }
+
+    /// How reports name it: "zeros", the file, or "given".
+    pub fn describe(&self) -> String {
+        match self {
+            Baseline::Zeros => "zeros".into(),
+            Baseline::Tensor(_) => "given".into(),
+            Baseline::File(p) => p.display().to_string(),
+        }
+    }
+}
+
 /// The arguments every method shares; each reads the ones it needs.
 #[derive(Clone, Debug, Serialize)]
 pub struct Settings {
-    /// The integrated-gradients baseline, shaped like the input tensor; `None`: zeros.
+    /// The integrated-gradients baseline.
     #[serde(skip)]
-    pub baseline: Option<Vec<f64>>,
+    pub baseline: Baseline,
     /// Integrated gradients: points on the path (Riemann midpoint rule).
     pub steps: usize,
     /// SmoothGrad: noisy copies of the input.
@@ -93,7 +134,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            baseline: None,
+            baseline: Baseline::Zeros,
             steps: 32,
             samples: 16,
             noise: 0.15,
@@ -213,11 +254,14 @@ pub fn method(
     if settings.layer.is_some() && method != Method::GradCam {
         bail!("--layer applies to --method gradcam only");
     }
+    if !matches!(settings.baseline, Baseline::Zeros) && method != Method::IntegratedGradients {
+        bail!("--baseline applies to --method integrated-gradients only");
+    }
     Ok(match method {
         Method::Gradient => Box::new(Gradient),
         Method::InputXGradient => Box::new(InputXGradient),
         Method::IntegratedGradients => Box::new(IntegratedGradients {
-            baseline: settings.baseline.clone().unwrap_or_else(|| vec![0.0; reference.len()]),
+            baseline: settings.baseline.resolve(engine.input_shape())?,
             steps: settings.steps,
         }),
         Method::SmoothGrad => Box::new(SmoothGrad::for_reference(
