@@ -6,7 +6,8 @@
 //! The layer is a feature map [1, C, h, w] with C > 1 (channels last where the input is NHWC) or a token
 //! sequence [1, T, D] with T = g² or g² + 1 (a ViT: the class token, the first, is dropped and the
 //! g² patch tokens are laid out as a g×g grid). By default it is the last such value computed
-//! after the first linear layer, model outputs and attention maps ([1, heads, T, T]) excepted.
+//! after the first linear layer, model outputs, attention maps ([1, heads, T, T]) and splits of
+//! tokens into heads excepted.
 //!
 //! Where the head is not global average pooling (a dense layer reads every position with its own
 //! weights), the spatially averaged α_c can make Σ_c α_c A_c ≤ 0 everywhere: the map is then zero,
@@ -70,9 +71,9 @@ fn layer_kind(shape: &[usize], channels_last: bool) -> Option<LayerKind> {
 }
 
 /// The default Grad-CAM layer: the last feature map computed after `after` (the first linear
-/// layer's output) that looks like a downsampled image (h ≤ H, w ≤ W, H/h and W/w within 25 % of
-/// each other) and is not an attention map; else the last token sequence after it. Model outputs
-/// are never chosen.
+/// layer's output) that fits inside the input (h ≤ H, w ≤ W) and has no dimension equal to the
+/// length T of a token sequence (attention maps [1, heads, T, T] and splits into heads are not
+/// feature maps); else the last token sequence after it. Model outputs are never chosen.
 pub fn default_layer(
     engine: &Differentiable,
     after: Option<&str>,
@@ -88,10 +89,12 @@ pub fn default_layer(
         .filter(|n| !engine.output_names().contains(n))
         .filter_map(|n| Some((n, engine.value_shape(n)?)))
         .collect();
+    // Token counts T of sequences [1, T, D] with T = g² or g² + 1: a rank-4 value with a dimension
+    // of that size is attention ([1, heads, T, T]) or a split into heads, not a feature map.
     let token_counts: Vec<usize> = candidates
         .iter()
         .filter_map(|(_, s)| match s {
-            [1, t, _] => Some(*t),
+            [1, t, _] if square_side(*t).or(square_side(t.saturating_sub(1))).is_some() => Some(*t),
             _ => None,
         })
         .collect();
@@ -101,11 +104,8 @@ pub fn default_layer(
         }
         let kind = layer_kind(s, channels_last)?;
         let (h, w) = if channels_last { (s[1], s[2]) } else { (s[2], s[3]) };
-        let attention = h == w && token_counts.contains(&h);
-        // A downsampled image has about the same stride along both axes; a split of heads does not.
-        let (sy, sx) = (pixels.height as f64 / h as f64, pixels.width as f64 / w as f64);
-        let image_like = h <= pixels.height && w <= pixels.width && (sy - sx).abs() <= 0.25 * sy.max(sx);
-        (image_like && !attention).then(|| ((*n).clone(), kind))
+        let of_tokens = s[1..].iter().any(|d| token_counts.contains(d));
+        (h <= pixels.height && w <= pixels.width && !of_tokens).then(|| ((*n).clone(), kind))
     });
     map.or_else(|| {
         candidates
