@@ -491,6 +491,27 @@ fn cli_bad_compare_file_exits_2_with_one_line_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("integrated-gradients only"));
     assert!(!dir.path().join("out").exists());
+    for (method, layer, says) in [
+        ("gradcam", "no.such.value", "no value named no.such.value"),
+        ("gradcam", "flatten", "neither a feature map"),
+        ("gradient", "conv2", "gradcam only"),
+    ] {
+        let o = blindspot(&[
+            "explain",
+            model.to_str().unwrap(),
+            image.to_str().unwrap(),
+            "--method",
+            method,
+            "--layer",
+            layer,
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says) && err.trim_end().lines().count() == 1, "{err}");
+    }
+    assert!(!dir.path().join("out").exists());
 }
 
 #[test]
@@ -523,4 +544,68 @@ fn vit_s14_gradient_and_gradcam_maps_of_a_collision_agree_to_float_rounding() {
         assert!(a.compare.pearson > 1.0 - 1e-8);
         assert!(a.control.rel_diff > 1e-2, "{method:?}: control {}", a.control.rel_diff);
     }
+}
+
+#[test]
+fn gradcam_weights_relu_and_bilinear_upsampling_match_a_hand_computation() {
+    use blindspot::explain::gradcam::{bilinear, LayerKind};
+    use blindspot::explain::{GradCam, PixelGrid};
+    use blindspot::model::Value;
+    let value = |shape: &[usize], data: &[f64]| Value {
+        name: "layer".into(),
+        shape: shape.to_vec(),
+        data: data.to_vec(),
+    };
+    // Two channels on a 2×2 grid: α = (mean(1,1,1,1), mean(−2,0,0,0)) = (1, −0.5).
+    let pixels = PixelGrid {
+        height: 4,
+        width: 4,
+        position: (0..16).map(Some).collect(),
+        channels_last: false,
+    };
+    let cam = GradCam {
+        layer: "layer".into(),
+        shape: vec![1, 2, 2, 2],
+        kind: LayerKind::FeatureMap,
+        pixels: pixels.clone(),
+    };
+    let a = value(&[1, 2, 2, 2], &[1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0]);
+    let g = value(&[1, 2, 2, 2], &[1.0, 1.0, 1.0, 1.0, -2.0, 0.0, 0.0, 0.0]);
+    // ReLU(A₀ − 0.5 A₁) = ReLU(−1, 0.5, 2, 3.5).
+    assert_eq!(cam.cam(&a, &g), vec![0.0, 0.5, 2.0, 3.5]);
+    // A class token first ([1, 5, 2] = CLS + 2×2 patches): it is dropped from the weights and the map.
+    let tokens = GradCam {
+        shape: vec![1, 5, 2],
+        kind: LayerKind::Tokens {
+            grid: 2,
+            class_token: true,
+        },
+        ..cam
+    };
+    let a = value(&[1, 5, 2], &[100.0, 100.0, 1.0, 4.0, 2.0, 3.0, 3.0, 2.0, 4.0, 1.0]);
+    let g = value(&[1, 5, 2], &[50.0, 50.0, 1.0, -2.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    assert_eq!(tokens.cam(&a, &g), vec![0.0, 0.5, 2.0, 3.5]);
+    // Half-pixel bilinear 2×2 → 4×4 (PyTorch's align_corners=False): a row [a, b] becomes
+    // [a, 0.75 a + 0.25 b, 0.25 a + 0.75 b, b].
+    let up = bilinear(&[0.0, 4.0, 8.0, 12.0], (2, 2), (4, 4));
+    let row = |a: f64, b: f64| [a, 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b, b];
+    let (top, bottom) = (row(0.0, 4.0), row(8.0, 12.0));
+    for y in 0..4 {
+        let fy = [0.0, 0.25, 0.75, 1.0][y];
+        for x in 0..4 {
+            assert!((up[y * 4 + x] - ((1.0 - fy) * top[x] + fy * bottom[x])).abs() < 1e-12);
+        }
+    }
+    // The map on the input repeats the upsampled map over the input's channels.
+    let three = PixelGrid {
+        position: (0..48).map(|j| Some(j % 16)).collect(),
+        ..pixels
+    };
+    let on_input = GradCam {
+        pixels: three,
+        ..tokens
+    }
+    .to_input(&[0.0, 4.0, 8.0, 12.0]);
+    assert_eq!(&on_input[..16], &up[..]);
+    assert_eq!(&on_input[32..], &up[..]);
 }
