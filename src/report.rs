@@ -136,7 +136,16 @@ fn demo_explanation_table(r: &DemoReport) -> String {
     let mut rows = vec![];
     for m in &r.models {
         for e in &m.explanations {
+            let all_zero = e
+                .agreement
+                .as_ref()
+                .is_some_and(|a| a.compare.pearson.is_nan() && a.compare.max_abs_diff == 0.0);
             let cells = match (&e.agreement, &e.not_defined) {
+                (Some(_), _) if all_zero => [
+                    "0 / -".into(),
+                    "0 / -".into(),
+                    "every map is zero at this layer: ReLU of Σ α_c A_c ≤ 0 (dense head)".into(),
+                ],
                 (Some(a), _) => [
                     format!("{:.1e} / {:.5}", a.compare.rel_diff, a.compare.pearson),
                     format!("{:.1e} / {:.3}", a.control.rel_diff, a.control.pearson),
