@@ -436,7 +436,19 @@ fn pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor> {
             e => base.powf(e)?,
         });
     }
-    Ok(base.log()?.broadcast_mul(exponent)?.exp()?)
+    // exp(e·ln x), with x read as |x| (and the sign put back for odd e) where x < 0 and e is an
+    // integer: real powers of negative bases, NaN for the others as in numpy.
+    let shape = broadcast_shape(&[base.dims(), exponent.dims()])?;
+    let x = base.broadcast_as(shape.as_slice())?.contiguous()?;
+    let e = exponent.broadcast_as(shape.as_slice())?.contiguous()?;
+    let negative = x.lt(0.0)?;
+    let integer = e.eq(&e.floor()?)?;
+    let odd = e.affine(0.5, 0.0)?.floor()?.affine(-2.0, 0.0)?.add(&e)?.eq(1.0)?;
+    let flip = negative.where_cond(&integer, &negative.zeros_like()?)?;
+    let magnitude = flip.where_cond(&x.abs()?, &x)?.log()?.mul(&e)?.exp()?;
+    let ones = x.ones_like()?;
+    let sign = flip.where_cond(&odd.where_cond(&ones.neg()?, &ones)?, &ones)?;
+    Ok(magnitude.mul(&sign)?)
 }
 
 fn variadic(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
