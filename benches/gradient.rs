@@ -5,7 +5,7 @@
 
 use blindspot::differentiable::Differentiable;
 use blindspot::model::Model;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -32,7 +32,10 @@ fn benches(c: &mut Criterion) {
     let target = engine.default_target(&input).unwrap();
 
     let mut g = c.benchmark_group("vit_s14_224");
-    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    // Runs of a quarter to a few seconds: the same number of iterations in every sample.
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(20));
     g.bench_function("tract_forward", |b| b.iter(|| runner.run(black_box(&fed)).unwrap()));
     g.bench_function("engine_forward", |b| {
         b.iter(|| engine.outputs(black_box(&input)).unwrap())
