@@ -107,6 +107,13 @@ impl G {
     }
 }
 
+/// Integer-list attributes of a node, by name.
+type IntAttrs = Vec<(&'static str, Vec<i64>)>;
+/// A Slice: (tag, starts, ends, axes, steps).
+type SliceCase = (&'static str, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
+/// String attributes of a node, by name.
+type StrAttrs = Vec<(&'static str, &'static str)>;
+
 fn s(v: &str) -> AttrValue {
     AttrValue::Str(v.to_string())
 }
@@ -459,8 +466,8 @@ fn matrix_cases() -> Vec<Case> {
 fn conv_cases() -> Vec<Case> {
     let mut cases = vec![];
     let shape = [1, 4, 7, 8];
-    // (tag, weight dims, attributes, bias)
-    let convs: Vec<(&str, [i64; 4], Vec<(&str, Vec<i64>)>, bool)> = vec![
+    // (tag, weight dims, integer attributes, bias)
+    let convs: Vec<(&str, [i64; 4], IntAttrs, bool)> = vec![
         ("plain", [3, 4, 3, 3], vec![], true),
         ("1x1", [5, 4, 1, 1], vec![], false),
         ("pads_asymmetric", [3, 4, 3, 3], vec![("pads", vec![0, 1, 2, 1])], true),
@@ -548,7 +555,7 @@ fn conv_cases() -> Vec<Case> {
     cases.push(case(g.done(y), std_input()));
 
     // ConvTranspose: (tag, input dims, weight dims [C_in, C_out/group, kh, kw], attributes).
-    let transposed: Vec<(&str, [i64; 4], [i64; 4], Vec<(&str, Vec<i64>)>)> = vec![
+    let transposed: Vec<(&str, [i64; 4], [i64; 4], IntAttrs)> = vec![
         ("plain", [1, 4, 5, 5], [4, 3, 3, 3], vec![]),
         (
             "stride2_k4_p1",
@@ -648,11 +655,12 @@ fn conv_cases() -> Vec<Case> {
 fn pool_cases() -> Vec<Case> {
     let mut cases = vec![];
     let shape = [1, 3, 9, 8];
-    let pools: Vec<(&str, Vec<i64>, Vec<i64>, Vec<i64>)> = vec![
-        ("k3_s2_p1", vec![3, 3], vec![2, 2], vec![1, 1, 1, 1]),
-        ("k5_s1_p2", vec![5, 5], vec![1, 1], vec![2, 2, 2, 2]),
-        ("k2_s2", vec![2, 2], vec![2, 2], vec![0, 0, 0, 0]),
-        ("k3x2_s1x2_asymmetric", vec![3, 2], vec![1, 2], vec![0, 1, 2, 0]),
+    // (tag, kernel_shape, strides, pads)
+    let pools = [
+        ("k3_s2_p1", [3, 3], [2, 2], [1, 1, 1, 1]),
+        ("k5_s1_p2", [5, 5], [1, 1], [2, 2, 2, 2]),
+        ("k2_s2", [2, 2], [2, 2], [0, 0, 0, 0]),
+        ("k3x2_s1x2_asymmetric", [3, 2], [1, 2], [0, 1, 2, 0]),
     ];
     for (tag, k, st, p) in &pools {
         // Max: distinct random values, a tie closer than h has probability ~1e-6.
@@ -877,35 +885,30 @@ fn shape_cases() -> Vec<Case> {
     let y = g.op("Concat", &[a, parts[0]], |n| n.int("axis", 2));
     cases.push(case(g.done(y), std_input()));
     // Slice: negative steps and indices, ends past the axis, defaults for axes and steps.
-    let slices: Vec<(&str, Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>)> = vec![
-        ("reverse", vec![-1], vec![i64::MIN], Some(vec![2]), Some(vec![-1])),
-        (
-            "negative_step2",
-            vec![5, -1],
-            vec![0, -100],
-            Some(vec![2, 1]),
-            Some(vec![-2, -2]),
-        ),
-        ("negative_indices", vec![-3, 1], vec![-1, 1000], Some(vec![-1, 0]), None),
-        ("defaults", vec![0, 1], vec![1, 3], None, None),
-        ("step3", vec![1], vec![i64::MAX], Some(vec![2]), Some(vec![3])),
+    // (tag, starts, ends, axes, steps); an empty axes or steps is left out of the node.
+    let slices: [SliceCase; 5] = [
+        ("reverse", vec![-1], vec![i64::MIN], vec![2], vec![-1]),
+        ("negative_step2", vec![5, -1], vec![0, -100], vec![2, 1], vec![-2, -2]),
+        ("negative_indices", vec![-3, 1], vec![-1, 1000], vec![-1, 0], vec![]),
+        ("defaults", vec![0, 1], vec![1, 3], vec![], vec![]),
+        ("step3", vec![1], vec![i64::MAX], vec![2], vec![3]),
     ];
     for (tag, starts, ends, axes, steps) in slices {
         let mut g = G::new(&format!("Slice_{tag}"), &[2, 3, 6]);
         let st = g.ints(&starts);
         let en = g.ints(&ends);
         let mut inputs = vec![INPUT, st, en];
-        match (&axes, &steps) {
-            (Some(a), Some(s)) => {
-                inputs.push(g.ints(a));
-                inputs.push(g.ints(s));
+        match (axes.is_empty(), steps.is_empty()) {
+            (false, false) => {
+                inputs.push(g.ints(&axes));
+                inputs.push(g.ints(&steps));
             }
-            (Some(a), None) => inputs.push(g.ints(a)),
-            (None, Some(s)) => {
+            (false, true) => inputs.push(g.ints(&axes)),
+            (true, false) => {
                 inputs.push("");
-                inputs.push(g.ints(s));
+                inputs.push(g.ints(&steps));
             }
-            (None, None) => {}
+            (true, true) => {}
         }
         let y = g.op1("Slice", &inputs);
         cases.push(case(g.done(y), std_input()));
@@ -1057,7 +1060,7 @@ fn resize_cases() -> Vec<Case> {
     let down = T::Scales([1.0, 1.0, 0.6, 0.5]);
     let sized = T::Sizes([1, 2, 8, 7]);
     let sized_down = T::Sizes([1, 2, 3, 3]);
-    let mut variants: Vec<(String, Vec<(&str, &str)>, &T)> = vec![];
+    let mut variants: Vec<(String, StrAttrs, &T)> = vec![];
     for (mode, coords, nearest) in [
         ("nearest", "asymmetric", Some("floor")),
         ("nearest", "half_pixel", None),
