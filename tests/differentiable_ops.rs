@@ -218,7 +218,10 @@ fn elementwise_cases() -> Vec<Case> {
         ),
         away(-3.0, 3.0, &[-4.0 / 3.0, 2.0]),
     ));
-    cases.push(case(unary("HardSwish", &shape, id, ""), away(-4.0, 4.0, &[-3.0, 3.0])));
+    // HardSwish is opset 14.
+    let mut g = G::new("HardSwish", &shape).opset(14);
+    let y = g.op1("HardSwish", &[INPUT]);
+    cases.push(case(g.done(y), away(-4.0, 4.0, &[-3.0, 3.0])));
     for op in ["Floor", "Ceil"] {
         cases.push(case(unary(op, &shape, id, ""), away(-2.9, 2.9, &integers())));
     }
@@ -808,6 +811,10 @@ fn reduce_cases() -> Vec<Case> {
         };
         cases.push(case(g.done(y), std_input()));
     }
+    // No axes with noop_with_empty_axes: the identity.
+    let mut g = G::new("ReduceSum_noop_with_empty_axes", &shape);
+    let y = g.op("ReduceSum", &[INPUT], |n| n.int("noop_with_empty_axes", 1));
+    cases.push(case(g.done(y), std_input()));
     // Opset 18: every reduction takes its axes as an input.
     for op in ["ReduceMean", "ReduceMax"] {
         let mut g = G::new(&format!("{op}_opset18_axes_input"), &shape).opset(18);
@@ -922,6 +929,10 @@ fn shape_cases() -> Vec<Case> {
     let mut g = G::new("Gather_negative", &shape);
     let idx = g.ints(&[2, -1, 0, -3]);
     let y = g.op("Gather", &[INPUT, idx], |n| n.int("axis", 1));
+    cases.push(case(g.done(y), std_input()));
+    let mut g = G::new("Gather_axis_minus1", &shape);
+    let idx = g.ints(&[3, -4, 1]);
+    let y = g.op("Gather", &[INPUT, idx], |n| n.int("axis", -1));
     cases.push(case(g.done(y), std_input()));
     let mut g = G::new("Gather_scalar", &shape);
     let idx = g.i64s(&[], vec![-2]);
