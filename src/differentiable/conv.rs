@@ -364,9 +364,9 @@ impl Transposed {
             .reshape((n, c_out, coarse[0] * s[0], coarse[1] * s[1]))?
             .narrow(2, 0, full[0])?
             .narrow(3, 0, full[1])?;
-        for i in 0..2 {
-            let len = full[i] + self.output_padding[i];
-            y = y.pad_with_zeros(2 + i, 0, self.output_padding[i])?;
+        for (i, (&full_len, &extra)) in full.iter().zip(&self.output_padding).enumerate() {
+            let len = full_len + extra;
+            y = y.pad_with_zeros(2 + i, 0, extra)?;
             let (begin, end) = w.pads[i];
             if begin + end >= len {
                 bail!("ConvTranspose pads {:?} remove the whole output", w.pads);

@@ -625,7 +625,7 @@ fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<us
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             bail!("Reshape of {dims:?} to {spec:?}: sizes do not divide");
         }
         out[i] = total / known;
