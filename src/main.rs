@@ -7,7 +7,7 @@ use blindspot::explain::comparison::{explain, ExplainRequest};
 use blindspot::explain::{Baseline, Method};
 use blindspot::preprocess::{ChannelOrder, Layout};
 use blindspot::search::Mode;
-use blindspot::{audit, demo, npy, report, survey, Preprocess, RankRule};
+use blindspot::{audit, compare, demo, npy, report, survey, Preprocess, RankRule};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -193,6 +193,27 @@ enum Command {
         seed: u64,
         #[arg(long, default_value = "blindspot-explain")]
         out: PathBuf,
+        /// Print the JSON report instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How similar two images are to a person (PSNR, SSIM) and, with --model, to the model
+    /// (LPIPS-style feature distance from its own activations, cosine distance of its
+    /// penultimate features). Inputs: .png (or any image) or .npy tensors as fed.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// The ONNX model for the feature metrics.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Input shape where the model's is dynamic, e.g. 1,3,224,224.
+        #[arg(long, value_delimiter = ',')]
+        input_shape: Option<Vec<usize>>,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+        /// Layers (ONNX value names) of the feature distance (default: four spread through the network).
+        #[arg(long, value_delimiter = ',', requires = "model")]
+        layers: Option<Vec<String>>,
         /// Print the JSON report instead of the table.
         #[arg(long)]
         json: bool,
@@ -435,6 +456,36 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", report::explain_table(&result.report));
                 println!("wrote {} files to {}", result.report.files.len(), out.display());
+            }
+        }
+        Command::Compare {
+            a,
+            b,
+            model,
+            input_shape,
+            pre,
+            layers,
+            json,
+        } => {
+            let m = match &model {
+                Some(path) => Some(blindspot::Model::load(path, pre.input_shape(&input_shape)?.as_deref())?),
+                None => None,
+            };
+            let load = |p: &PathBuf| match &m {
+                Some(m) => Ok::<_, anyhow::Error>(compare::load_for_model(p, m, &pre.preprocess()?)?),
+                None => compare::load_plain(p),
+            };
+            let (ia, ib) = (load(&a)?, load(&b)?);
+            let r = compare::compare(
+                (&a.display().to_string(), &ia),
+                (&b.display().to_string(), &ib),
+                m.as_ref(),
+                layers.as_deref(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", report::compare_table(&r));
             }
         }
         Command::Verify { model, a, b, pre } => {

@@ -557,3 +557,20 @@ pub fn survey_csv(rows: &[SurveyRow]) -> String {
     }
     s
 }
+
+/// `blindspot compare`: the pixel metrics, then the model's.
+pub fn compare_table(r: &crate::compare::CompareReport) -> String {
+    let [h, w, c] = r.pixels;
+    let mut s = format!("{} vs {} ({w}x{h}, {c} channel(s))\n", r.a, r.b);
+    let psnr = r.psnr.map_or("inf (identical pixels)".to_string(), |p| format!("{p:.2} dB"));
+    s += &format!("  {:<18} {psnr}\n", "PSNR");
+    s += &format!("  {:<18} {:.4}\n", "SSIM", r.ssim);
+    if let Some(f) = &r.features {
+        s += &format!("  {:<18} {:.3e}  (LPIPS-style, unweighted)\n", "feature distance", f.feature_distance);
+        for l in &f.layers {
+            s += &format!("    {:<40} {:.3e}\n", l.name, l.distance);
+        }
+        s += &format!("  {:<18} {:.3e}  (1 - cos of {})\n", "cosine distance", f.cosine_distance, f.penultimate);
+    }
+    s
+}
