@@ -40,8 +40,11 @@ pub struct LayerDistance {
     pub distance: f64,
 }
 
-/// (positions, channels, flat index of (position, channel)) of a layer value.
-fn positions(shape: &[usize]) -> Option<(usize, usize, Box<dyn Fn(usize, usize) -> usize>)> {
+/// Flat index of (position, channel) in a layer value.
+type Index = Box<dyn Fn(usize, usize) -> usize>;
+
+/// (positions, channels, index) of a layer value.
+fn positions(shape: &[usize]) -> Option<(usize, usize, Index)> {
     match *shape {
         [1, c, h, w] => Some((h * w, c, Box::new(move |p, k| k * h * w + p))),
         [1, t, d] => Some((t, d, Box::new(move |p, k| p * d + k))),
