@@ -10,9 +10,11 @@
 //!
 //! Layer shapes: `[1, C, h, w]` is a feature map (NCHW, as ONNX `Conv` writes it), `[1, T, D]` a
 //! token sequence, `[1, D]` a single position with D channels (dense networks).
-//! Default layers: the values of those shapes from the first linear layer's output (the first
-//! `Conv`/`Gemm`/`MatMul` node) on, the model's outputs left out, and of these four, evenly spread
-//! from the first to the last (all of them where there are four or fewer).
+//! Default layers: the values of those shapes with more than one channel (so not a LayerNorm's
+//! per-token statistics) from the first linear layer's output (the first `Conv`/`Gemm`/`MatMul`
+//! node) on, the model's outputs left out, and, once the network has become a token sequence,
+//! no rank-4 values (those are attention heads and scores, not feature maps); of these four,
+//! evenly spread from the first to the last (all of them where there are four or fewer).
 
 use crate::model::{Model, Value};
 use anyhow::{bail, Context, Result};
@@ -103,9 +105,19 @@ pub fn default_layers(model: &Model, values: &[Value]) -> Vec<String> {
     let start = first_linear_output(model)
         .and_then(|f| values.iter().position(|v| v.name == f))
         .unwrap_or(0);
+    let first_tokens = values[start..]
+        .iter()
+        .position(|v| v.shape.len() == 3)
+        .map(|i| i + start);
     let candidates: Vec<&Value> = values[start..]
         .iter()
-        .filter(|v| !model.output_names.contains(&v.name) && positions(&v.shape).is_some())
+        .enumerate()
+        .filter(|(i, v)| {
+            let heads = v.shape.len() == 4 && first_tokens.is_some_and(|t| i + start > t);
+            let channels = positions(&v.shape).map_or(0, |(_, c, _)| c);
+            !model.output_names.contains(&v.name) && channels > 1 && !heads
+        })
+        .map(|(_, v)| v)
         .collect();
     let n = candidates.len();
     if n <= DEFAULT_LAYER_COUNT {
