@@ -169,3 +169,24 @@ pub fn compare(
         features,
     })
 }
+
+/// The four figures of a comparison, for reports that hold many (the demo).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SimilarityFigures {
+    /// null: identical pixels (infinite PSNR).
+    pub psnr: Option<f64>,
+    pub ssim: f64,
+    pub feature_distance: Option<f64>,
+    pub cosine_distance: Option<f64>,
+}
+
+impl CompareReport {
+    pub fn figures(&self) -> SimilarityFigures {
+        SimilarityFigures {
+            psnr: self.psnr,
+            ssim: self.ssim,
+            feature_distance: self.feature_distance,
+            cosine_distance: self.cosine_distance,
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 use crate::audit::{audit, front_end_null_space, AuditReport};
 use crate::collide::{collide_pixels, CollisionRecord, SearchSettings};
+use crate::compare::{compare, Input, SimilarityFigures};
 use crate::digits::{png_name, EmbeddedDigit, EMBEDDED};
 use crate::embedded::{EmbeddedModel, MODELS};
 use crate::explain::comparison::{explain_pixels, AgreementPair, ExplainRequest};
@@ -20,6 +21,7 @@ use crate::verify::argmax;
 use crate::{front_end, Preprocess, RankRule};
 use anyhow::{Context, Result};
 use image::RgbImage;
+use rand::SeedableRng;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -118,6 +120,9 @@ pub struct ModelDemo {
     pub collisions: Vec<DemoCollision>,
     /// Attribution maps of the first digit with a `far` collision, that collision and the control.
     pub explanations: Vec<DemoExplanation>,
+    /// PSNR, SSIM and the model's feature distances of the first digit's `far` collision and of
+    /// a random control of the same L2 (see `blindspot compare`).
+    pub similarity: Option<DemoSimilarity>,
     pub audit: AuditReport,
 }
 
@@ -134,6 +139,15 @@ pub struct DemoExplanation {
     pub figure: Option<String>,
     /// Why the method has no map for this model (Grad-CAM without a spatial layer).
     pub not_defined: Option<String>,
+}
+
+/// How alike a digit and its `far` collision are to a person and to the model, beside the control.
+#[derive(Serialize)]
+pub struct DemoSimilarity {
+    pub source: DigitRef,
+    pub l2: f64,
+    pub collision: SimilarityFigures,
+    pub control: SimilarityFigures,
 }
 
 /// The methods the panel shows.
@@ -237,6 +251,7 @@ fn run_model(
         figure: None,
         collisions: vec![],
         explanations: vec![],
+        similarity: None,
         audit: audit_report,
     };
     let Some(ns) = ns.filter(|n| n.nullity > 0) else {
@@ -323,6 +338,9 @@ fn run_model(
         }
         row.extend(diffs);
         grid_rows.push(row);
+    }
+    if let Some((source, z)) = &far_of_first {
+        demo.similarity = Some(similarity_panel(&model, &fe, source, decode(source)?.0, z, opts.seed)?);
     }
     if let Some((source, z)) = far_of_first {
         progress(&format!("{} explanations", embedded.name));
@@ -413,6 +431,43 @@ fn explanation_panel(
         });
     }
     Ok((explanations, files))
+}
+
+/// `compare` of a digit with its `far` collision `z` (the tensor as fed) and with a random control
+/// of the same pixel L2 (clipped to [0, 1]).
+fn similarity_panel(
+    model: &crate::Model,
+    fe: &FrontEnd,
+    source: &EmbeddedDigit,
+    x: Pixels,
+    z: &[f32],
+    seed: u64,
+) -> Result<DemoSimilarity> {
+    let zp = x.with_data(crate::preprocess::from_tensor(&fe.preprocess_map, z));
+    let l2 = crate::search::distance(&x.data, &zp.data);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let control = x.with_data(crate::verify::control_perturbation(&x.data, l2, &mut rng));
+    let input = |p: Pixels| Input {
+        tensor: Some(crate::preprocess::to_tensor(&fe.preprocess_map, &p.data)),
+        pixels: p,
+    };
+    let original = input(x.clone());
+    let collision = Input {
+        pixels: zp,
+        tensor: Some(z.to_vec()),
+    };
+    let figures = |other: &Input| -> Result<SimilarityFigures> {
+        Ok(compare(("original", &original), ("other", other), Some(model), None)?.figures())
+    };
+    Ok(DemoSimilarity {
+        source: DigitRef {
+            label: source.label,
+            row: source.row,
+        },
+        l2,
+        collision: figures(&collision)?,
+        control: figures(&input(control))?,
+    })
 }
 
 /// ‖P (t − x)‖² / ‖t − x‖² for the null-space projector P.

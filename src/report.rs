@@ -127,7 +127,7 @@ pub fn demo_table(r: &DemoReport) -> String {
     for st in statements {
         s += &format!("{st}\n");
     }
-    s + &demo_explanation_table(r)
+    s + &demo_explanation_table(r) + &demo_similarity_table(r)
 }
 
 /// The demo's explanation panel: per model and method, how far the maps of the `far` collision
@@ -179,6 +179,37 @@ fn demo_explanation_table(r: &DemoReport) -> String {
     let mut s = String::from(
         "\nExplanations of the first digit, its far collision and the control (one colour scale per figure):\n",
     );
+    s += &pipe_table(&header, &rows);
+    s
+}
+
+/// The demo's similarity panel: the first digit's `far` collision and the control as a person's
+/// metrics (PSNR, SSIM) and the model's (feature and cosine distance) see them.
+fn demo_similarity_table(r: &DemoReport) -> String {
+    let f = |v: &crate::compare::SimilarityFigures| -> [String; 4] {
+        [
+            v.psnr.map_or("inf".into(), |p| format!("{p:.2} dB")),
+            format!("{:.3}", v.ssim),
+            v.feature_distance.map_or("-".into(), |d| format!("{d:.1e}")),
+            v.cosine_distance.map_or("-".into(), |d| format!("{d:.1e}")),
+        ]
+    };
+    let mut rows = vec![];
+    for m in &r.models {
+        if let Some(sim) = &m.similarity {
+            for (what, v) in [("far collision", &sim.collision), ("control", &sim.control)] {
+                let mut row = vec![m.name.clone(), format!("{} (L2 {:.2})", what, sim.l2)];
+                row.extend(f(v));
+                rows.push(row);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = ["model", "image", "PSNR", "SSIM", "feature distance", "cosine distance"];
+    let mut s =
+        String::from("\nSimilarity to the first digit (blindspot compare): pixels vs the model's own features:\n");
     s += &pipe_table(&header, &rows);
     s
 }
@@ -562,15 +593,23 @@ pub fn survey_csv(rows: &[SurveyRow]) -> String {
 pub fn compare_table(r: &crate::compare::CompareReport) -> String {
     let [h, w, c] = r.pixels;
     let mut s = format!("{} vs {} ({w}x{h}, {c} channel(s))\n", r.a, r.b);
-    let psnr = r.psnr.map_or("inf (identical pixels)".to_string(), |p| format!("{p:.2} dB"));
+    let psnr = r
+        .psnr
+        .map_or("inf (identical pixels)".to_string(), |p| format!("{p:.2} dB"));
     s += &format!("  {:<18} {psnr}\n", "PSNR");
     s += &format!("  {:<18} {:.4}\n", "SSIM", r.ssim);
     if let Some(f) = &r.features {
-        s += &format!("  {:<18} {:.3e}  (LPIPS-style, unweighted)\n", "feature distance", f.feature_distance);
+        s += &format!(
+            "  {:<18} {:.3e}  (LPIPS-style, unweighted)\n",
+            "feature distance", f.feature_distance
+        );
         for l in &f.layers {
             s += &format!("    {:<40} {:.3e}\n", l.name, l.distance);
         }
-        s += &format!("  {:<18} {:.3e}  (1 - cos of {})\n", "cosine distance", f.cosine_distance, f.penultimate);
+        s += &format!(
+            "  {:<18} {:.3e}  (1 - cos of {})\n",
+            "cosine distance", f.cosine_distance, f.penultimate
+        );
     }
     s
 }

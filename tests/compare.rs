@@ -251,3 +251,30 @@ fn bad_inputs_exit_2_with_one_line() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_demo_reports_the_far_collision_and_control_similarity() {
+    let opts = blindspot::demo::DemoOptions { seed: 0, pairs: 1 };
+    let demo = blindspot::demo::run(&opts, &|_| {}).unwrap();
+    let mut seen = 0;
+    for m in &demo.report.models {
+        let Some(sim) = &m.similarity else {
+            continue;
+        };
+        seen += 1;
+        let (c, k) = (&sim.collision, &sim.control);
+        assert!(
+            c.feature_distance.unwrap() <= 1e-6 && c.cosine_distance.unwrap() <= 1e-6,
+            "{}",
+            m.name
+        );
+        assert!(k.feature_distance.unwrap() > 1e-3, "{}", m.name);
+        assert!(
+            c.psnr.unwrap() < 30.0 && c.psnr.unwrap() < k.psnr.unwrap(),
+            "{}",
+            m.name
+        );
+    }
+    assert!(seen >= 2, "mlp and patch_cnn have far collisions");
+    assert!(blindspot::report::demo_table(&demo.report).contains("Similarity"));
+}
