@@ -169,6 +169,45 @@ fn demo_runs_end_to_end_and_every_collision_verifies() {
     assert!(table.contains("no exact collision exists"), "{table}");
 }
 
+/// The explanation panel: for every model with a collision that moved, the gradient and SmoothGrad
+/// maps of the collision are the original's to float32 rounding and the control's are not; input ×
+/// gradient differs by design while its gradients agree; the mlp has no layer for Grad-CAM.
+#[test]
+fn demo_explanation_panel_agrees_for_collisions_and_not_for_controls() {
+    use blindspot::explain::Method;
+    let result = demo::run(&DemoOptions { seed: 0, pairs: 3 }, &|_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    result.write(dir.path()).unwrap();
+    let mut panels = 0;
+    for m in &result.report.models {
+        for e in &m.explanations {
+            let what = format!("{} {}", m.name, e.method.name());
+            if let Some(why) = &e.not_defined {
+                assert!(m.name == "mlp" && e.method == Method::GradCam, "{what}: {why}");
+                continue;
+            }
+            assert!(dir.path().join(e.figure.as_ref().unwrap()).is_file(), "{what}");
+            let a = e.agreement.as_ref().unwrap();
+            match e.method {
+                Method::InputXGradient => {
+                    assert!(a.compare.rel_diff > 1e-3, "{what}: {:?}", a.compare);
+                    assert!(e.gradient_agreement.unwrap().rel_diff < 1e-5, "{what}");
+                }
+                Method::GradCam if a.compare.max_abs_diff == 0.0 && a.compare.pearson.is_nan() => {
+                    // Zero everywhere at the default layer (patch_cnn's dense head): said in the table.
+                }
+                _ => {
+                    assert!(a.compare.rel_diff < 1e-5, "{what}: {:?}", a.compare);
+                    assert!(a.control.rel_diff > 1e-3, "{what}: control {:?}", a.control);
+                }
+            }
+            panels += 1;
+        }
+    }
+    assert!(panels >= 8, "{panels} maps");
+    assert!(blindspot::report::demo_table(&result.report).contains("Explanations of the first digit"));
+}
+
 /// lenet's whole first convolution, Jacobian by finite differences through tract, has full
 /// column rank: the demo's "no null space" and its smallest singular value, from an oracle.
 #[test]
