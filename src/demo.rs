@@ -145,7 +145,10 @@ pub struct DemoExplanation {
 #[derive(Serialize)]
 pub struct DemoSimilarity {
     pub source: DigitRef,
+    /// Pixel L2 of the collision, and of the control after clipping to [0, 1] (it was drawn at
+    /// the collision's L2).
     pub l2: f64,
+    pub control_l2: f64,
     pub collision: SimilarityFigures,
     pub control: SimilarityFigures,
 }
@@ -465,6 +468,7 @@ fn similarity_panel(
             row: source.row,
         },
         l2,
+        control_l2: crate::search::distance(&x.data, &control.data),
         collision: figures(&collision)?,
         control: figures(&input(control))?,
     })

@@ -197,8 +197,11 @@ fn demo_similarity_table(r: &DemoReport) -> String {
     let mut rows = vec![];
     for m in &r.models {
         if let Some(sim) = &m.similarity {
-            for (what, v) in [("far collision", &sim.collision), ("control", &sim.control)] {
-                let mut row = vec![m.name.clone(), format!("{} (L2 {:.2})", what, sim.l2)];
+            for (what, l2, v) in [
+                ("far collision", sim.l2, &sim.collision),
+                ("control", sim.control_l2, &sim.control),
+            ] {
+                let mut row = vec![m.name.clone(), format!("{what} (L2 {l2:.2})")];
                 row.extend(f(v));
                 rows.push(row);
             }
