@@ -278,3 +278,22 @@ fn the_demo_reports_the_far_collision_and_control_similarity() {
     assert!(seen >= 2, "mlp and patch_cnn have far collisions");
     assert!(blindspot::report::demo_table(&demo.report).contains("Similarity"));
 }
+
+#[test]
+fn default_layers_of_a_transformer_are_token_sequences_not_statistics_or_heads() {
+    let model = embedded::find("vit_tiny").unwrap().load().unwrap();
+    let n: usize = model.input_shape.iter().product();
+    let (a, b) = (vec![0.3f32; n], vec![0.6f32; n]);
+    let r = feature_similarity(&model, &a, &b, None).unwrap();
+    assert_eq!(r.layers.len(), 4);
+    let first_tokens = r.layers.iter().position(|l| l.shape.len() == 3).unwrap();
+    for (i, l) in r.layers.iter().enumerate() {
+        let channels = if l.shape.len() == 4 {
+            l.shape[1]
+        } else {
+            *l.shape.last().unwrap()
+        };
+        assert!(channels > 1, "{}: {:?}", l.name, l.shape);
+        assert!(l.shape.len() != 4 || i < first_tokens, "{}: {:?}", l.name, l.shape);
+    }
+}
