@@ -28,6 +28,7 @@
 //! ```
 
 pub mod architectures;
+pub mod attack;
 pub mod audit;
 pub mod circulant_preconditioner;
 pub mod collide;
