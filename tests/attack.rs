@@ -95,6 +95,42 @@ fn pixel_gradient_equals_central_difference() {
     }
 }
 
+/// The adjoint of a preprocessing map that is not the identity (0–255 range, mean/std): the pixel
+/// gradient is still the derivative with respect to the pixels.
+#[test]
+fn pixel_gradient_chains_through_normalisation() {
+    let model = MODELS[0].load().unwrap();
+    let pre = Preprocess {
+        scale: 255.0,
+        mean: Some(vec![0.5]),
+        std: Some(vec![2.0]),
+        ..Preprocess::default()
+    };
+    let map = pre.gather(&model.input_shape).unwrap();
+    assert!(
+        map.scale.iter().all(|&s| (s - 127.5).abs() < 1e-9),
+        "{:?}",
+        &map.scale[..3]
+    );
+    let classifier = Classifier::on(&model, map, &Device::Cpu, DType::F64).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x: Vec<f64> = (0..784).map(|_| rng.gen_range(0.0..0.02)).collect();
+    let v: Vec<f64> = x.iter().map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let goal = Goal::Targeted { class: 3 };
+    let (_, g) = classifier.objective(&x, goal).unwrap();
+    let analytic: f64 = g.iter().zip(&v).map(|(a, b)| a * b).sum();
+    let h = 1e-8;
+    let at = |t: f64| {
+        let p: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + t * b).collect();
+        classifier.objective(&p, goal).unwrap().0
+    };
+    let numeric = (at(h) - at(-h)) / (2.0 * h);
+    assert!(
+        (analytic - numeric).abs() <= 1e-5 * numeric.abs(),
+        "analytic {analytic}, numeric {numeric}"
+    );
+}
+
 #[test]
 fn projection_is_exact_on_random_points() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -145,20 +181,28 @@ fn success_rate(c: &Case, attack: &dyn Attack, targeted: bool) -> (usize, usize)
 
 #[test]
 fn pgd_fools_the_models_at_least_as_often_as_fgsm() {
-    let mut table = String::from("model      eps     fgsm      pgd-40\n");
+    let mut table = String::from("model      norm eps     fgsm      pgd-40\n");
     let mut strictly_better = 0;
     for m in MODELS {
         let c = case(m.name, DType::F32);
-        for eps in [8.0 / 255.0, 0.1] {
-            let threat = ThreatModel::linf(eps);
+        for threat in [
+            ThreatModel::linf(8.0 / 255.0),
+            ThreatModel::linf(0.1),
+            ThreatModel::l2(1.5),
+        ] {
+            let eps = threat.eps;
             let (f, n) = success_rate(&c, &Fgsm { threat }, false);
             let (p, _) = success_rate(&c, &Pgd::madry(threat, 40), false);
-            table += &format!("{:<10} {eps:.4}  {f:>2}/{n:<2}    {p:>2}/{n:<2}\n", m.name);
-            assert!(p >= f, "{}: PGD {p} < FGSM {f} at ε = {eps}", m.name);
+            table += &format!(
+                "{:<10} {:<4} {eps:.4}  {f:>2}/{n:<2}    {p:>2}/{n:<2}\n",
+                m.name,
+                format!("{:?}", threat.norm)
+            );
+            assert!(p >= f, "{}: PGD {p} < FGSM {f} at {threat:?}", m.name);
             strictly_better += (p > f) as usize;
         }
     }
-    eprintln!("untargeted L∞ attack success (tract predictions, correctly classified digits)\n{table}");
+    eprintln!("untargeted attack success (tract predictions, correctly classified digits)\n{table}");
     assert!(strictly_better > 0, "PGD never beat FGSM\n{table}");
 }
 
