@@ -236,3 +236,21 @@ fn same_seed_same_result() {
         assert_feasible(&threat, x, &a);
     }
 }
+
+#[test]
+fn attacks_refuse_pixels_outside_the_box_and_bad_eps() {
+    let c = case("mlp", DType::F32);
+    let (label, x) = &c.digits[0];
+    let goal = Goal::Untargeted { label: *label };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut bad = x.clone();
+    bad[0] = 1.5;
+    let fgsm = Fgsm {
+        threat: ThreatModel::linf(0.1),
+    };
+    assert!(fgsm.perturb(&c.classifier, &bad, goal, &mut rng).is_err());
+    let negative = Fgsm {
+        threat: ThreatModel::l2(-1.0),
+    };
+    assert!(negative.perturb(&c.classifier, x, goal, &mut rng).is_err());
+}

@@ -18,6 +18,7 @@ impl Attack for Fgsm {
         self.threat
     }
     fn perturb(&self, model: &Classifier, pixels: &[f64], goal: Goal, _rng: &mut ChaCha8Rng) -> Result<Vec<f64>> {
+        self.threat.check(pixels)?;
         let (_, g) = model.objective(pixels, goal)?;
         let d = self.threat.ascent_direction(&g);
         let mut z: Vec<f64> = pixels.iter().zip(&d).map(|(x, d)| x + self.threat.eps * d).collect();

@@ -58,6 +58,18 @@ impl ThreatModel {
         ThreatModel { eps, norm: Norm::L2 }
     }
 
+    /// Checks that ε is a finite non-negative number and that the clean pixels lie in [0, 1], so
+    /// that the feasible set is not empty.
+    pub fn check(&self, x: &[f64]) -> Result<()> {
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            bail!("ε must be a finite number ≥ 0, not {}", self.eps);
+        }
+        if let Some((k, v)) = x.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+            bail!("pixel {k} is {v}: attacks take pixels in [0, 1]");
+        }
+        Ok(())
+    }
+
     /// ‖z − x‖ in the threat model's norm (the L2 norm as the plain sum of squares, in order).
     pub fn distance(&self, x: &[f64], z: &[f64]) -> f64 {
         let d = x.iter().zip(z).map(|(a, b)| b - a);

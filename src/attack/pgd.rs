@@ -34,6 +34,7 @@ impl Attack for Pgd {
         self.threat
     }
     fn perturb(&self, model: &Classifier, pixels: &[f64], goal: Goal, rng: &mut ChaCha8Rng) -> Result<Vec<f64>> {
+        self.threat.check(pixels)?;
         let mut z = if self.random_start {
             self.threat.random_start(pixels, rng)
         } else {
