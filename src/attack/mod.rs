@@ -5,6 +5,27 @@
 //! Attacks see the model through a [`Classifier`]: the differentiable engine behind the affine
 //! pixel→tensor map of the preprocessing, which gives logits and the pixel-space gradient of the
 //! attack objective (the cross-entropy of the softmax of output 0).
+//!
+//! ```
+//! use blindspot::attack::{Attack, Classifier, Goal, Pgd, ThreatModel};
+//! use blindspot::{digits::EMBEDDED, embedded::MODELS, preprocess::decode_image, Preprocess};
+//! use rand::SeedableRng;
+//!
+//! let model = MODELS[0].load().unwrap();
+//! let pre = Preprocess::default();
+//! let classifier = Classifier::new(&model, pre.gather(&model.input_shape).unwrap()).unwrap();
+//! let digit = &EMBEDDED[0];
+//! let grid = pre.grid(&model.input_shape).unwrap();
+//! let x = decode_image(digit.png, "digit", &grid).unwrap().0.data;
+//!
+//! let threat = ThreatModel::linf(0.1);
+//! let pgd = Pgd::madry(threat, 10);
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let goal = Goal::Untargeted { label: digit.label as usize };
+//! let z = pgd.perturb(&classifier, &x, goal, &mut rng).unwrap();
+//! assert!(threat.contains(&x, &z));
+//! println!("{} → class {}", pgd.name(), classifier.predict(&z).unwrap());
+//! ```
 
 mod fgsm;
 mod pgd;
