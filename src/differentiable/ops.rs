@@ -220,7 +220,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         }
         "Unsqueeze" => {
             let x = x()?;
-            let axes = ints_from(node, inputs, 1, "axes", ctx)?.context("Unsqueeze without axes")?;
+            let axes = ints_from(node, inputs, 1, "axes")?.context("Unsqueeze without axes")?;
             let rank = x.rank() + axes.len();
             let mut axes = axes.iter().map(|&a| axis_of(a, rank)).collect::<Result<Vec<_>>>()?;
             axes.sort_unstable();
@@ -232,7 +232,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         }
         "Squeeze" => {
             let x = x()?;
-            let axes = match ints_from(node, inputs, 1, "axes", ctx)? {
+            let axes = match ints_from(node, inputs, 1, "axes")? {
                 Some(a) => a.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<Vec<_>>>()?,
                 None => (0..x.rank()).filter(|&a| x.dims()[a] == 1).collect(),
             };
@@ -253,7 +253,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
                 _ => one(Tensor::cat(&parts, axis)?),
             }
         }
-        "Split" => split(node, inputs, ctx),
+        "Split" => split(node, inputs),
         "Slice" => one(slice(node, inputs, ctx)?),
         "Gather" => {
             let x = x()?;
@@ -341,13 +341,7 @@ pub(super) fn floats(t: &Tensor) -> Result<Vec<f64>> {
 }
 
 /// An int list from attribute `attr` (older opsets) or else from input `i`.
-fn ints_from(
-    node: &NodeProto,
-    inputs: &[Option<Tensor>],
-    i: usize,
-    attr: &str,
-    _ctx: &Ctx,
-) -> Result<Option<Vec<i64>>> {
+fn ints_from(node: &NodeProto, inputs: &[Option<Tensor>], i: usize, attr: &str) -> Result<Option<Vec<i64>>> {
     if let Some(v) = attr_ints(node, attr) {
         return Ok(Some(v));
     }
@@ -636,12 +630,12 @@ fn reshape_dims(dims: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<us
     Ok(out)
 }
 
-fn split(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+fn split(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = inputs[0].as_ref().context("Split without input")?;
     let axis = axis_of(attr_int(node, "axis", 0), x.rank())?;
     let len = x.dims()[axis];
     let parts = node.output.len();
-    let sizes: Vec<usize> = match ints_from(node, inputs, 1, "split", ctx)? {
+    let sizes: Vec<usize> = match ints_from(node, inputs, 1, "split")? {
         Some(s) if !s.is_empty() => s.iter().map(|&v| v as usize).collect(),
         _ => {
             let each = len.div_ceil(parts);
@@ -664,10 +658,10 @@ fn split(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<T
 
 fn slice(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
     let x = inputs[0].as_ref().context("Slice without input")?;
-    let starts = ints_from(node, inputs, 1, "starts", ctx)?.context("Slice without starts")?;
-    let ends = ints_from(node, inputs, 2, "ends", ctx)?.context("Slice without ends")?;
-    let axes = ints_from(node, inputs, 3, "axes", ctx)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = ints_from(node, inputs, 4, "steps", ctx)?.unwrap_or_else(|| vec![1; starts.len()]);
+    let starts = ints_from(node, inputs, 1, "starts")?.context("Slice without starts")?;
+    let ends = ints_from(node, inputs, 2, "ends")?.context("Slice without ends")?;
+    let axes = ints_from(node, inputs, 3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = ints_from(node, inputs, 4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         bail!("Slice starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length");
     }
@@ -699,7 +693,7 @@ fn pad(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor>
     if mode != "constant" {
         bail!("Pad mode {mode} is not supported");
     }
-    let pads = ints_from(node, inputs, 1, "pads", ctx)?.context("Pad without pads")?;
+    let pads = ints_from(node, inputs, 1, "pads")?.context("Pad without pads")?;
     let value = if ctx.opset < 11 {
         attr_float(node, "value", 0.0)
     } else {

@@ -38,11 +38,9 @@ pub fn resize(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<
     let (scales, sizes) = if legacy {
         let s = match present(1) {
             Some(t) => floats(t)?,
-            None => attr_ints(node, "scales")
-                .map(|v| v.iter().map(|&s| s as f64).collect())
-                .or_else(|| {
-                    crate::onnx_graph::attribute(node, "scales").map(|a| a.floats.iter().map(|&f| f as f64).collect())
-                })
+            // Upsample before opset 9 gives them as a float-list attribute.
+            None => crate::onnx_graph::attribute(node, "scales")
+                .map(|a| a.floats.iter().map(|&f| f as f64).collect())
                 .context("Upsample without scales")?,
         };
         (Some(s), None)
