@@ -73,6 +73,22 @@ pub struct CollisionRecord {
     pub control: Comparison,
 }
 
+impl FrontEndSummary {
+    pub fn new(fe: &FrontEnd, ns: &NullSpace, rule: RankRule) -> FrontEndSummary {
+        FrontEndSummary {
+            kind: fe.kind,
+            ops: fe.ops.clone(),
+            input_dim: fe.input_dim(),
+            output_dim: fe.output_dim(),
+            nullity: ns.nullity,
+            nullity_exact: ns.nullity_exact,
+            null_fraction: ns.nullity as f64 / fe.input_dim() as f64,
+            method: ns.method.clone(),
+            rank_rule: rule.describe(),
+        }
+    }
+}
+
 /// Everything `collide` computed, before anything is written.
 pub struct Collisions {
     pub report: CollideReport,
@@ -212,17 +228,7 @@ pub fn collide_pixels(
         seed: req.seed,
         count: req.count,
         strength,
-        front_end: FrontEndSummary {
-            kind: fe.kind,
-            ops: fe.ops.clone(),
-            input_dim: fe.input_dim(),
-            output_dim: fe.output_dim(),
-            nullity: ns.nullity,
-            nullity_exact: ns.nullity_exact,
-            null_fraction: ns.nullity as f64 / n as f64,
-            method: ns.method.clone(),
-            rank_rule: req.rule.describe(),
-        },
+        front_end: FrontEndSummary::new(fe, ns, req.rule),
         collisions,
         files,
     };

@@ -27,6 +27,7 @@
 //! assert!((layer.apply_vec(&z)[0] - layer.apply_vec(&x)[0]).abs() < 1e-15);
 //! ```
 
+pub mod adversarial;
 pub mod architectures;
 pub mod attack;
 pub mod audit;

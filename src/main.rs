@@ -2,6 +2,8 @@
 //! 1 no exact collision exists for this model, 2 bad input or any other error.
 
 use anyhow::{bail, Context, Result};
+use blindspot::adversarial::{attack, AttackMethod, AttackSettings, VARIANT_MARGIN};
+use blindspot::attack::{Norm, ThreatModel};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::explain::comparison::{explain, ExplainRequest};
 use blindspot::explain::{Baseline, Method};
@@ -24,6 +26,20 @@ struct Cli {
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
+}
+
+/// A pixel-unit amount written as a number or a fraction: 0.03, 8/255.
+fn pixel_amount(s: &str) -> Result<f64, String> {
+    let parse = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("{s} is not a number or a fraction like 8/255"));
+    let v = match s.split_once('/') {
+        Some((a, b)) => parse(a)? / parse(b)?,
+        None => parse(s)?,
+    };
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a finite amount ≥ 0"))
+    }
 }
 
 /// A tolerance relative to σ_max: a number in (0, 1].
@@ -119,6 +135,47 @@ enum Command {
         #[arg(long, default_value = "0")]
         seed: u64,
         #[arg(long, default_value = "blindspot-out")]
+        out: PathBuf,
+    },
+    /// An adversarial image by FGSM or PGD (pixel space, untargeted or targeted) and, with
+    /// --variants, many more images inside the same ε-ball that the model cannot tell from it
+    /// (null-space moves), every one verified through the whole model.
+    Attack {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The clean image.
+        image: PathBuf,
+        #[command(flatten)]
+        pre: PreprocessArgs,
+        /// Radius of the threat model in pixel units of [0, 1], e.g. 8/255.
+        #[arg(long, value_parser = pixel_amount)]
+        eps: f64,
+        #[arg(long, value_enum, default_value = "linf")]
+        norm: Norm,
+        #[arg(long, value_enum, default_value = "pgd")]
+        method: AttackMethod,
+        /// PGD steps.
+        #[arg(long, default_value = "40")]
+        steps: usize,
+        /// PGD step size in pixel units, e.g. 2/255 (default: 2.5 × eps / steps).
+        #[arg(long, value_parser = pixel_amount)]
+        step_size: Option<f64>,
+        /// PGD from a uniform random point of the ε-ball.
+        #[arg(long)]
+        random_start: bool,
+        /// Targeted attack towards this class (default: untargeted, away from the clean prediction).
+        #[arg(long)]
+        target_class: Option<usize>,
+        /// Null-space variants of the adversarial image inside the same ε-ball.
+        #[arg(long, default_value = "0")]
+        variants: usize,
+        /// With --variants: the fraction of eps kept free for them; the attack runs at
+        /// (1 − margin) × eps. At 0 the attack's result has no variant (README: "Attacks").
+        #[arg(long, default_value_t = VARIANT_MARGIN)]
+        variant_margin: f64,
+        #[arg(long, default_value = "0")]
+        seed: u64,
+        #[arg(long, default_value = "blindspot-attack")]
         out: PathBuf,
     },
     /// How many input directions standard vision architectures ignore at their first linear
@@ -368,6 +425,47 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&result.report)?);
             } else {
                 print!("{}", report::collide_table(&result.report));
+                println!("wrote {} files to {}", result.report.files.len(), out.display());
+            }
+        }
+        Command::Attack {
+            model,
+            image,
+            pre,
+            eps,
+            norm,
+            method,
+            steps,
+            step_size,
+            random_start,
+            target_class,
+            variants,
+            variant_margin,
+            seed,
+            out,
+        } => {
+            let shape = pre.input_shape(&model.input_shape)?;
+            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let settings = AttackSettings {
+                threat: ThreatModel { eps, norm },
+                method,
+                steps,
+                step_size,
+                random_start,
+                target_class,
+                variants,
+                variant_margin,
+                seed,
+                rule: RankRule { relative: model.tol },
+            };
+            let bar = progress_bar(cli.quiet, variants as u64, "variants");
+            let result = attack(&m, &fe, &image, &settings, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            result.write(&out, &m.input_shape)?;
+            if model.json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            } else {
+                print!("{}", report::attack_table(&result.report));
                 println!("wrote {} files to {}", result.report.files.len(), out.display());
             }
         }

@@ -1,5 +1,6 @@
 //! What people read: terminal tables and figures.
 
+use crate::adversarial::{AttackMethod, AttackReport};
 use crate::audit::AuditReport;
 use crate::collide::CollideReport;
 use crate::demo::DemoReport;
@@ -399,6 +400,75 @@ pub fn collide_table(r: &CollideReport) -> String {
                 "{:>3} approximate: first-layer response ‖A Δ‖ = {response:.3e}, guaranteed ≤ {bound:.3e}\n",
                 c.index
             );
+        }
+    }
+    s
+}
+
+/// `blindspot attack`'s table: the attack's result, then each variant against the adversarial
+/// image (whole-model deviations, beside its control) and against the original (the threat model).
+pub fn attack_table(r: &AttackReport) -> String {
+    let a = &r.adversarial;
+    let mut s = format!(
+        "model {}  |  {} {:?} ε {:.4} ({}{})  |  seed {}\n",
+        r.model,
+        match r.method {
+            AttackMethod::Fgsm => "FGSM".to_string(),
+            AttackMethod::Pgd => format!("PGD-{}", r.steps.unwrap_or(0)),
+        },
+        r.norm,
+        r.eps,
+        r.goal,
+        r.target_class.map_or(String::new(), |k| format!(" → class {k}")),
+        r.seed
+    );
+    s += &format!(
+        "original: class {} ({:.4})  →  adversarial: class {} ({:.4}), {}; distance {:.4} (L2 {:.3}, L∞ {:.4}), PSNR {:.2} dB, SSIM {:.3}{}\n",
+        r.original.prediction.class,
+        r.original.prediction.score,
+        a.prediction.class,
+        a.prediction.score,
+        if a.success { "success" } else { "FAILED" },
+        a.distance_to_original,
+        a.l2_to_original,
+        a.linf_to_original,
+        a.psnr_to_original,
+        a.ssim_to_original,
+        if a.within_threat { "" } else { "  OUTSIDE THE THREAT MODEL" }
+    );
+    if let Some(fe) = &r.front_end {
+        s += &format!(
+            "variants: null space of {} (nullity {} of {}); each against the adversarial image and the original\n",
+            fe.ops.join("→"),
+            fe.nullity,
+            fe.input_dim
+        );
+        s += &format!(
+            "{:>3} {:>6} {:>9} {:>8} {:>10} {:>7} {:>6} {:>11} {:>11} {:>11} {:>11}\n",
+            "#", "class", "L2(adv)", "L∞(adv)", "dist(orig)", "inside", "SSIM", "front rel", "output rel", "ctrl front", "ctrl out"
+        );
+        for v in &r.variants {
+            let out_rel = v.versus_adversarial.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
+            let ctrl_rel = v.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
+            s += &format!(
+                "{:>3} {:>6} {:>9.3} {:>8.4} {:>10.4} {:>7} {:>6.3} {:>11} {:>11.2e} {:>11} {:>11.2e}\n",
+                v.index,
+                v.prediction.class,
+                v.versus_adversarial.l2,
+                v.versus_adversarial.linf,
+                v.distance_to_original,
+                if v.within_threat { "yes" } else { "NO" },
+                v.ssim_to_original,
+                sci(v.versus_adversarial.front_end_rel_diff),
+                out_rel,
+                sci(v.control.front_end_rel_diff),
+                ctrl_rel
+            );
+        }
+        if let Some(p) = &r.pairwise {
+            if let (Some(min_l2), Some(mean_l2), Some(min_linf)) = (p.min_l2, p.mean_l2, p.min_linf) {
+                s += &format!("pairwise among variants: L2 min {min_l2:.3}, mean {mean_l2:.3}; L∞ min {min_linf:.4}\n");
+            }
         }
     }
     s

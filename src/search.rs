@@ -1,9 +1,12 @@
-//! Null-space search: inputs z with A z = A x inside the pixel box [0, 1].
+//! Null-space search: inputs z with A z = A x inside a region of pixel space — the pixel box
+//! [0, 1]ⁿ, or (for an attack's variants) the box intersected with an ε-ball around the clean
+//! image: a smaller box for L∞, a box and a ball for L2.
 //!
 //! Feasibility is part of the search, never a clip afterwards: every point returned is
 //! x + (a null-space vector), computed by Dykstra's alternating projections between the affine set
-//! {z : A z = A x} and the box. The last iterate lies on the affine set; if it still leaves the box
-//! by rounding, it is pulled back along the segment towards x, which stays on the affine set.
+//! {z : A z = A x}, the box and the ball. The last iterate lies on the affine set; if it still
+//! leaves the region by rounding, it is pulled back along the segment towards x, which stays on the
+//! affine set.
 
 use crate::linop::norm;
 use crate::nullspace::{NullSpace, EXACT_RELATIVE};
@@ -20,6 +23,95 @@ pub enum Mode {
     Far,
     /// As close to --target as the collision allows.
     Target,
+}
+
+/// Where collisions may lie: a box per pixel, optionally intersected with an L2 ball. Membership
+/// is decided in f64 exactly as [`Region::contains`] computes it, and every bound is tightened
+/// so that a point inside the box is within ε of the ball's centre as f64 computes the difference.
+#[derive(Clone, Debug)]
+pub struct Region {
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    ball: Option<Ball>,
+}
+
+#[derive(Clone, Debug)]
+struct Ball {
+    center: Vec<f64>,
+    radius: f64,
+}
+
+impl Region {
+    /// The pixel box [0, 1]ⁿ.
+    pub fn unit(n: usize) -> Region {
+        Region {
+            lo: vec![0.0; n],
+            hi: vec![1.0; n],
+            ball: None,
+        }
+    }
+
+    /// [0, 1]ⁿ ∩ {z : ‖z − x‖∞ ≤ ε}: the intersection of two boxes, a box.
+    pub fn linf_ball(x: &[f64], eps: f64) -> Region {
+        Region {
+            lo: x.iter().map(|&v| toward_within(v, (v - eps).max(0.0), eps)).collect(),
+            hi: x.iter().map(|&v| toward_within(v, (v + eps).min(1.0), eps)).collect(),
+            ball: None,
+        }
+    }
+
+    /// [0, 1]ⁿ ∩ {z : ‖z − x‖₂ ≤ ε}.
+    pub fn l2_ball(x: &[f64], eps: f64) -> Region {
+        Region {
+            ball: Some(Ball {
+                center: x.to_vec(),
+                radius: eps,
+            }),
+            ..Region::unit(x.len())
+        }
+    }
+
+    pub fn lo(&self) -> &[f64] {
+        &self.lo
+    }
+
+    pub fn hi(&self) -> &[f64] {
+        &self.hi
+    }
+
+    /// Whether `z` lies in the box and the ball, in f64 (the L2 norm as the plain sum of squares,
+    /// in order).
+    pub fn contains(&self, z: &[f64]) -> bool {
+        let in_box = z
+            .iter()
+            .zip(self.lo.iter().zip(&self.hi))
+            .all(|(v, (lo, hi))| lo <= v && v <= hi);
+        in_box
+            && self
+                .ball
+                .as_ref()
+                .is_none_or(|b| distance(&b.center, z) <= b.radius)
+    }
+
+    /// The nearest point of the ball to `y`, in place (nothing without a ball).
+    fn project_onto_ball(&self, y: &mut [f64]) {
+        let Some(b) = &self.ball else { return };
+        let r = distance(&b.center, y);
+        if r > b.radius {
+            let f = b.radius / r;
+            for (v, c) in y.iter_mut().zip(&b.center) {
+                *v = c + (*v - c) * f;
+            }
+        }
+    }
+}
+
+/// `v` moved towards `x` one ulp at a time until |v − x| ≤ ε in f64 (at most a few ulps).
+pub fn toward_within(x: f64, mut v: f64, eps: f64) -> f64 {
+    while (v - x).abs() > eps {
+        v = if v > x { v.next_down() } else { v.next_up() };
+    }
+    v
 }
 
 #[derive(Clone, Debug)]
@@ -51,7 +143,7 @@ pub struct Projection {
     pub iterations: usize,
     /// Fraction of the final step kept to stay in the box (1 when none was needed).
     pub pullback: f64,
-    /// Pixels on the edge of [0, 1] that the collision holds exactly where they are.
+    /// Pixels on the edge of the box that the collision holds exactly where they are.
     pub pinned: usize,
     /// ‖A (z − x)‖ ≤ response_bound · ‖z − x‖: the largest singular value of the directions used
     /// (see [`NullSpace::response_bound`]).
@@ -66,6 +158,11 @@ const DYKSTRA_RELATIVE: f64 = 1e-4;
 const EDGE_STEP: f64 = 1e-6;
 
 /// The point of {z : A z = A x} ∩ [0, 1]ⁿ closest to `w` (Dykstra), x in the box.
+pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: usize) -> Projection {
+    project_into(ns, x, &Region::unit(x.len()), w, max_iterations)
+}
+
+/// The point of {z : A z = A x} ∩ `region` closest to `w` (Dykstra), x in the region.
 ///
 /// Dykstra converges to the answer but never lands on it exactly, and images have many pixels on
 /// the edge of the box (black backgrounds, saturated highlights). So the result is finished
@@ -73,10 +170,12 @@ const EDGE_STEP: f64 = 1e-6;
 /// step is projected onto the null directions that keep them fixed (repeated while that pushes
 /// other edge pixels outwards), and what remains out of the box is handled by shortening the
 /// step. The collision stays exactly on {A z = A x}; nothing is clipped.
-pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: usize) -> Projection {
+pub fn project_into(ns: &NullSpace, x: &[f64], region: &Region, w: &[f64], max_iterations: usize) -> Projection {
     let n = x.len();
     let mut y = w.to_vec();
-    let (mut p, mut q) = (vec![0.0; n], vec![0.0; n]);
+    // Dykstra's corrections for the affine set, the box and the ball.
+    let (mut p, mut q, mut r) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut ball_input = vec![0.0; n];
     let mut u = x.to_vec();
     let mut iterations = 0;
     let scale = (n as f64).sqrt();
@@ -99,28 +198,41 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
         for i in 0..n {
             p[i] = y[i] + p[i] - u[i];
             let t2 = u[i] + q[i];
-            y[i] = t2.clamp(0.0, 1.0);
+            y[i] = t2.clamp(region.lo[i], region.hi[i]);
             q[i] = t2 - y[i];
         }
-        let inside = u.iter().all(|v| (0.0..=1.0).contains(v));
+        if region.ball.is_some() {
+            for i in 0..n {
+                ball_input[i] = y[i] + r[i];
+            }
+            y.copy_from_slice(&ball_input);
+            region.project_onto_ball(&mut y);
+            for i in 0..n {
+                r[i] = ball_input[i] - y[i];
+            }
+        }
+        let inside = region.contains(&u);
         let change = (0..n).map(|i| (u[i] - previous[i]).powi(2)).sum::<f64>().sqrt();
         if inside && change <= settled * scale {
             break;
         }
     }
-    // The iterations' projections were loose; the last one is not.
-    let last = ns.project_within(&(0..n).map(|i| u[i] - x[i]).collect::<Vec<_>>(), EXACT_RELATIVE, floor);
-    let (step, pinned, response_bound) = keep_edges(ns, x, last, floor);
-    let pullback = pullback_into_box(x, &step);
-    let z = (0..n)
-        .map(|i| {
-            if pullback < 1.0 {
-                x[i] + pullback * step[i]
-            } else {
-                x[i] + step[i]
-            }
-        })
-        .collect();
+    // The iterations' projections were loose; the finishing steps are not. Each one heads for
+    // Dykstra's last iterate from the point reached so far, holds the pixels on the edge, and
+    // stops where another pixel reaches the edge: the next step holds that one too.
+    let mut z = x.to_vec();
+    let (mut pullback, mut pinned, mut response_bound) = (1.0, 0, ns.response_bound);
+    for _ in 0..FINISHING_STEPS {
+        let last = ns.project_within(&(0..n).map(|i| u[i] - z[i]).collect::<Vec<_>>(), EXACT_RELATIVE, floor);
+        let (step, held, bound) = keep_edges(ns, &z, region, last, floor);
+        pullback = pullback_into(region, &z, &step);
+        z = pulled_back(&z, &step, pullback);
+        pinned = held;
+        response_bound = response_bound.max(bound);
+        if pullback >= 1.0 || pullback * norm(&step) <= EDGE_STEP {
+            break;
+        }
+    }
     Projection {
         z,
         iterations,
@@ -130,9 +242,18 @@ pub fn project_feasible(ns: &NullSpace, x: &[f64], w: &[f64], max_iterations: us
     }
 }
 
+/// Finishing steps at most: each holds at least the pixel that stopped the one before.
+const FINISHING_STEPS: usize = 12;
+
+/// A pixel this close to a bound of the box counts as on it: finishing steps stop pixels on the
+/// bound up to rounding.
+const ON_EDGE: f64 = 1e-12;
+
 /// Projects the null-space `step` so that pixels on the edge of the box do not move outwards.
-fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
-    let outwards = |i: usize, d: f64, slack: f64| (x[i] <= 0.0 && d < slack) || (x[i] >= 1.0 && d > -slack);
+fn keep_edges(ns: &NullSpace, x: &[f64], region: &Region, step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
+    let outwards = |i: usize, d: f64, slack: f64| {
+        (x[i] <= region.lo[i] + ON_EDGE && d < slack) || (x[i] >= region.hi[i] - ON_EDGE && d > -slack)
+    };
     let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
     if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {
         return (step, 0, ns.response_bound);
@@ -160,18 +281,45 @@ fn keep_edges(ns: &NullSpace, x: &[f64], step: Vec<f64>, floor: f64) -> (Vec<f64
     (current, count, bound)
 }
 
-/// Largest λ in [0, 1] with x + λ d in the box.
-fn pullback_into_box(x: &[f64], step: &[f64]) -> f64 {
+/// x + λ d (x + d exactly for λ = 1).
+fn pulled_back(x: &[f64], step: &[f64], lambda: f64) -> Vec<f64> {
+    if lambda < 1.0 {
+        x.iter().zip(step).map(|(xi, d)| xi + lambda * d).collect()
+    } else {
+        x.iter().zip(step).map(|(xi, d)| xi + d).collect()
+    }
+}
+
+/// Largest λ in [0, 1] with x + λ d in the region (x in it), as f64 computes x + λ d.
+fn pullback_into(region: &Region, x: &[f64], step: &[f64]) -> f64 {
     let mut lambda: f64 = 1.0;
-    for (&xi, &d) in x.iter().zip(step) {
+    for ((&xi, &d), (&lo, &hi)) in x.iter().zip(step).zip(region.lo.iter().zip(&region.hi)) {
         let ui = xi + d;
-        if ui > 1.0 && d > 0.0 {
-            lambda = lambda.min((1.0 - xi) / d);
-        } else if ui < 0.0 && d < 0.0 {
-            lambda = lambda.min(-xi / d);
+        if ui > hi && d > 0.0 {
+            lambda = lambda.min((hi - xi) / d);
+        } else if ui < lo && d < 0.0 {
+            lambda = lambda.min((lo - xi) / d);
         }
     }
-    lambda.max(0.0)
+    if let Some(b) = &region.ball {
+        // ‖(x − c) + λ d‖² = r²: the larger root of a λ² + 2 h λ + c0, with c0 ≤ 0 for x inside.
+        let a: f64 = step.iter().map(|d| d * d).sum();
+        let h: f64 = x.iter().zip(&b.center).zip(step).map(|((xi, c), d)| (xi - c) * d).sum();
+        let c0 = distance(x, &b.center).powi(2) - b.radius * b.radius;
+        let full: Vec<f64> = x.iter().zip(step).map(|(xi, d)| xi + d).collect();
+        if a > 0.0 && distance(&full, &b.center) > b.radius {
+            lambda = lambda.min((-h + (h * h - a * c0).max(0.0).sqrt()) / a);
+        }
+    }
+    // The bounds above are exact in real arithmetic; rounding may leave x + λ d a few ulps out.
+    let mut shrunk = lambda.max(0.0);
+    for _ in 0..64 {
+        if region.contains(&pulled_back(x, step, shrunk)) {
+            return shrunk;
+        }
+        shrunk *= 1.0 - 1e-12;
+    }
+    0.0
 }
 
 pub fn random_null_direction(ns: &NullSpace, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -195,13 +343,28 @@ pub fn search(
     rng: &mut ChaCha8Rng,
     progress: &dyn Fn(),
 ) -> Vec<Projection> {
+    search_in(ns, x, &Region::unit(x.len()), mode, target, opts, rng, progress)
+}
+
+/// [`search`] inside `region` (which holds x).
+#[allow(clippy::too_many_arguments)]
+pub fn search_in(
+    ns: &NullSpace,
+    x: &[f64],
+    region: &Region,
+    mode: Mode,
+    target: Option<&[f64]>,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+    progress: &dyn Fn(),
+) -> Vec<Projection> {
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
         let found = match mode {
             Mode::Random => {
                 let d = random_null_direction(ns, rng);
                 let w: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + opts.strength * b).collect();
-                project_feasible(ns, x, &w, opts.max_iterations)
+                project_into(ns, x, region, &w, opts.max_iterations)
             }
             Mode::Target => {
                 let t = target.expect("target mode needs a target");
@@ -212,9 +375,9 @@ pub fn search(
                     let d = random_null_direction(ns, rng);
                     t.iter().zip(&d).map(|(a, b)| a + 0.05 * opts.strength * b).collect()
                 };
-                project_feasible(ns, x, &w, opts.max_iterations * 3)
+                project_into(ns, x, region, &w, opts.max_iterations * 3)
             }
-            Mode::Far => far_from(ns, x, k, opts, rng),
+            Mode::Far => far_from(ns, x, region, k, opts, rng),
         };
         out.push(found);
         progress();
@@ -222,30 +385,37 @@ pub fn search(
     out
 }
 
-/// Projected ascent on ||z − x|| from a far corner of the box.
-fn far_from(ns: &NullSpace, x: &[f64], start: usize, opts: &SearchOptions, rng: &mut ChaCha8Rng) -> Projection {
+/// Projected ascent on ||z − x|| from a far corner of the region's box.
+fn far_from(
+    ns: &NullSpace,
+    x: &[f64],
+    region: &Region,
+    start: usize,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+) -> Projection {
     // Start 0: the corner opposite x; later starts: random corners.
     let corner: Vec<f64> = x
         .iter()
-        .map(|&v| {
-            if start == 0 {
-                if v < 0.5 {
-                    1.0
-                } else {
-                    0.0
-                }
-            } else if rng.gen_bool(0.5) {
-                1.0
+        .zip(region.lo.iter().zip(&region.hi))
+        .map(|(&v, (&lo, &hi))| {
+            let high = if start == 0 {
+                v < 0.5 * (lo + hi)
             } else {
-                0.0
+                rng.gen_bool(0.5)
+            };
+            if high {
+                hi
+            } else {
+                lo
             }
         })
         .collect();
-    let mut best = project_feasible(ns, x, &corner, opts.max_iterations);
+    let mut best = project_into(ns, x, region, &corner, opts.max_iterations);
     let mut best_distance = distance(&best.z, x);
     for _ in 0..opts.far_steps {
         let w: Vec<f64> = best.z.iter().zip(x).map(|(z, x)| x + 2.0 * (z - x)).collect();
-        let next = project_feasible(ns, x, &w, opts.max_iterations);
+        let next = project_into(ns, x, region, &w, opts.max_iterations);
         let d = distance(&next.z, x);
         if d <= best_distance * (1.0 + 1e-4) {
             if d > best_distance {

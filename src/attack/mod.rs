@@ -29,13 +29,16 @@
 
 mod fgsm;
 mod pgd;
+mod variants;
 
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
+pub use variants::null_space_variants;
 
 use crate::differentiable::{DType, Device, Differentiable, Tensor};
 use crate::linop::AffineGather;
 use crate::model::Model;
+use crate::search::{toward_within, Region};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 
@@ -58,7 +61,8 @@ impl Goal {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Norm {
     Linf,
     L2,
@@ -89,6 +93,15 @@ impl ThreatModel {
             bail!("pixel {k} is {v}: attacks take pixels in [0, 1]");
         }
         Ok(())
+    }
+
+    /// The feasible set around the clean pixels `x` as a search region: a box for L∞ (the ε-box
+    /// ∩ [0, 1]ⁿ), the pixel box and the ε-ball for L2.
+    pub fn region(&self, x: &[f64]) -> Region {
+        match self.norm {
+            Norm::Linf => Region::linf_ball(x, self.eps),
+            Norm::L2 => Region::l2_ball(x, self.eps),
+        }
     }
 
     /// ‖z − x‖ in the threat model's norm (the L2 norm as the plain sum of squares, in order).
@@ -180,14 +193,6 @@ impl ThreatModel {
         self.project(x, &mut z);
         z
     }
-}
-
-/// `v` moved towards `x` one ulp at a time until |v − x| ≤ ε in f64 (at most a few ulps).
-fn toward_within(x: f64, mut v: f64, eps: f64) -> f64 {
-    while (v - x).abs() > eps {
-        v = if v > x { v.next_down() } else { v.next_up() };
-    }
-    v
 }
 
 /// One attack method: interchangeable with every other one.

@@ -1,0 +1,482 @@
+//! `attack`: an adversarial image by FGSM or PGD and, with variants, many more images the model
+//! cannot tell from it — null-space moves of the adversarial image, each still inside the threat
+//! model around the clean image — every one verified through the whole model by tract and saved
+//! like `collide`'s collisions.
+
+use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
+use crate::audit::InputInfo;
+use crate::collide::{null_space_for_collisions, FrontEndSummary};
+use crate::frontend::FrontEnd;
+use crate::model::{Model, Runner};
+use crate::npy::{encode_f32, write_atomic};
+use crate::nullspace::RankRule;
+use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
+use crate::similarity::ssim;
+use crate::verify::{argmax, control_perturbation, pixel_distances, Comparison, Verifier};
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttackMethod {
+    /// One step of size ε (Goodfellow et al.).
+    Fgsm,
+    /// Projected gradient descent (Madry et al.).
+    Pgd,
+}
+
+/// How to attack, once the image is in hand.
+#[derive(Clone, Copy, Debug)]
+pub struct AttackSettings {
+    pub threat: ThreatModel,
+    pub method: AttackMethod,
+    /// PGD steps.
+    pub steps: usize,
+    /// PGD step size in pixel units; `None`: Madry's 2.5 ε / steps.
+    pub step_size: Option<f64>,
+    pub random_start: bool,
+    /// Targeted attack towards this class; `None`: away from the clean prediction.
+    pub target_class: Option<usize>,
+    /// Null-space variants of the adversarial image.
+    pub variants: usize,
+    /// With variants: the fraction of ε kept free for them — the attack runs at (1 − margin) ε.
+    /// An attack that uses the whole ball leaves no room: its result is a vertex of its own
+    /// collision set inside the ball (see [`VARIANT_MARGIN`]).
+    pub variant_margin: f64,
+    pub seed: u64,
+    pub rule: RankRule,
+}
+
+/// Default fraction of ε kept free for the variants.
+///
+/// Why any is needed: a gradient-sign or gradient step moves the image along the front end's row
+/// space (the pixel gradient is Aᵀ times the gradient at the first layer), and every null-space
+/// direction n is orthogonal to it. For FGSM-L∞, z = x + ε sign(g): a null move n inside the box
+/// needs gᵢnᵢ ≤ 0 for every pixel, and Σ gᵢnᵢ = 0, so n = 0 wherever g ≠ 0. For L2, δ ∈ row space
+/// and ‖δ + n‖² = ε² + ‖n‖² > ε². PGD's result is nearly such a vertex. So the attack runs in the
+/// smaller ball of radius (1 − margin) ε and the variants use the whole ball.
+pub const VARIANT_MARGIN: f64 = 0.25;
+
+impl AttackSettings {
+    /// The threat model the attack itself runs in: the whole ε without variants, (1 − margin) ε
+    /// with them.
+    pub fn attack_threat(&self) -> ThreatModel {
+        let eps = if self.variants > 0 {
+            self.threat.eps * (1.0 - self.variant_margin)
+        } else {
+            self.threat.eps
+        };
+        ThreatModel { eps, ..self.threat }
+    }
+
+    fn step_size(&self) -> f64 {
+        self.step_size
+            .unwrap_or(2.5 * self.attack_threat().eps / self.steps.max(1) as f64)
+    }
+
+    fn attack(&self) -> Box<dyn Attack> {
+        let threat = self.attack_threat();
+        match self.method {
+            AttackMethod::Fgsm => Box::new(Fgsm { threat }),
+            AttackMethod::Pgd => Box::new(Pgd {
+                threat,
+                steps: self.steps,
+                step_size: self.step_size(),
+                random_start: self.random_start,
+            }),
+        }
+    }
+}
+
+/// A class as tract computes it: the argmax of the model's first output and its value there.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Prediction {
+    pub class: usize,
+    pub score: f64,
+}
+
+#[derive(Serialize)]
+pub struct ImageRecord {
+    pub png: String,
+    pub npy: String,
+    pub prediction: Prediction,
+}
+
+#[derive(Serialize)]
+pub struct AdversarialRecord {
+    pub png: String,
+    pub npy: String,
+    pub prediction: Prediction,
+    /// Whether tract's prediction achieves the goal.
+    pub success: bool,
+    /// ‖adversarial − original‖ in the threat model's norm (≤ eps).
+    pub distance_to_original: f64,
+    pub l2_to_original: f64,
+    pub linf_to_original: f64,
+    /// Inside the ε-ball and [0, 1], in f64 on the pixels.
+    pub within_threat: bool,
+    pub psnr_to_original: f64,
+    pub ssim_to_original: f64,
+}
+
+#[derive(Serialize)]
+pub struct VariantRecord {
+    pub index: usize,
+    pub png: String,
+    pub npy: String,
+    pub prediction: Prediction,
+    /// Same class as the adversarial image.
+    pub same_prediction: bool,
+    pub distance_to_original: f64,
+    pub l2_to_original: f64,
+    pub linf_to_original: f64,
+    pub within_threat: bool,
+    pub psnr_to_original: f64,
+    pub ssim_to_original: f64,
+    pub pixel_min: f64,
+    pub pixel_max: f64,
+    pub dykstra_iterations: usize,
+    /// Fraction of the final step kept to stay in the threat model's region (1: none needed).
+    pub pullback: f64,
+    /// Pixels on the edge of the region's box held exactly where they are.
+    pub pixels_held_at_edge: usize,
+    /// ‖A (variant − adversarial)‖₂ in f64, A the front end's linear part.
+    pub front_end_response: Option<f64>,
+    /// The variant against the adversarial image through the whole model (its `l2`, `linf` and
+    /// `psnr_to_original` are to the adversarial image).
+    pub versus_adversarial: Comparison,
+    /// A random change of the adversarial image of the same L2 size, through the whole model.
+    pub control: Comparison,
+}
+
+/// Distances among the variants (row i, column j: variant i to variant j).
+#[derive(Serialize)]
+pub struct Pairwise {
+    pub l2: Vec<Vec<f64>>,
+    pub linf: Vec<Vec<f64>>,
+    /// Over the pairs i < j (null with fewer than two variants).
+    pub min_l2: Option<f64>,
+    pub mean_l2: Option<f64>,
+    pub min_linf: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct AttackReport {
+    pub model: String,
+    pub input: InputInfo,
+    pub image: ImageNotes,
+    pub method: AttackMethod,
+    pub norm: Norm,
+    /// The threat model's radius: the adversarial image and every variant lie within it.
+    pub eps: f64,
+    /// The radius the attack ran in: `eps` without variants, (1 − `variant_margin`) `eps` with.
+    pub attack_eps: f64,
+    pub variant_margin: Option<f64>,
+    /// PGD only.
+    pub steps: Option<usize>,
+    pub step_size: Option<f64>,
+    pub random_start: bool,
+    /// "untargeted" (away from the original's prediction) or "targeted".
+    pub goal: &'static str,
+    pub target_class: Option<usize>,
+    pub seed: u64,
+    pub original: ImageRecord,
+    pub adversarial: AdversarialRecord,
+    /// The front end whose null space the variants move in (null without variants).
+    pub front_end: Option<FrontEndSummary>,
+    pub variants: Vec<VariantRecord>,
+    pub pairwise: Option<Pairwise>,
+    /// Every variant inside the threat model and with the adversarial image's class (null
+    /// without variants).
+    pub variants_all_within_threat: Option<bool>,
+    pub variants_all_same_prediction: Option<bool>,
+    /// Largest relative difference of any model output between a variant and the adversarial
+    /// image: float32 rounding for an exact collision.
+    pub variants_max_output_rel_diff: Option<f64>,
+    pub files: Vec<String>,
+}
+
+/// Everything `attack` computed, before anything is written.
+pub struct Adversarial {
+    pub report: AttackReport,
+    pub original: Pixels,
+    pub adversarial: Pixels,
+    pub variants: Vec<Pixels>,
+    pub original_tensor: Vec<f32>,
+    pub adversarial_tensor: Vec<f32>,
+    pub variant_tensors: Vec<Vec<f32>>,
+}
+
+/// Tract's prediction from the model's first output.
+struct Predictor {
+    runner: Runner,
+}
+
+impl Predictor {
+    fn new(model: &Model) -> Result<Predictor> {
+        let first = model.output_names.first().context("the model has no output")?;
+        Ok(Predictor {
+            runner: model.runner(std::slice::from_ref(first), true)?,
+        })
+    }
+
+    fn predict(&self, tensor: &[f32]) -> Result<(Prediction, usize)> {
+        let values = self.runner.run(tensor)?;
+        let scores = &values[0].data;
+        if scores.is_empty() {
+            bail!("the model's first output is empty: nothing to attack");
+        }
+        let class = argmax(scores);
+        Ok((
+            Prediction {
+                class,
+                score: scores[class],
+            },
+            scores.len(),
+        ))
+    }
+}
+
+/// Attacks the image at `path`, then builds and verifies the variants.
+pub fn attack(
+    model: &Model,
+    fe: &FrontEnd,
+    path: &Path,
+    settings: &AttackSettings,
+    progress: &dyn Fn(),
+) -> Result<Adversarial> {
+    let image = load_image(path, &fe.grid)?;
+    attack_pixels(model, fe, image, settings, progress)
+}
+
+/// [`attack`] for pixels already decoded onto the model's grid.
+pub fn attack_pixels(
+    model: &Model,
+    fe: &FrontEnd,
+    (original, image_notes): (Pixels, ImageNotes),
+    settings: &AttackSettings,
+    progress: &dyn Fn(),
+) -> Result<Adversarial> {
+    let threat = settings.threat;
+    let x = &original.data;
+    threat.check(x)?;
+    if settings.method == AttackMethod::Pgd && settings.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if !(0.0..1.0).contains(&settings.variant_margin) {
+        bail!(
+            "--variant-margin must be in [0, 1), not {}",
+            settings.variant_margin
+        );
+    }
+    if let Some(s) = settings.step_size {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--step-size must be a positive number, not {s}");
+        }
+    }
+    // Variants need a null space: find out before spending the attack.
+    let null_space = if settings.variants > 0 {
+        Some(null_space_for_collisions(fe, settings.rule)?)
+    } else {
+        None
+    };
+    let predictor = Predictor::new(model)?;
+    let original_tensor = to_tensor(&fe.preprocess_map, x);
+    let (clean, classes) = predictor.predict(&original_tensor)?;
+    let goal = match settings.target_class {
+        Some(class) if class >= classes => {
+            bail!("--target-class {class} is out of range: the model's first output has {classes} classes")
+        }
+        Some(class) => Goal::Targeted { class },
+        None => Goal::Untargeted { label: clean.class },
+    };
+
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let attack = settings.attack();
+    let classifier = Classifier::new(model, fe.preprocess_map.clone())?;
+    let z = attack.perturb(&classifier, x, goal, &mut rng)?;
+    let adversarial_tensor = to_tensor(&fe.preprocess_map, &z);
+    let (adversarial_prediction, _) = predictor.predict(&adversarial_tensor)?;
+    let adversarial_pixels = original.with_data(z);
+    let z = &adversarial_pixels.data;
+    let (l2, linf, psnr) = pixel_distances(x, z);
+    let adversarial = AdversarialRecord {
+        png: "adversarial.png".into(),
+        npy: "adversarial.npy".into(),
+        prediction: adversarial_prediction,
+        success: goal.achieved(adversarial_prediction.class),
+        distance_to_original: threat.distance(x, z),
+        l2_to_original: l2,
+        linf_to_original: linf,
+        within_threat: threat.contains(x, z),
+        psnr_to_original: psnr,
+        ssim_to_original: ssim(&original, &adversarial_pixels)?,
+    };
+
+    let mut records = vec![];
+    let mut variants = vec![];
+    let mut variant_tensors = vec![];
+    if let Some(ns) = &null_space {
+        let found = null_space_variants(ns, x, z, threat, settings.variants, &mut rng, progress)?;
+        let verifier = Verifier::new(model, fe.output_value.as_deref(), &adversarial_tensor)?;
+        for (index, p) in found.into_iter().enumerate() {
+            let tensor = to_tensor(&fe.preprocess_map, &p.z);
+            let versus_adversarial = verifier.compare(z, &p.z, &tensor)?;
+            let control_pixels = control_perturbation(z, versus_adversarial.l2, &mut rng);
+            let control = verifier.compare(z, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
+            let (prediction, _) = predictor.predict(&tensor)?;
+            let delta: Vec<f64> = p.z.iter().zip(z).map(|(v, a)| v - a).collect();
+            let pixels = original.with_data(p.z);
+            let (l2, linf, psnr) = pixel_distances(x, &pixels.data);
+            records.push(VariantRecord {
+                index,
+                png: format!("variant-{index:03}.png"),
+                npy: format!("variant-{index:03}.npy"),
+                prediction,
+                same_prediction: prediction.class == adversarial_prediction.class,
+                distance_to_original: threat.distance(x, &pixels.data),
+                l2_to_original: l2,
+                linf_to_original: linf,
+                within_threat: threat.contains(x, &pixels.data),
+                psnr_to_original: psnr,
+                ssim_to_original: ssim(&original, &pixels)?,
+                pixel_min: pixels.data.iter().copied().fold(f64::INFINITY, f64::min),
+                pixel_max: pixels.data.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                dykstra_iterations: p.iterations,
+                pullback: p.pullback,
+                pixels_held_at_edge: p.pinned,
+                front_end_response: fe.response(&delta),
+                versus_adversarial,
+                control,
+            });
+            variants.push(pixels);
+            variant_tensors.push(tensor);
+        }
+    }
+
+    let mut files: Vec<String> = vec![
+        "original.png".into(),
+        "original.npy".into(),
+        adversarial.png.clone(),
+        adversarial.npy.clone(),
+    ];
+    files.extend(records.iter().flat_map(|r| [r.png.clone(), r.npy.clone()]));
+    files.extend(["overview.png", "report.json"].map(String::from));
+    let any = !records.is_empty();
+    let report = AttackReport {
+        model: model.path.display().to_string(),
+        input: InputInfo {
+            name: model.input_name.clone(),
+            shape: model.input_shape.clone(),
+        },
+        image: image_notes,
+        method: settings.method,
+        norm: threat.norm,
+        eps: threat.eps,
+        attack_eps: settings.attack_threat().eps,
+        variant_margin: (settings.variants > 0).then_some(settings.variant_margin),
+        steps: (settings.method == AttackMethod::Pgd).then_some(settings.steps),
+        step_size: (settings.method == AttackMethod::Pgd).then(|| settings.step_size()),
+        random_start: settings.method == AttackMethod::Pgd && settings.random_start,
+        goal: match goal {
+            Goal::Untargeted { .. } => "untargeted",
+            Goal::Targeted { .. } => "targeted",
+        },
+        target_class: settings.target_class,
+        seed: settings.seed,
+        original: ImageRecord {
+            png: "original.png".into(),
+            npy: "original.npy".into(),
+            prediction: clean,
+        },
+        adversarial,
+        front_end: null_space.as_ref().map(|ns| FrontEndSummary::new(fe, ns, settings.rule)),
+        pairwise: any.then(|| pairwise(&variants)),
+        variants_all_within_threat: any.then(|| records.iter().all(|r| r.within_threat)),
+        variants_all_same_prediction: any.then(|| records.iter().all(|r| r.same_prediction)),
+        variants_max_output_rel_diff: any.then(|| {
+            records
+                .iter()
+                .flat_map(|r| r.versus_adversarial.outputs.iter().map(|o| o.rel_diff))
+                .fold(0.0, f64::max)
+        }),
+        variants: records,
+        files,
+    };
+    Ok(Adversarial {
+        report,
+        original,
+        adversarial: adversarial_pixels,
+        variants,
+        original_tensor,
+        adversarial_tensor,
+        variant_tensors,
+    })
+}
+
+fn pairwise(variants: &[Pixels]) -> Pairwise {
+    let n = variants.len();
+    let (mut l2, mut linf) = (vec![vec![0.0; n]; n], vec![vec![0.0; n]; n]);
+    let mut pairs = vec![];
+    for i in 0..n {
+        for j in 0..n {
+            let (a, b, _) = pixel_distances(&variants[i].data, &variants[j].data);
+            (l2[i][j], linf[i][j]) = (a, b);
+            if i < j {
+                pairs.push((a, b));
+            }
+        }
+    }
+    let min = |v: &mut dyn Iterator<Item = f64>| v.reduce(f64::min);
+    Pairwise {
+        min_l2: min(&mut pairs.iter().map(|p| p.0)),
+        mean_l2: (!pairs.is_empty()).then(|| pairs.iter().map(|p| p.0).sum::<f64>() / pairs.len() as f64),
+        min_linf: min(&mut pairs.iter().map(|p| p.1)),
+        l2,
+        linf,
+    }
+}
+
+impl Adversarial {
+    /// Writes every file into `dir`, each one whole or not at all.
+    pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let png = |img: &image::RgbImage, name: &str| -> Result<()> {
+            let mut bytes = std::io::Cursor::new(vec![]);
+            img.write_to(&mut bytes, image::ImageFormat::Png)?;
+            write_atomic(&dir.join(name), bytes.get_ref())
+        };
+        let r = &self.report;
+        png(&self.original.to_rgb8(), &r.original.png)?;
+        write_atomic(&dir.join(&r.original.npy), &encode_f32(input_shape, &self.original_tensor))?;
+        png(&self.adversarial.to_rgb8(), &r.adversarial.png)?;
+        write_atomic(
+            &dir.join(&r.adversarial.npy),
+            &encode_f32(input_shape, &self.adversarial_tensor),
+        )?;
+        for ((rec, v), t) in r.variants.iter().zip(&self.variants).zip(&self.variant_tensors) {
+            png(&v.to_rgb8(), &rec.png)?;
+            write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
+        }
+        png(&self.overview(), "overview.png")?;
+        write_atomic(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(&self.report)?.as_bytes(),
+        )
+    }
+
+    /// Top row: original | adversarial | variants (up to 4). Bottom row: each image's difference
+    /// from the original, amplified to its own largest change, under it.
+    pub fn overview(&self) -> image::RgbImage {
+        let shown: Vec<&Pixels> = std::iter::once(&self.adversarial).chain(self.variants.iter().take(4)).collect();
+        let mut top = vec![self.original.clone()];
+        top.extend(shown.iter().map(|p| (*p).clone()));
+        let mut bottom = vec![self.original.with_data(vec![1.0; self.original.data.len()])];
+        bottom.extend(shown.iter().map(|p| crate::report::difference(&self.original, p)));
+        crate::report::grid(&[top, bottom])
+    }
+}
+

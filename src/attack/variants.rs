@@ -1,0 +1,37 @@
+//! Null-space variants of an adversarial image: other images the model cannot tell from it
+//! (A z = A z_adv at the front end, so every later layer computes the same numbers), each still
+//! inside the threat model around the clean image. The feasible set is the front end's affine set
+//! intersected with the threat model's region (for L∞ the ε-box ∩ [0, 1]ⁿ, itself a box), so the
+//! null-space search handles it as it handles the pixel box: nothing is clipped.
+
+use super::ThreatModel;
+use crate::nullspace::NullSpace;
+use crate::search::{search_in, Mode, Projection, SearchOptions};
+use anyhow::{bail, Result};
+use rand_chacha::ChaCha8Rng;
+
+/// `count` variants of `adversarial`, each as far from it as the region allows from a different
+/// corner of the region's box (the first from the corner opposite the adversarial image, the
+/// others from random corners), so that they lie far apart from each other.
+pub fn null_space_variants(
+    ns: &NullSpace,
+    clean: &[f64],
+    adversarial: &[f64],
+    threat: ThreatModel,
+    count: usize,
+    rng: &mut ChaCha8Rng,
+    progress: &dyn Fn(),
+) -> Result<Vec<Projection>> {
+    threat.check(clean)?;
+    let region = threat.region(clean);
+    if !region.contains(adversarial) {
+        bail!(
+            "the adversarial image lies outside the threat model ({:?} distance {:e} to the clean image, ε {:e}, or a pixel outside [0, 1]): its variants would too",
+            threat.norm,
+            threat.distance(clean, adversarial),
+            threat.eps
+        );
+    }
+    let opts = SearchOptions::new(count, 0.0);
+    Ok(search_in(ns, adversarial, &region, Mode::Far, None, &opts, rng, progress))
+}
