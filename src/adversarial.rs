@@ -4,12 +4,12 @@
 //! like `collide`'s collisions.
 
 use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
-use crate::audit::InputInfo;
+use crate::audit::{tiled_null_space, InputInfo};
 use crate::collide::{null_space_for_collisions, FrontEndSummary};
 use crate::frontend::FrontEnd;
 use crate::model::{Model, Runner};
 use crate::npy::{encode_f32, write_atomic};
-use crate::nullspace::RankRule;
+use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::similarity::ssim;
 use crate::verify::{argmax, control_perturbation, pixel_distances, Comparison, Verifier};
@@ -267,10 +267,7 @@ pub fn attack_pixels(
         bail!("--steps must be at least 1");
     }
     if !(0.0..1.0).contains(&settings.variant_margin) {
-        bail!(
-            "--variant-margin must be in [0, 1), not {}",
-            settings.variant_margin
-        );
+        bail!("--variant-margin must be in [0, 1), not {}", settings.variant_margin);
     }
     if let Some(s) = settings.step_size {
         if !(s.is_finite() && s > 0.0) {
@@ -279,7 +276,7 @@ pub fn attack_pixels(
     }
     // Variants need a null space: find out before spending the attack.
     let null_space = if settings.variants > 0 {
-        Some(null_space_for_collisions(fe, settings.rule)?)
+        Some(variant_null_space(fe, settings.rule)?)
     } else {
         None
     };
@@ -393,7 +390,9 @@ pub fn attack_pixels(
             prediction: clean,
         },
         adversarial,
-        front_end: null_space.as_ref().map(|ns| FrontEndSummary::new(fe, ns, settings.rule)),
+        front_end: null_space
+            .as_ref()
+            .map(|ns| FrontEndSummary::new(fe, ns, settings.rule)),
         pairwise: any.then(|| pairwise(&variants)),
         variants_all_within_threat: any.then(|| records.iter().all(|r| r.within_threat)),
         variants_all_same_prediction: any.then(|| records.iter().all(|r| r.same_prediction)),
@@ -415,6 +414,22 @@ pub fn attack_pixels(
         adversarial_tensor,
         variant_tensors,
     })
+}
+
+/// The null space the variants move in. Where the whole null space is only known by its action
+/// (conjugate gradients), the tiled subspace is used instead: variants hold the pixels of the
+/// adversarial image on the edge of the threat model and step from edge to edge, and a
+/// restricted projection per step is a block product there but a fresh conjugate-gradient solve
+/// with a preconditioner that ignores the held pixels here.
+fn variant_null_space(fe: &FrontEnd, rule: RankRule) -> Result<NullSpace> {
+    let ns = null_space_for_collisions(fe, rule)?;
+    if !ns.is_matrix_free() {
+        return Ok(ns);
+    }
+    match tiled_null_space(fe, rule)? {
+        Some(tiled) if tiled.nullity > 0 => Ok(tiled),
+        _ => Ok(ns),
+    }
 }
 
 fn pairwise(variants: &[Pixels]) -> Pairwise {
@@ -451,7 +466,10 @@ impl Adversarial {
         };
         let r = &self.report;
         png(&self.original.to_rgb8(), &r.original.png)?;
-        write_atomic(&dir.join(&r.original.npy), &encode_f32(input_shape, &self.original_tensor))?;
+        write_atomic(
+            &dir.join(&r.original.npy),
+            &encode_f32(input_shape, &self.original_tensor),
+        )?;
         png(&self.adversarial.to_rgb8(), &r.adversarial.png)?;
         write_atomic(
             &dir.join(&r.adversarial.npy),
@@ -471,7 +489,9 @@ impl Adversarial {
     /// Top row: original | adversarial | variants (up to 4). Bottom row: each image's difference
     /// from the original, amplified to its own largest change, under it.
     pub fn overview(&self) -> image::RgbImage {
-        let shown: Vec<&Pixels> = std::iter::once(&self.adversarial).chain(self.variants.iter().take(4)).collect();
+        let shown: Vec<&Pixels> = std::iter::once(&self.adversarial)
+            .chain(self.variants.iter().take(4))
+            .collect();
         let mut top = vec![self.original.clone()];
         top.extend(shown.iter().map(|p| (*p).clone()));
         let mut bottom = vec![self.original.with_data(vec![1.0; self.original.data.len()])];
@@ -479,4 +499,3 @@ impl Adversarial {
         crate::report::grid(&[top, bottom])
     }
 }
-

@@ -118,21 +118,37 @@ pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<Null
         };
         return NullSpace::of(&op, dims, layer.eps, rule).map(Some);
     }
-    if let Some(relative) = rule.relative {
-        let Some((op, held, tiles)) = fe.conv_tiles_in_pixels(CONV_TILE)? else {
-            return Ok(None);
-        };
-        let mut ns = NullSpace::of_pinned(&op, dims, layer.eps, rule, held)?;
-        ns.nullity_exact = false;
-        ns.method = format!(
-            "dense SVD (faer, f64) of {t}×{t} input tiles {gy}/{gx} values apart, the gaps held fixed so that no output reads two tiles; directions with a response up to {relative} × each tile's sigma_max (a subset of the operator's)",
-            t = tiles.tile,
-            gy = tiles.gap[0],
-            gx = tiles.gap[1],
-        );
-        return Ok(Some(ns));
+    if rule.relative.is_some() {
+        return tiled_null_space(fe, rule);
     }
     Ok(Some(conv_null_space(fe, conv, layer, rule)))
+}
+
+/// For a convolution front end: the directions supported inside disjoint input tiles (gaps held
+/// fixed, so that no output reads two tiles) — a subspace of the null space (or, with `--tol`,
+/// of the near-null directions) with exact per-tile blocks: cheap projections where the whole
+/// null space needs conjugate gradients. `None` for other front ends.
+pub fn tiled_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
+    let Some(layer) = fe.first_layer.as_ref() else {
+        return Ok(None);
+    };
+    let Some((op, held, tiles)) = fe.conv_tiles_in_pixels(CONV_TILE)? else {
+        return Ok(None);
+    };
+    let dims = (layer.matrix.nrows(), layer.matrix.ncols());
+    let mut ns = NullSpace::of_pinned(&op, dims, layer.eps, rule, held)?;
+    ns.nullity_exact = false;
+    let directions = match rule.relative {
+        Some(relative) => format!("directions with a response up to {relative} × each tile's sigma_max"),
+        None => "null directions".to_string(),
+    };
+    ns.method = format!(
+        "dense SVD (faer, f64) of {t}×{t} input tiles {gy}/{gx} values apart, the gaps held fixed so that no output reads two tiles; {directions} (a subset of the operator's)",
+        t = tiles.tile,
+        gy = tiles.gap[0],
+        gx = tiles.gap[1],
+    );
+    Ok(Some(ns))
 }
 
 /// The exact null space of a convolution known by its action: projection by preconditioned

@@ -30,7 +30,11 @@ struct Cli {
 
 /// A pixel-unit amount written as a number or a fraction: 0.03, 8/255.
 fn pixel_amount(s: &str) -> Result<f64, String> {
-    let parse = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("{s} is not a number or a fraction like 8/255"));
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{s} is not a number or a fraction like 8/255"))
+    };
     let v = match s.split_once('/') {
         Some((a, b)) => parse(a)? / parse(b)?,
         None => parse(s)?,

@@ -445,10 +445,25 @@ pub fn attack_table(r: &AttackReport) -> String {
         );
         s += &format!(
             "{:>3} {:>6} {:>9} {:>8} {:>10} {:>7} {:>6} {:>11} {:>11} {:>11} {:>11}\n",
-            "#", "class", "L2(adv)", "L∞(adv)", "dist(orig)", "inside", "SSIM", "front rel", "output rel", "ctrl front", "ctrl out"
+            "#",
+            "class",
+            "L2(adv)",
+            "L∞(adv)",
+            "dist(orig)",
+            "inside",
+            "SSIM",
+            "front rel",
+            "output rel",
+            "ctrl front",
+            "ctrl out"
         );
         for v in &r.variants {
-            let out_rel = v.versus_adversarial.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
+            let out_rel = v
+                .versus_adversarial
+                .outputs
+                .iter()
+                .map(|o| o.rel_diff)
+                .fold(0.0, f64::max);
             let ctrl_rel = v.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
             s += &format!(
                 "{:>3} {:>6} {:>9.3} {:>8.4} {:>10.4} {:>7} {:>6.3} {:>11} {:>11.2e} {:>11} {:>11.2e}\n",

@@ -86,11 +86,15 @@ impl Region {
             .iter()
             .zip(self.lo.iter().zip(&self.hi))
             .all(|(v, (lo, hi))| lo <= v && v <= hi);
-        in_box
-            && self
-                .ball
-                .as_ref()
-                .is_none_or(|b| distance(&b.center, z) <= b.radius)
+        in_box && self.ball.as_ref().is_none_or(|b| distance(&b.center, z) <= b.radius)
+    }
+
+    /// The pixels of `z` on a bound of the box (up to rounding).
+    pub fn on_edge(&self, z: &[f64]) -> Vec<bool> {
+        z.iter()
+            .zip(self.lo.iter().zip(&self.hi))
+            .map(|(&v, (&lo, &hi))| v <= lo + ON_EDGE || v >= hi - ON_EDGE)
+            .collect()
     }
 
     /// The nearest point of the ball to `y`, in place (nothing without a ball).
@@ -249,10 +253,18 @@ const FINISHING_STEPS: usize = 12;
 /// bound up to rounding.
 const ON_EDGE: f64 = 1e-12;
 
-/// Projects the null-space `step` so that pixels on the edge of the box do not move outwards.
+/// Projects the null-space `step` so that pixels on the edge of the box do not move outwards, and
+/// pixels the step would carry far across the box's bounds stay where they are: holding all of
+/// them at once costs a few restricted projections, where stopping at each in turn (the
+/// pullback) would cost one finishing step per pixel.
 fn keep_edges(ns: &NullSpace, x: &[f64], region: &Region, step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
+    // A pixel the step carries across a bound before half its length is held; one that crosses
+    // later (or by rounding) only shortens the step a little, which the pullback does.
     let outwards = |i: usize, d: f64, slack: f64| {
-        (x[i] <= region.lo[i] + ON_EDGE && d < slack) || (x[i] >= region.hi[i] - ON_EDGE && d > -slack)
+        (x[i] <= region.lo[i] + ON_EDGE && d < slack)
+            || (x[i] >= region.hi[i] - ON_EDGE && d > -slack)
+            || x[i] + 0.5 * d > region.hi[i]
+            || x[i] + 0.5 * d < region.lo[i]
     };
     let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
     if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {

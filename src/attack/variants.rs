@@ -10,9 +10,9 @@ use crate::search::{search_in, Mode, Projection, SearchOptions};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 
-/// `count` variants of `adversarial`, each as far from it as the region allows from a different
-/// corner of the region's box (the first from the corner opposite the adversarial image, the
-/// others from random corners), so that they lie far apart from each other.
+/// `count` variants of `adversarial`: for each, the feasible point nearest to a corner of the
+/// region's box (the first the corner opposite the adversarial image, the others random corners),
+/// so that they lie far from it and from each other.
 pub fn null_space_variants(
     ns: &NullSpace,
     clean: &[f64],
@@ -32,6 +32,23 @@ pub fn null_space_variants(
             threat.eps
         );
     }
-    let opts = SearchOptions::new(count, 0.0);
-    Ok(search_in(ns, adversarial, &region, Mode::Far, None, &opts, rng, progress))
+    // One projection per variant, from its own corner: the ascent of `far` mode would multiply
+    // the cost for little more distance.
+    let opts = SearchOptions {
+        far_steps: 0,
+        ..SearchOptions::new(count, 0.0)
+    };
+    // Pixels of the adversarial image on the edge of the region stay there: held from the start,
+    // the search needs one restricted null space instead of discovering them one step at a time.
+    let held = ns.pinned(&region.on_edge(adversarial))?;
+    Ok(search_in(
+        &held,
+        adversarial,
+        &region,
+        Mode::Far,
+        None,
+        &opts,
+        rng,
+        progress,
+    ))
 }
