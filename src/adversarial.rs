@@ -486,16 +486,19 @@ impl Adversarial {
         )
     }
 
-    /// Top row: original | adversarial | variants (up to 4). Bottom row: each image's difference
-    /// from the original, amplified to its own largest change, under it.
+    /// Top row: original | adversarial | variants (up to 4). Bottom row, each amplified to its own
+    /// largest change: adversarial − original under the adversarial image, and under each variant
+    /// variant − adversarial (the null-space change the model cannot see).
     pub fn overview(&self) -> image::RgbImage {
-        let shown: Vec<&Pixels> = std::iter::once(&self.adversarial)
-            .chain(self.variants.iter().take(4))
-            .collect();
-        let mut top = vec![self.original.clone()];
-        top.extend(shown.iter().map(|p| (*p).clone()));
-        let mut bottom = vec![self.original.with_data(vec![1.0; self.original.data.len()])];
-        bottom.extend(shown.iter().map(|p| crate::report::difference(&self.original, p)));
+        use crate::report::difference;
+        let shown = &self.variants[..self.variants.len().min(4)];
+        let mut top = vec![self.original.clone(), self.adversarial.clone()];
+        top.extend(shown.iter().cloned());
+        let mut bottom = vec![
+            self.original.with_data(vec![1.0; self.original.data.len()]),
+            difference(&self.original, &self.adversarial),
+        ];
+        bottom.extend(shown.iter().map(|v| difference(&self.adversarial, v)));
         crate::report::grid(&[top, bottom])
     }
 }

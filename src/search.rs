@@ -33,6 +33,9 @@ pub struct Region {
     lo: Vec<f64>,
     hi: Vec<f64>,
     ball: Option<Ball>,
+    /// A finishing step holds the pixels it would carry across a bound before this fraction of
+    /// its length; later crossings shorten the whole step instead (see `keep_edges`).
+    hold_before: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +51,7 @@ impl Region {
             lo: vec![0.0; n],
             hi: vec![1.0; n],
             ball: None,
+            hold_before: 0.5,
         }
     }
 
@@ -57,6 +61,7 @@ impl Region {
             lo: x.iter().map(|&v| toward_within(v, (v - eps).max(0.0), eps)).collect(),
             hi: x.iter().map(|&v| toward_within(v, (v + eps).min(1.0), eps)).collect(),
             ball: None,
+            hold_before: THREAT_HOLD_BEFORE,
         }
     }
 
@@ -109,6 +114,13 @@ impl Region {
         }
     }
 }
+
+/// Around an adversarial image nearly every pixel starts close to a bound of the ε-box, and a
+/// restricted projection costs seconds on a large image: every pixel that would cross (bar
+/// rounding) is held at once, so that a few finishing steps suffice. (An L2 region keeps the
+/// pixel box's 0.5: there the ball, not the box, is what stops a step, and holding every
+/// crossing pixel of the box can leave no direction at all.)
+const THREAT_HOLD_BEFORE: f64 = 1.0 - 1e-6;
 
 /// `v` moved towards `x` one ulp at a time until |v − x| ≤ ε in f64 (at most a few ulps).
 pub fn toward_within(x: f64, mut v: f64, eps: f64) -> f64 {
@@ -258,13 +270,14 @@ const ON_EDGE: f64 = 1e-12;
 /// them at once costs a few restricted projections, where stopping at each in turn (the
 /// pullback) would cost one finishing step per pixel.
 fn keep_edges(ns: &NullSpace, x: &[f64], region: &Region, step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
-    // A pixel the step carries across a bound before half its length is held; one that crosses
-    // later (or by rounding) only shortens the step a little, which the pullback does.
+    // A pixel the step carries across a bound early is held; one that crosses late (or by
+    // rounding) only shortens the step a little, which the pullback does.
+    let early = region.hold_before;
     let outwards = |i: usize, d: f64, slack: f64| {
         (x[i] <= region.lo[i] + ON_EDGE && d < slack)
             || (x[i] >= region.hi[i] - ON_EDGE && d > -slack)
-            || x[i] + 0.5 * d > region.hi[i]
-            || x[i] + 0.5 * d < region.lo[i]
+            || x[i] + early * d > region.hi[i]
+            || x[i] + early * d < region.lo[i]
     };
     let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
     if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {
