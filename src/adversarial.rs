@@ -488,7 +488,8 @@ impl Adversarial {
 
     /// Top row: original | adversarial | variants (up to 4). Bottom row, each amplified to its own
     /// largest change: adversarial − original under the adversarial image, and under each variant
-    /// variant − adversarial (the null-space change the model cannot see).
+    /// variant − adversarial (the null-space change the model cannot see). Images more than twice
+    /// as wide as high: one row per image instead, its difference beside it.
     pub fn overview(&self) -> image::RgbImage {
         use crate::report::difference;
         let shown = &self.variants[..self.variants.len().min(4)];
@@ -499,6 +500,11 @@ impl Adversarial {
             difference(&self.original, &self.adversarial),
         ];
         bottom.extend(shown.iter().map(|v| difference(&self.adversarial, v)));
+        // Wide images (a text line) go one image per row, its difference beside it.
+        if self.original.width > 2 * self.original.height {
+            let rows: Vec<Vec<Pixels>> = top.into_iter().zip(bottom).map(|(a, b)| vec![a, b]).collect();
+            return crate::report::grid(&rows);
+        }
         crate::report::grid(&[top, bottom])
     }
 }

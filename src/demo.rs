@@ -123,8 +123,37 @@ pub struct ModelDemo {
     /// PSNR, SSIM and the model's feature distances of the first digit's `far` collision and of
     /// a random control of the same L2 (see `blindspot compare`).
     pub similarity: Option<DemoSimilarity>,
+    /// PGD on the first digit and null-space variants of its result (see `blindspot attack`).
+    pub attack: Option<DemoAttack>,
     pub audit: AuditReport,
 }
+
+/// Many adversarial images with one wrong answer: PGD on a digit, then variants inside the same
+/// ε-ball that the model cannot tell from the adversarial image.
+#[derive(Serialize)]
+pub struct DemoAttack {
+    pub source: DigitRef,
+    pub eps: f64,
+    pub attack_eps: f64,
+    pub clean_class: usize,
+    pub adversarial_class: usize,
+    pub success: bool,
+    pub variants: usize,
+    pub variants_all_within_threat: bool,
+    pub variants_all_same_prediction: bool,
+    /// Smallest L2 between two variants, and the smallest from a variant to the adversarial image.
+    pub min_pairwise_l2: f64,
+    pub min_l2_to_adversarial: f64,
+    /// Largest relative output deviation of a variant from the adversarial image (tract), and the
+    /// smallest of their random controls.
+    pub max_output_rel_diff: f64,
+    pub min_control_output_rel_diff: f64,
+    pub figure: String,
+}
+
+/// The demo's attack: PGD-40, L∞, ε 32/255, three variants.
+pub const ATTACK_EPS: f64 = 32.0 / 255.0;
+const ATTACK_VARIANTS: usize = 3;
 
 /// One attribution method on a digit, its `far` collision and the random control.
 #[derive(Serialize)]
@@ -255,6 +284,7 @@ fn run_model(
         collisions: vec![],
         explanations: vec![],
         similarity: None,
+        attack: None,
         audit: audit_report,
     };
     let Some(ns) = ns.filter(|n| n.nullity > 0) else {
@@ -345,6 +375,13 @@ fn run_model(
     if let Some((source, z)) = &far_of_first {
         demo.similarity = Some(similarity_panel(&model, &fe, source, decode(source)?.0, z, opts.seed)?);
     }
+    if demo.exact_collision_exists {
+        progress(&format!("{} attack", embedded.name));
+        let source = embedded_digit(PAIRS[0].0);
+        let (attack, figure) = attack_panel(&model, &fe, source, decode(source)?, opts.seed, embedded.name)?;
+        demo.attack = Some(attack);
+        files.push(figure);
+    }
     if let Some((source, z)) = far_of_first {
         progress(&format!("{} explanations", embedded.name));
         let (explanations, figures) = explanation_panel(&model, &fe, source, decode(source)?, z, opts.seed)?;
@@ -434,6 +471,58 @@ fn explanation_panel(
         });
     }
     Ok((explanations, files))
+}
+
+/// `attack` on a digit: PGD-40 at [`ATTACK_EPS`] with [`ATTACK_VARIANTS`] variants; its overview
+/// figure as `<model>/attack.png`.
+fn attack_panel(
+    model: &crate::Model,
+    fe: &FrontEnd,
+    source: &EmbeddedDigit,
+    pixels: (Pixels, ImageNotes),
+    seed: u64,
+    name: &str,
+) -> Result<(DemoAttack, OutputFile)> {
+    use crate::adversarial::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
+    let settings = AttackSettings {
+        threat: crate::attack::ThreatModel::linf(ATTACK_EPS),
+        method: AttackMethod::Pgd,
+        steps: 40,
+        step_size: None,
+        random_start: false,
+        target_class: None,
+        variants: ATTACK_VARIANTS,
+        variant_margin: VARIANT_MARGIN,
+        seed,
+        rule: RankRule::default(),
+    };
+    let result = attack_pixels(model, fe, pixels, &settings, &|| ())?;
+    let r = &result.report;
+    let min = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::INFINITY, f64::min);
+    let figure = format!("{name}/attack.png");
+    let panel = DemoAttack {
+        source: DigitRef {
+            label: source.label,
+            row: source.row,
+        },
+        eps: r.eps,
+        attack_eps: r.attack_eps,
+        clean_class: r.original.prediction.class,
+        adversarial_class: r.adversarial.prediction.class,
+        success: r.adversarial.success,
+        variants: r.variants.len(),
+        variants_all_within_threat: r.variants_all_within_threat == Some(true),
+        variants_all_same_prediction: r.variants_all_same_prediction == Some(true),
+        min_pairwise_l2: r.pairwise.as_ref().and_then(|p| p.min_l2).unwrap_or(0.0),
+        min_l2_to_adversarial: min(&mut r.variants.iter().map(|v| v.versus_adversarial.l2)),
+        max_output_rel_diff: r.variants_max_output_rel_diff.unwrap_or(0.0),
+        min_control_output_rel_diff: min(&mut r
+            .variants
+            .iter()
+            .flat_map(|v| v.control.outputs.iter().map(|o| o.rel_diff))),
+        figure: figure.clone(),
+    };
+    Ok((panel, (figure, png_bytes(&result.overview())?)))
 }
 
 /// `compare` of a digit with its `far` collision `z` (the tensor as fed) and with a random control

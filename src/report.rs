@@ -128,7 +128,58 @@ pub fn demo_table(r: &DemoReport) -> String {
     for st in statements {
         s += &format!("{st}\n");
     }
-    s + &demo_explanation_table(r) + &demo_similarity_table(r)
+    s + &demo_explanation_table(r) + &demo_similarity_table(r) + &demo_attack_table(r)
+}
+
+/// The demo's attack panel: PGD on the first digit, then variants the model cannot tell from
+/// the adversarial image, all inside the same ε-ball.
+fn demo_attack_table(r: &DemoReport) -> String {
+    let mut rows = vec![];
+    for m in &r.models {
+        if let Some(a) = &m.attack {
+            rows.push(vec![
+                m.name.clone(),
+                format!("{}-{}", a.source.label, a.source.row),
+                format!(
+                    "{} → {}{}",
+                    a.clean_class,
+                    a.adversarial_class,
+                    if a.success { "" } else { " (failed)" }
+                ),
+                format!(
+                    "{} {}",
+                    a.variants,
+                    if a.variants_all_within_threat && a.variants_all_same_prediction {
+                        "inside ε, same class"
+                    } else {
+                        "NOT all inside ε with the same class"
+                    }
+                ),
+                format!("{:.2} / {:.2}", a.min_l2_to_adversarial, a.min_pairwise_l2),
+                format!("{:.1e}", a.max_output_rel_diff),
+                format!("{:.1e}", a.min_control_output_rel_diff),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "model",
+        "digit",
+        "class: clean → adversarial",
+        "variants",
+        "L2 min: to adversarial / pairwise",
+        "output rel (max)",
+        "control output rel (min)",
+    ];
+    let eps = r.models.iter().find_map(|m| m.attack.as_ref()).map_or(0.0, |a| a.eps);
+    let mut s = format!(
+        "\nAttack (PGD-40, L∞ ε {:.0}/255, the attack at 3/4 of it) and null-space variants of its result:\n",
+        eps * 255.0
+    );
+    s += &pipe_table(&header, &rows);
+    s
 }
 
 /// The demo's explanation panel: per model and method, how far the maps of the `far` collision

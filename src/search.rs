@@ -33,10 +33,41 @@ pub struct Region {
     lo: Vec<f64>,
     hi: Vec<f64>,
     ball: Option<Ball>,
-    /// A finishing step holds the pixels it would carry across a bound before this fraction of
-    /// its length; later crossings shorten the whole step instead (see `keep_edges`).
-    hold_before: f64,
+    /// How the exact finish treats pixels a step would carry across a bound (see `keep_edges`).
+    finish: Finish,
 }
+
+/// The exact finish after Dykstra's iterations.
+#[derive(Clone, Copy, Debug)]
+struct Finish {
+    /// Finishing steps at most; each one after the first starts where the last one stopped.
+    steps: usize,
+    /// A step holds the pixels it would carry across a bound before this fraction of its length;
+    /// later crossings shorten the whole step instead. `None`: only pixels on the edge are held.
+    hold_before: Option<f64>,
+}
+
+/// The pixel box: one finishing step, pixels on the edge held, the rest shortens the step (what
+/// every collision of `collide` and the demo is computed with).
+const BOX_FINISH: Finish = Finish {
+    steps: 1,
+    hold_before: None,
+};
+
+/// Around an adversarial image nearly every pixel starts close to a bound of the ε-box, and a
+/// restricted projection costs seconds on a large image: every pixel that would cross (bar
+/// rounding) is held at once, so that a few finishing steps suffice.
+const LINF_FINISH: Finish = Finish {
+    steps: 12,
+    hold_before: Some(1.0 - 1e-6),
+};
+
+/// An L2 ball: there the ball, not the box, stops most steps; holding every crossing pixel of the
+/// box left some variants no direction at all, so only early crossings are held.
+const L2_FINISH: Finish = Finish {
+    steps: 12,
+    hold_before: Some(0.5),
+};
 
 #[derive(Clone, Debug)]
 struct Ball {
@@ -51,7 +82,7 @@ impl Region {
             lo: vec![0.0; n],
             hi: vec![1.0; n],
             ball: None,
-            hold_before: 0.5,
+            finish: BOX_FINISH,
         }
     }
 
@@ -61,7 +92,7 @@ impl Region {
             lo: x.iter().map(|&v| toward_within(v, (v - eps).max(0.0), eps)).collect(),
             hi: x.iter().map(|&v| toward_within(v, (v + eps).min(1.0), eps)).collect(),
             ball: None,
-            hold_before: THREAT_HOLD_BEFORE,
+            finish: LINF_FINISH,
         }
     }
 
@@ -72,6 +103,7 @@ impl Region {
                 center: x.to_vec(),
                 radius: eps,
             }),
+            finish: L2_FINISH,
             ..Region::unit(x.len())
         }
     }
@@ -114,13 +146,6 @@ impl Region {
         }
     }
 }
-
-/// Around an adversarial image nearly every pixel starts close to a bound of the ε-box, and a
-/// restricted projection costs seconds on a large image: every pixel that would cross (bar
-/// rounding) is held at once, so that a few finishing steps suffice. (An L2 region keeps the
-/// pixel box's 0.5: there the ball, not the box, is what stops a step, and holding every
-/// crossing pixel of the box can leave no direction at all.)
-const THREAT_HOLD_BEFORE: f64 = 1.0 - 1e-6;
 
 /// `v` moved towards `x` one ulp at a time until |v − x| ≤ ε in f64 (at most a few ulps).
 pub fn toward_within(x: f64, mut v: f64, eps: f64) -> f64 {
@@ -238,7 +263,7 @@ pub fn project_into(ns: &NullSpace, x: &[f64], region: &Region, w: &[f64], max_i
     // stops where another pixel reaches the edge: the next step holds that one too.
     let mut z = x.to_vec();
     let (mut pullback, mut pinned, mut response_bound) = (1.0, 0, ns.response_bound);
-    for _ in 0..FINISHING_STEPS {
+    for _ in 0..region.finish.steps {
         let last = ns.project_within(&(0..n).map(|i| u[i] - z[i]).collect::<Vec<_>>(), EXACT_RELATIVE, floor);
         let (step, held, bound) = keep_edges(ns, &z, region, last, floor);
         pullback = pullback_into(region, &z, &step);
@@ -258,9 +283,6 @@ pub fn project_into(ns: &NullSpace, x: &[f64], region: &Region, w: &[f64], max_i
     }
 }
 
-/// Finishing steps at most: each holds at least the pixel that stopped the one before.
-const FINISHING_STEPS: usize = 12;
-
 /// A pixel this close to a bound of the box counts as on it: finishing steps stop pixels on the
 /// bound up to rounding.
 const ON_EDGE: f64 = 1e-12;
@@ -272,12 +294,11 @@ const ON_EDGE: f64 = 1e-12;
 fn keep_edges(ns: &NullSpace, x: &[f64], region: &Region, step: Vec<f64>, floor: f64) -> (Vec<f64>, usize, f64) {
     // A pixel the step carries across a bound early is held; one that crosses late (or by
     // rounding) only shortens the step a little, which the pullback does.
-    let early = region.hold_before;
+    let early = region.finish.hold_before;
     let outwards = |i: usize, d: f64, slack: f64| {
         (x[i] <= region.lo[i] + ON_EDGE && d < slack)
             || (x[i] >= region.hi[i] - ON_EDGE && d > -slack)
-            || x[i] + early * d > region.hi[i]
-            || x[i] + early * d < region.lo[i]
+            || early.is_some_and(|f| x[i] + f * d > region.hi[i] || x[i] + f * d < region.lo[i])
     };
     let mut pinned: Vec<bool> = (0..x.len()).map(|i| outwards(i, step[i], EDGE_STEP)).collect();
     if !(0..x.len()).any(|i| pinned[i] && step[i] != 0.0) {
