@@ -11,6 +11,7 @@ use crate::model::{Model, Runner};
 use crate::npy::{encode_f32, write_atomic};
 use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
+use crate::report::png_bytes;
 use crate::similarity::ssim;
 use crate::verify::{argmax, control_perturbation, pixel_distances, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
@@ -105,14 +106,10 @@ pub struct ImageRecord {
     pub prediction: Prediction,
 }
 
+/// How far an image is from the original, and whether it is inside the threat model.
 #[derive(Serialize)]
-pub struct AdversarialRecord {
-    pub png: String,
-    pub npy: String,
-    pub prediction: Prediction,
-    /// Whether tract's prediction achieves the goal.
-    pub success: bool,
-    /// ‖adversarial − original‖ in the threat model's norm (≤ eps).
+pub struct ToOriginal {
+    /// ‖image − original‖ in the threat model's norm (≤ eps).
     pub distance_to_original: f64,
     pub l2_to_original: f64,
     pub linf_to_original: f64,
@@ -120,6 +117,32 @@ pub struct AdversarialRecord {
     pub within_threat: bool,
     pub psnr_to_original: f64,
     pub ssim_to_original: f64,
+}
+
+impl ToOriginal {
+    fn measure(threat: &ThreatModel, original: &Pixels, image: &Pixels) -> Result<ToOriginal> {
+        let (x, z) = (&original.data, &image.data);
+        let (l2, linf, psnr) = pixel_distances(x, z);
+        Ok(ToOriginal {
+            distance_to_original: threat.distance(x, z),
+            l2_to_original: l2,
+            linf_to_original: linf,
+            within_threat: threat.contains(x, z),
+            psnr_to_original: psnr,
+            ssim_to_original: ssim(original, image)?,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct AdversarialRecord {
+    pub png: String,
+    pub npy: String,
+    pub prediction: Prediction,
+    /// Whether tract's prediction achieves the goal.
+    pub success: bool,
+    #[serde(flatten)]
+    pub to_original: ToOriginal,
 }
 
 #[derive(Serialize)]
@@ -130,12 +153,8 @@ pub struct VariantRecord {
     pub prediction: Prediction,
     /// Same class as the adversarial image.
     pub same_prediction: bool,
-    pub distance_to_original: f64,
-    pub l2_to_original: f64,
-    pub linf_to_original: f64,
-    pub within_threat: bool,
-    pub psnr_to_original: f64,
-    pub ssim_to_original: f64,
+    #[serde(flatten)]
+    pub to_original: ToOriginal,
     pub pixel_min: f64,
     pub pixel_max: f64,
     pub dykstra_iterations: usize,
@@ -299,18 +318,12 @@ pub fn attack_pixels(
     let (adversarial_prediction, _) = predictor.predict(&adversarial_tensor)?;
     let adversarial_pixels = original.with_data(z);
     let z = &adversarial_pixels.data;
-    let (l2, linf, psnr) = pixel_distances(x, z);
     let adversarial = AdversarialRecord {
         png: "adversarial.png".into(),
         npy: "adversarial.npy".into(),
         prediction: adversarial_prediction,
         success: goal.achieved(adversarial_prediction.class),
-        distance_to_original: threat.distance(x, z),
-        l2_to_original: l2,
-        linf_to_original: linf,
-        within_threat: threat.contains(x, z),
-        psnr_to_original: psnr,
-        ssim_to_original: ssim(&original, &adversarial_pixels)?,
+        to_original: ToOriginal::measure(&threat, &original, &adversarial_pixels)?,
     };
 
     let mut records = vec![];
@@ -327,19 +340,13 @@ pub fn attack_pixels(
             let (prediction, _) = predictor.predict(&tensor)?;
             let delta: Vec<f64> = p.z.iter().zip(z).map(|(v, a)| v - a).collect();
             let pixels = original.with_data(p.z);
-            let (l2, linf, psnr) = pixel_distances(x, &pixels.data);
             records.push(VariantRecord {
                 index,
                 png: format!("variant-{index:03}.png"),
                 npy: format!("variant-{index:03}.npy"),
                 prediction,
                 same_prediction: prediction.class == adversarial_prediction.class,
-                distance_to_original: threat.distance(x, &pixels.data),
-                l2_to_original: l2,
-                linf_to_original: linf,
-                within_threat: threat.contains(x, &pixels.data),
-                psnr_to_original: psnr,
-                ssim_to_original: ssim(&original, &pixels)?,
+                to_original: ToOriginal::measure(&threat, &original, &pixels)?,
                 pixel_min: pixels.data.iter().copied().fold(f64::INFINITY, f64::min),
                 pixel_max: pixels.data.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 dykstra_iterations: p.iterations,
@@ -394,7 +401,7 @@ pub fn attack_pixels(
             .as_ref()
             .map(|ns| FrontEndSummary::new(fe, ns, settings.rule)),
         pairwise: any.then(|| pairwise(&variants)),
-        variants_all_within_threat: any.then(|| records.iter().all(|r| r.within_threat)),
+        variants_all_within_threat: any.then(|| records.iter().all(|r| r.to_original.within_threat)),
         variants_all_same_prediction: any.then(|| records.iter().all(|r| r.same_prediction)),
         variants_max_output_rel_diff: any.then(|| {
             records
@@ -459,11 +466,7 @@ impl Adversarial {
     /// Writes every file into `dir`, each one whole or not at all.
     pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let png = |img: &image::RgbImage, name: &str| -> Result<()> {
-            let mut bytes = std::io::Cursor::new(vec![]);
-            img.write_to(&mut bytes, image::ImageFormat::Png)?;
-            write_atomic(&dir.join(name), bytes.get_ref())
-        };
+        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &png_bytes(img)?);
         let r = &self.report;
         png(&self.original.to_rgb8(), &r.original.png)?;
         write_atomic(

@@ -246,11 +246,7 @@ impl Collisions {
     /// Writes every file into `dir`, each one whole or not at all.
     pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let png = |img: &image::RgbImage, name: &str| -> Result<()> {
-            let mut bytes = std::io::Cursor::new(vec![]);
-            img.write_to(&mut bytes, image::ImageFormat::Png)?;
-            write_atomic(&dir.join(name), bytes.get_ref())
-        };
+        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &crate::report::png_bytes(img)?);
         for ((rec, z), t) in self.report.collisions.iter().zip(&self.found).zip(&self.tensors) {
             png(&z.to_rgb8(), &rec.png)?;
             write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;

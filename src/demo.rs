@@ -16,11 +16,11 @@ use crate::explain::{Agreement, Method, Settings};
 use crate::frontend::{FrontEnd, FrontEndKind};
 use crate::npy::{encode_f32, write_atomic};
 use crate::preprocess::{decode_image, ImageNotes, Pixels};
+use crate::report::png_bytes;
 use crate::search::{psnr, Mode};
 use crate::verify::argmax;
 use crate::{front_end, Preprocess, RankRule};
 use anyhow::{Context, Result};
-use image::RgbImage;
 use rand::SeedableRng;
 use serde::Serialize;
 use std::path::Path;
@@ -226,12 +226,6 @@ fn describe_first_layer(fe: &FrontEnd) -> String {
         }
         _ => format!("{} {}→{}", l.op, l.matrix.ncols(), l.matrix.nrows()),
     }
-}
-
-fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
-    let mut bytes = std::io::Cursor::new(vec![]);
-    img.write_to(&mut bytes, image::ImageFormat::Png)?;
-    Ok(bytes.into_inner())
 }
 
 /// Runs the demo; `progress` is called once per collision.

@@ -9,6 +9,13 @@ use crate::preprocess::Pixels;
 use crate::survey::SurveyRow;
 use image::{Rgb, RgbImage};
 
+/// A figure encoded as PNG.
+pub fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = std::io::Cursor::new(vec![]);
+    img.write_to(&mut bytes, image::ImageFormat::Png)?;
+    Ok(bytes.into_inner())
+}
+
 /// original | collisions (up to 4) | target | difference of the first collision, amplified.
 pub fn overview(original: &Pixels, found: &[Pixels], target: Option<&Pixels>) -> RgbImage {
     let mut panels: Vec<Pixels> = vec![original.clone()];
@@ -480,12 +487,12 @@ pub fn attack_table(r: &AttackReport) -> String {
         a.prediction.class,
         a.prediction.score,
         if a.success { "success" } else { "FAILED" },
-        a.distance_to_original,
-        a.l2_to_original,
-        a.linf_to_original,
-        a.psnr_to_original,
-        a.ssim_to_original,
-        if a.within_threat { "" } else { "  OUTSIDE THE THREAT MODEL" }
+        a.to_original.distance_to_original,
+        a.to_original.l2_to_original,
+        a.to_original.linf_to_original,
+        a.to_original.psnr_to_original,
+        a.to_original.ssim_to_original,
+        if a.to_original.within_threat { "" } else { "  OUTSIDE THE THREAT MODEL" }
     );
     if let Some(fe) = &r.front_end {
         s += &format!(
@@ -522,9 +529,9 @@ pub fn attack_table(r: &AttackReport) -> String {
                 v.prediction.class,
                 v.versus_adversarial.l2,
                 v.versus_adversarial.linf,
-                v.distance_to_original,
-                if v.within_threat { "yes" } else { "NO" },
-                v.ssim_to_original,
+                v.to_original.distance_to_original,
+                if v.to_original.within_threat { "yes" } else { "NO" },
+                v.to_original.ssim_to_original,
                 sci(v.versus_adversarial.front_end_rel_diff),
                 out_rel,
                 sci(v.control.front_end_rel_diff),

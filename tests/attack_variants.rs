@@ -98,7 +98,7 @@ fn variants_stay_inside_the_ball_and_the_box_and_share_the_adversarial_answer() 
                     control > 100.0 * own.max(1e-9),
                     "{what}: control {control:e} vs {own:e}"
                 );
-                assert!(record.within_threat && record.same_prediction);
+                assert!(record.to_original.within_threat && record.same_prediction);
             }
             for i in 0..3 {
                 for j in i + 1..3 {

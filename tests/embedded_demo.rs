@@ -243,12 +243,24 @@ fn demo_attack_panel_variants_keep_the_adversarial_answer_inside_eps() {
     result.write(dir.path()).unwrap();
     for m in &result.report.models {
         let Some(a) = &m.attack else {
-            assert!(!m.exact_collision_exists, "{}: a null space but no attack panel", m.name);
+            assert!(
+                !m.exact_collision_exists,
+                "{}: a null space but no attack panel",
+                m.name
+            );
             continue;
         };
         assert!((a.eps - demo::ATTACK_EPS).abs() < 1e-15 && a.attack_eps < a.eps);
-        assert!(a.variants_all_within_threat && a.variants_all_same_prediction, "{}", m.name);
-        assert!(a.min_pairwise_l2 > 0.1 && a.min_l2_to_adversarial > 0.1, "{}: variants too close", m.name);
+        assert!(
+            a.variants_all_within_threat && a.variants_all_same_prediction,
+            "{}",
+            m.name
+        );
+        assert!(
+            a.min_pairwise_l2 > 0.1 && a.min_l2_to_adversarial > 0.1,
+            "{}: variants too close",
+            m.name
+        );
         assert!(
             a.min_control_output_rel_diff > 1e3 * a.max_output_rel_diff,
             "{}: variants {:e} vs controls {:e}",
