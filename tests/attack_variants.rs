@@ -5,6 +5,8 @@
 //! projection behind them is checked against a water-filling oracle.
 mod common;
 
+use common::cli::blindspot;
+
 use blindspot::adversarial::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
 use blindspot::attack::{Norm, ThreatModel};
 use blindspot::digits::{png_name, EMBEDDED};
@@ -18,7 +20,6 @@ use blindspot::search::{distance, project_into, Region};
 use blindspot::verify::argmax;
 use blindspot::{front_end, Preprocess};
 use faer::Mat;
-use std::process::Command;
 use std::sync::Arc;
 
 fn settings(threat: ThreatModel, method: AttackMethod, variants: usize) -> AttackSettings {
@@ -230,18 +231,6 @@ fn projection_into_an_l2_region_stays_in_the_ball_box_and_affine_set() {
     let (s0, s1) = a(&x);
     let (t0, t1) = a(&p.z);
     assert!((s0 - t0).abs() < 1e-13 && (s1 - t1).abs() < 1e-13);
-}
-
-fn blindspot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[test]

@@ -1,21 +1,10 @@
 //! Bad input gets one line on stderr, exit code 2, no panic and no partial output.
 mod common;
 
+use common::cli::blindspot;
+
 use common::onnx_builder as ob;
 use std::path::Path;
-use std::process::Command;
-
-fn blindspot(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 fn assert_clean_failure(args: &[&str], needle: &str) {
     let (code, _, err) = blindspot(args);

@@ -1,3 +1,4 @@
+pub mod cli;
 pub mod onnx_builder;
 pub mod oracles;
 pub mod real_data;
