@@ -187,7 +187,8 @@ pub struct Projection {
     /// Pixels on the edge of the box that the collision holds exactly where they are.
     pub pinned: usize,
     /// ‖A (z − x)‖ ≤ response_bound · ‖z − x‖: the largest singular value of the directions used
-    /// (see [`NullSpace::response_bound`]).
+    /// (see [`NullSpace::response_bound`]). With several finishing steps (attack variants) it
+    /// bounds each step's response by its length, so only the sum of the steps' lengths.
     pub response_bound: f64,
 }
 
