@@ -5,7 +5,7 @@
 
 use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
 use crate::audit::{tiled_null_space, InputInfo};
-use crate::collide::{null_space_for_collisions, FrontEndSummary};
+use crate::collide::{null_space_for_collisions, FrontEndSummary, SearchOutcome};
 use crate::frontend::FrontEnd;
 use crate::model::{Model, Runner};
 use crate::npy::{encode_f32, write_atomic};
@@ -155,15 +155,9 @@ pub struct VariantRecord {
     pub same_prediction: bool,
     #[serde(flatten)]
     pub to_original: ToOriginal,
-    pub pixel_min: f64,
-    pub pixel_max: f64,
-    pub dykstra_iterations: usize,
-    /// Fraction of the final step kept to stay in the threat model's region (1: none needed).
-    pub pullback: f64,
-    /// Pixels on the edge of the region's box held exactly where they are.
-    pub pixels_held_at_edge: usize,
-    /// ‖A (variant − adversarial)‖₂ in f64, A the front end's linear part.
-    pub front_end_response: Option<f64>,
+    /// The search from the adversarial image (`front_end_response`: ‖A (variant − adversarial)‖₂).
+    #[serde(flatten)]
+    pub search: SearchOutcome,
     /// The variant against the adversarial image through the whole model (its `l2`, `linf` and
     /// `psnr_to_original` are to the adversarial image).
     pub versus_adversarial: Comparison,
@@ -338,7 +332,7 @@ pub fn attack_pixels(
             let control_pixels = control_perturbation(z, versus_adversarial.l2, &mut rng);
             let control = verifier.compare(z, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
             let (prediction, _) = predictor.predict(&tensor)?;
-            let delta: Vec<f64> = p.z.iter().zip(z).map(|(v, a)| v - a).collect();
+            let search = SearchOutcome::of(&p, fe, z);
             let pixels = original.with_data(p.z);
             records.push(VariantRecord {
                 index,
@@ -347,12 +341,7 @@ pub fn attack_pixels(
                 prediction,
                 same_prediction: prediction.class == adversarial_prediction.class,
                 to_original: ToOriginal::measure(&threat, &original, &pixels)?,
-                pixel_min: pixels.data.iter().copied().fold(f64::INFINITY, f64::min),
-                pixel_max: pixels.data.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                dykstra_iterations: p.iterations,
-                pullback: p.pullback,
-                pixels_held_at_edge: p.pinned,
-                front_end_response: fe.response(&delta),
+                search,
                 versus_adversarial,
                 control,
             });

@@ -6,7 +6,7 @@ use crate::model::Model;
 use crate::npy::{encode_f32, write_atomic};
 use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
-use crate::search::{psnr, search, Mode, SearchOptions};
+use crate::search::{psnr, search, Mode, Projection, SearchOptions};
 use crate::verify::{control_perturbation, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -58,15 +58,8 @@ pub struct CollisionRecord {
     #[serde(flatten)]
     pub comparison: Comparison,
     pub psnr_to_target: Option<f64>,
-    pub pixel_min: f64,
-    pub pixel_max: f64,
-    pub dykstra_iterations: usize,
-    /// Fraction of the final step kept to stay in [0, 1] (1: none needed).
-    pub pullback: f64,
-    /// Pixels on the edge of [0, 1] held exactly where they are (see `search::project_feasible`).
-    pub pixels_held_at_edge: usize,
-    /// ‖A (z − x)‖₂ in f64, A the front end's linear part: what the first layer sees of the change.
-    pub front_end_response: Option<f64>,
+    #[serde(flatten)]
+    pub search: SearchOutcome,
     /// Guaranteed ‖A (z − x)‖₂ ≤ σ ‖z − x‖ for σ the largest singular value of the directions
     /// used; it bounds `front_end_max_abs_diff` too, up to float32 rounding. Reported for `--tol`.
     pub front_end_response_bound: Option<f64>,
@@ -85,6 +78,36 @@ impl FrontEndSummary {
             null_fraction: ns.nullity as f64 / fe.input_dim() as f64,
             method: ns.method.clone(),
             rank_rule: rule.describe(),
+        }
+    }
+}
+
+/// How the null-space search reached a point, and what the first layer sees of the change.
+#[derive(Serialize)]
+pub struct SearchOutcome {
+    pub pixel_min: f64,
+    pub pixel_max: f64,
+    pub dykstra_iterations: usize,
+    /// Fraction of the final step kept to stay in the search region (1: none needed).
+    pub pullback: f64,
+    /// Pixels on the edge of the region's box held exactly where they are (see
+    /// `search::project_into`).
+    pub pixels_held_at_edge: usize,
+    /// ‖A (z − anchor)‖₂ in f64, A the front end's linear part: what the first layer sees of the
+    /// change from the image the search started at.
+    pub front_end_response: Option<f64>,
+}
+
+impl SearchOutcome {
+    pub fn of(p: &Projection, fe: &FrontEnd, anchor: &[f64]) -> SearchOutcome {
+        let delta: Vec<f64> = p.z.iter().zip(anchor).map(|(z, a)| z - a).collect();
+        SearchOutcome {
+            pixel_min: p.z.iter().copied().fold(f64::INFINITY, f64::min),
+            pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            dykstra_iterations: p.iterations,
+            pullback: p.pullback,
+            pixels_held_at_edge: p.pinned,
+            front_end_response: fe.response(&delta),
         }
     }
 }
@@ -191,7 +214,6 @@ pub fn collide_pixels(
     for (index, p) in found.into_iter().enumerate() {
         let tensor = to_tensor(&fe.preprocess_map, &p.z);
         let comparison = verifier.compare(x, &p.z, &tensor)?;
-        let delta: Vec<f64> = p.z.iter().zip(x).map(|(z, x)| z - x).collect();
         let comparison_l2 = comparison.l2;
         let control_pixels = control_perturbation(x, comparison.l2, &mut rng);
         let control = verifier.compare(x, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
@@ -202,12 +224,7 @@ pub fn collide_pixels(
             npy: format!("collide-{index:03}.npy"),
             comparison,
             psnr_to_target,
-            pixel_min: p.z.iter().copied().fold(f64::INFINITY, f64::min),
-            pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            dykstra_iterations: p.iterations,
-            pullback: p.pullback,
-            pixels_held_at_edge: p.pinned,
-            front_end_response: fe.response(&delta),
+            search: SearchOutcome::of(&p, fe, x),
             front_end_response_bound: req.rule.relative.map(|_| p.response_bound * comparison_l2),
             control,
         });

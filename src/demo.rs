@@ -592,7 +592,7 @@ fn no_room_statement(demo: &ModelDemo) -> String {
     let held = demo
         .collisions
         .iter()
-        .map(|c| c.record.pixels_held_at_edge)
+        .map(|c| c.record.search.pixels_held_at_edge)
         .max()
         .unwrap_or(0);
     format!(

@@ -453,7 +453,7 @@ pub fn collide_table(r: &CollideReport) -> String {
         );
     }
     for c in &r.collisions {
-        if let (Some(response), Some(bound)) = (c.front_end_response, c.front_end_response_bound) {
+        if let (Some(response), Some(bound)) = (c.search.front_end_response, c.front_end_response_bound) {
             s += &format!(
                 "{:>3} approximate: first-layer response ‖A Δ‖ = {response:.3e}, guaranteed ≤ {bound:.3e}\n",
                 c.index

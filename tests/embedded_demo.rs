@@ -138,7 +138,10 @@ fn demo_runs_end_to_end_and_every_collision_verifies() {
             let what = format!("{} {:?}", m.name, c.mode);
             let r = &c.record;
             assert!(c.prediction_kept, "{what}");
-            assert!(r.pixel_min >= 0.0 && r.pixel_max <= 1.0, "{what}: outside [0, 1]");
+            assert!(
+                r.search.pixel_min >= 0.0 && r.search.pixel_max <= 1.0,
+                "{what}: outside [0, 1]"
+            );
             assert!(
                 r.comparison.l2 > 0.1,
                 "{what}: the collision barely moved (L2 {})",

@@ -289,7 +289,10 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
             result.write(&out, &model.input_shape).unwrap();
             for c in &result.report.collisions {
                 let what = format!("{} {mode:?} #{}", case.name, c.index);
-                assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0, "{what}: outside the box");
+                assert!(
+                    c.search.pixel_min >= 0.0 && c.search.pixel_max <= 1.0,
+                    "{what}: outside the box"
+                );
                 assert!(c.comparison.l2 > 1e-3, "{what}: no change (l2 {})", c.comparison.l2);
                 let fe_rel = c.comparison.front_end_rel_diff.unwrap();
                 let out_rel = c.comparison.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);

@@ -131,8 +131,8 @@ fn strided_stem_collides_in_every_mode_through_the_whole_model() {
                 "{mode:?}: front {front:.2e}, output {out:.2e}"
             );
             assert!(control >= 100.0 * out.max(1e-7), "{mode:?}: control {control:.2e}");
-            assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
-            let response = c.front_end_response.unwrap();
+            assert!(c.search.pixel_min >= 0.0 && c.search.pixel_max <= 1.0);
+            let response = c.search.front_end_response.unwrap();
             assert!(
                 response <= 1e-8 * c.comparison.l2 * 100.0,
                 "{mode:?}: response {response:.2e}"

@@ -66,7 +66,10 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
         let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
         found.write(dir.path(), &model.input_shape).unwrap();
         let c = &found.report.collisions[0];
-        let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
+        let (response, bound) = (
+            c.search.front_end_response.unwrap(),
+            c.front_end_response_bound.unwrap(),
+        );
         let out = c.comparison.outputs[0].rel_diff;
         let control = c.control.outputs[0].rel_diff;
         // The guarantee holds, and bounds what tract's float32 first layer saw as well.
@@ -170,7 +173,7 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
         );
         assert!(control >= 100.0 * out.max(1e-7));
         assert_eq!(c.comparison.argmax_equal, Some(true));
-        assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
+        assert!(c.search.pixel_min >= 0.0 && c.search.pixel_max <= 1.0);
     }
 }
 
@@ -213,7 +216,10 @@ fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_b
     let budget = 1e-2;
     let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
     let c = &found.report.collisions[0];
-    let (response, bound) = (c.front_end_response.unwrap(), c.front_end_response_bound.unwrap());
+    let (response, bound) = (
+        c.search.front_end_response.unwrap(),
+        c.front_end_response_bound.unwrap(),
+    );
     assert!(response <= bound * (1.0 + 1e-9));
     let runner = model.runner(&model.output_names, true).unwrap();
     let mask = |t: &[f32]| -> Vec<bool> { runner.run(t).unwrap()[0].data.iter().map(|&p| p > 0.3).collect() };

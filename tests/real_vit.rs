@@ -66,7 +66,7 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
         let out_rel = c.comparison.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
         let ctrl_rel = c.control.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
         eprintln!("{mode:?}: l2 {:.2}, psnr {:.2} dB, front rel {:.2e}, output rel {out_rel:.2e}, control output rel {ctrl_rel:.2e}, psnr to target {:?}", c.comparison.l2, c.comparison.psnr_to_original, c.comparison.front_end_rel_diff.unwrap(), c.psnr_to_target);
-        assert!(c.pixel_min >= 0.0 && c.pixel_max <= 1.0);
+        assert!(c.search.pixel_min >= 0.0 && c.search.pixel_max <= 1.0);
         assert!(
             c.comparison.l2 > 1.0,
             "{mode:?}: the collision must change the image visibly"
