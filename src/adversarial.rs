@@ -7,7 +7,7 @@ use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, P
 use crate::audit::{tiled_null_space, InputInfo};
 use crate::collide::{null_space_for_collisions, FrontEndSummary, SearchOutcome};
 use crate::frontend::FrontEnd;
-use crate::model::{Model, Runner};
+use crate::model::{Model, Runner, Value};
 use crate::npy::{encode_f32, write_atomic};
 use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
@@ -226,6 +226,7 @@ pub struct Adversarial {
 /// Tract's prediction from the model's first output.
 struct Predictor {
     runner: Runner,
+    first_output: String,
 }
 
 impl Predictor {
@@ -233,12 +234,25 @@ impl Predictor {
         let first = model.output_names.first().context("the model has no output")?;
         Ok(Predictor {
             runner: model.runner(std::slice::from_ref(first), true)?,
+            first_output: first.clone(),
         })
     }
 
+    /// The prediction for a tensor, and how many classes the first output holds.
     fn predict(&self, tensor: &[f32]) -> Result<(Prediction, usize)> {
-        let values = self.runner.run(tensor)?;
-        let scores = &values[0].data;
+        Self::from_scores(&self.runner.run(tensor)?[0].data)
+    }
+
+    /// The prediction among values a run already computed (the verifier's).
+    fn among(&self, values: &[Value]) -> Result<Prediction> {
+        let first = values
+            .iter()
+            .find(|v| v.name == self.first_output)
+            .context("the verifier did not compute the model's first output")?;
+        Ok(Self::from_scores(&first.data)?.0)
+    }
+
+    fn from_scores(scores: &[f64]) -> Result<(Prediction, usize)> {
         if scores.is_empty() {
             bail!("the model's first output is empty: nothing to attack");
         }
@@ -328,10 +342,10 @@ pub fn attack_pixels(
         let verifier = Verifier::new(model, fe.output_value.as_deref(), &adversarial_tensor)?;
         for (index, p) in found.into_iter().enumerate() {
             let tensor = to_tensor(&fe.preprocess_map, &p.z);
-            let versus_adversarial = verifier.compare(z, &p.z, &tensor)?;
+            let (versus_adversarial, values) = verifier.compare_values(z, &p.z, &tensor)?;
+            let prediction = predictor.among(&values)?;
             let control_pixels = control_perturbation(z, versus_adversarial.l2, &mut rng);
             let control = verifier.compare(z, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
-            let (prediction, _) = predictor.predict(&tensor)?;
             let search = SearchOutcome::of(&p, fe, z);
             let pixels = original.with_data(p.z);
             records.push(VariantRecord {
@@ -433,12 +447,10 @@ fn pairwise(variants: &[Pixels]) -> Pairwise {
     let (mut l2, mut linf) = (vec![vec![0.0; n]; n], vec![vec![0.0; n]; n]);
     let mut pairs = vec![];
     for i in 0..n {
-        for j in 0..n {
+        for j in i + 1..n {
             let (a, b, _) = pixel_distances(&variants[i].data, &variants[j].data);
-            (l2[i][j], linf[i][j]) = (a, b);
-            if i < j {
-                pairs.push((a, b));
-            }
+            (l2[i][j], linf[i][j], l2[j][i], linf[j][i]) = (a, b, a, b);
+            pairs.push((a, b));
         }
     }
     let min = |v: &mut dyn Iterator<Item = f64>| v.reduce(f64::min);

@@ -94,6 +94,12 @@ impl Verifier {
 
     /// Compares `tensor` (whose pixels are `z`) with the reference (pixels `x`).
     pub fn compare(&self, x: &[f64], z: &[f64], tensor: &[f32]) -> Result<Comparison> {
+        Ok(self.compare_values(x, z, tensor)?.0)
+    }
+
+    /// [`Self::compare`], with the values the run computed (the front end's output, then the
+    /// model's outputs) for callers that need them too.
+    pub fn compare_values(&self, x: &[f64], z: &[f64], tensor: &[f32]) -> Result<(Comparison, Vec<Value>)> {
         let values = self.runner.run(tensor)?;
         let (mut front_end_max_abs_diff, mut front_end_rel_diff) = (None, None);
         let mut outputs = vec![];
@@ -112,7 +118,7 @@ impl Verifier {
             outputs.push(d);
         }
         let (l2, linf, psnr_to_original) = pixel_distances(x, z);
-        Ok(Comparison {
+        let comparison = Comparison {
             front_end_max_abs_diff,
             front_end_rel_diff,
             outputs,
@@ -120,7 +126,8 @@ impl Verifier {
             l2,
             linf,
             psnr_to_original,
-        })
+        };
+        Ok((comparison, values))
     }
 }
 
