@@ -24,6 +24,22 @@ ARTIFACTS=(
   "nudenet==3.4.2|nudenet/320n.onnx|c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f|nudenet_320n.onnx"
   # A real photo of printed text (OpenCV's sample data, Debian's opencv-doc).
   "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/imageTextN.png|78e5141dea1ad97e7d3d903de47fe95e9031e8f559bf14179f7e1e539cb1f94f|imageTextN.png"
+  # The photo table of the exact collision search (README): grey, saturated, black backgrounds,
+  # microscopy, astronomy, paintings.
+  "scikit-image==0.26.0|skimage/data/camera.png|b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a|camera.png"
+  "scikit-image==0.26.0|skimage/data/coins.png|f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba|coins.png"
+  "scikit-image==0.26.0|skimage/data/motorcycle_left.png|db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179|motorcycle_left.png"
+  "scikit-image==0.26.0|skimage/data/hubble_deep_field.jpg|3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4|hubble_deep_field.jpg"
+  "scikit-image==0.26.0|skimage/data/retina.jpg|38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6|retina.jpg"
+  "scikit-image==0.26.0|skimage/data/ihc.png|f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef|ihc.png"
+  "scikit-image==0.26.0|skimage/data/rocket.jpg|c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c|rocket.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/home.jpg|23b8cf46a1965d0ec33459b875aed43187802834db49e0daa9fa2cc842e9d8d2|home.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/building.jpg|742a1baad62ac82e91e718e77eedf7e85c2eddc4badfb8c87c6cbc86c45a8b07|building.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/messi5.jpg|1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9|messi5.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/starry_night.jpg|accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d|starry_night.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/HappyFish.jpg|ade5b67347d7f89b1539c93843f3f7178782a7e34eb1fe586f4a785c3e60a432|HappyFish.jpg"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/smarties.png|ad3f751c053fdcf432687c1bc0e56a61a9119d2bb2ae29365f8aa6534fc77417|smarties.png"
+  "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/stuff.jpg|21cd00afbdd0727f445dd91c0a09633e6345ed5b05a3d2355453a1f3c314c6c5|stuff.jpg"
 )
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,13 +68,17 @@ for entry in "${ARTIFACTS[@]}"; do
   fi
 
   echo "fetching $out from $spec"
-  dl="$TMP/dl-${out}"
-  mkdir -p "$dl"
+  # One download per package and run, however many files come from it.
+  dl="$TMP/dl-$(printf '%s' "$spec" | tr -c 'A-Za-z0-9.=_-' '_')"
+  fresh=0
+  [[ -d "$dl" ]] || { mkdir -p "$dl"; fresh=1; }
   part="$CACHE/.${out}.part.$$"
   if [[ "$spec" == deb:* ]]; then
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found (needed for ${spec#deb:})"
-    (cd "$dl" && apt-get download -q "${spec#deb:}" >/dev/null 2>"$dl/apt.log") \
-      || { cat "$dl/apt.log" >&2; die "apt-get download failed for ${spec#deb:}"; }
+    if [[ $fresh == 1 ]]; then
+      (cd "$dl" && apt-get download -q "${spec#deb:}" >/dev/null 2>"$dl/apt.log") \
+        || { cat "$dl/apt.log" >&2; die "apt-get download failed for ${spec#deb:}"; }
+    fi
     shopt -s nullglob
     debs=("$dl"/*.deb)
     shopt -u nullglob
@@ -66,8 +86,10 @@ for entry in "${ARTIFACTS[@]}"; do
     dpkg-deb --fsys-tarfile "${debs[0]}" | tar -xO "$inner" >"$part" \
       || die "could not extract $inner from $(basename "${debs[0]}")"
   else
-    pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
-      || die "pip download failed for $spec"
+    if [[ $fresh == 1 ]]; then
+      pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
+        || die "pip download failed for $spec"
+    fi
 
     shopt -s nullglob
     wheels=("$dl"/*.whl)
@@ -89,7 +111,6 @@ PY
   fi
   mv -f "$part" "$dest"
   part=""
-  rm -rf "$dl"
   echo "ok       $out"
 done
 

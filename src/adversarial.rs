@@ -4,7 +4,7 @@
 //! like `collide`'s collisions.
 
 use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
-use crate::audit::{tiled_null_space, InputInfo};
+use crate::audit::InputInfo;
 use crate::collide::{null_space_for_collisions, FrontEndSummary, SearchOutcome};
 use crate::frontend::FrontEnd;
 use crate::model::{Model, Runner, Value};
@@ -433,13 +433,7 @@ pub fn attack_pixels(
 /// with a preconditioner that ignores the held pixels here.
 fn variant_null_space(fe: &FrontEnd, rule: RankRule) -> Result<NullSpace> {
     let ns = null_space_for_collisions(fe, rule)?;
-    if !ns.is_matrix_free() {
-        return Ok(ns);
-    }
-    match tiled_null_space(fe, rule)? {
-        Some(tiled) if tiled.nullity > 0 => Ok(tiled),
-        _ => Ok(ns),
-    }
+    Ok(crate::collide::searchable_null_space(fe, &ns, rule)?.unwrap_or(ns))
 }
 
 fn pairwise(variants: &[Pixels]) -> Pairwise {

@@ -32,6 +32,10 @@ pub struct CollideReport {
     pub count: usize,
     pub strength: f64,
     pub front_end: FrontEndSummary,
+    /// The null directions the search draws from: the front end's null space where it is
+    /// block-diagonal; for a convolution known only by its action, the directions inside
+    /// disjoint tiles (gaps held), a subspace with exact per-tile blocks.
+    pub search_space: SearchSpace,
     pub collisions: Vec<CollisionRecord>,
     pub files: Vec<String>,
 }
@@ -87,27 +91,60 @@ impl FrontEndSummary {
 pub struct SearchOutcome {
     pub pixel_min: f64,
     pub pixel_max: f64,
+    /// The exact per-block solver's name, where the null space is block-diagonal; otherwise
+    /// Dykstra's alternating projections with an exact finish.
+    pub solver: String,
+    /// Independent blocks of the collision set (0 where the search is not blockwise).
+    pub blocks: usize,
+    /// Blocks whose collision set is the image's own block alone (proved by an LP).
+    pub blocks_without_room: usize,
+    /// The largest KKT residual of the blocks' exact solves (relative); `None` for Dykstra.
+    pub kkt_residual: Option<f64>,
+    /// What the mode optimises, as reached: the L2 distance to the target (target), to the
+    /// projected point x + s·r (random), or from the original (far).
+    pub objective: Option<f64>,
+    /// Far mode: the per-block LP's certified bound of the L1 move towards the far corner, and
+    /// what the collision reaches of it.
+    pub far_corner_bound: Option<f64>,
+    pub far_corner_reached: Option<f64>,
+    /// Dykstra's iterations (0 for the exact solver).
     pub dykstra_iterations: usize,
-    /// Fraction of the final step kept to stay in the search region (1: none needed).
+    /// Fraction of Dykstra's final step kept to stay in the search region (1: none needed, and
+    /// always 1 for the exact solver, which never shortens a step).
     pub pullback: f64,
-    /// Pixels on the edge of the region's box held exactly where they are (see
-    /// `search::project_into`).
+    /// Pixels on the edge of the region's box where the collision leaves them.
     pub pixels_held_at_edge: usize,
     /// ‖A (z − anchor)‖₂ in f64, A the front end's linear part: what the first layer sees of the
     /// change from the image the search started at.
     pub front_end_response: Option<f64>,
+    /// ‖A (z − anchor)‖₂ / ‖A anchor‖₂ (f64).
+    pub front_end_response_relative: Option<f64>,
 }
 
 impl SearchOutcome {
     pub fn of(p: &Projection, fe: &FrontEnd, anchor: &[f64]) -> SearchOutcome {
         let delta: Vec<f64> = p.z.iter().zip(anchor).map(|(z, a)| z - a).collect();
+        let response = fe.response(&delta);
+        let own = fe.response(anchor);
+        let exact = p.exact.as_ref();
         SearchOutcome {
             pixel_min: p.z.iter().copied().fold(f64::INFINITY, f64::min),
             pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            solver: match exact {
+                Some(_) => crate::search::blockwise::SOLVER.to_string(),
+                None => "Dykstra's alternating projections, exact finish (matrix-free null space)".to_string(),
+            },
+            blocks: exact.map_or(0, |e| e.blocks),
+            blocks_without_room: exact.map_or(0, |e| e.blocks_without_room),
+            kkt_residual: exact.map(|e| e.kkt_residual),
+            objective: exact.map(|e| e.objective),
+            far_corner_bound: exact.and_then(|e| e.far_corner.map(|f| f.bound)),
+            far_corner_reached: exact.and_then(|e| e.far_corner.map(|f| f.reached)),
             dykstra_iterations: p.iterations,
             pullback: p.pullback,
             pixels_held_at_edge: p.pinned,
-            front_end_response: fe.response(&delta),
+            front_end_response: response,
+            front_end_response_relative: response.zip(own).and_then(|(r, o)| (o > 0.0).then(|| r / o)),
         }
     }
 }
@@ -120,6 +157,9 @@ pub struct Collisions {
     pub found: Vec<Pixels>,
     pub tensors: Vec<Vec<f32>>,
     pub original_tensor: Vec<f32>,
+    /// Where the exact search proved that no collision other than the image exists inside the
+    /// pixel range: why, in one line (`collide` refuses to write the image as a "collision").
+    pub no_room: Option<String>,
 }
 
 /// How collisions are searched, once the images are in hand.
@@ -131,6 +171,22 @@ pub struct SearchSettings {
     pub strength: Option<f64>,
     pub seed: u64,
     pub rule: RankRule,
+}
+
+#[derive(Serialize)]
+pub struct SearchSpace {
+    pub nullity: usize,
+    pub method: String,
+}
+
+/// Where the front end's null space is known only by projection (a convolution), the tiled
+/// subspace of it, whose blocks the exact search solves one by one; `None` where `ns` itself is
+/// block-diagonal or no tile has a null direction.
+pub fn searchable_null_space(fe: &FrontEnd, ns: &NullSpace, rule: RankRule) -> Result<Option<NullSpace>> {
+    if !ns.is_matrix_free() {
+        return Ok(None);
+    }
+    Ok(crate::audit::tiled_null_space(fe, rule)?.filter(|t| t.nullity > 0))
 }
 
 /// The null space collisions are drawn from; an error that says why when there is none to use.
@@ -178,7 +234,11 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         Some(p) => Some(load_image(p, &fe.grid)?),
         None => None,
     };
-    collide_pixels(model, fe, &ns, original, target, &req.search, progress)
+    let found = collide_pixels(model, fe, &ns, original, target, &req.search, progress)?;
+    if let Some(why) = &found.no_room {
+        bail!("{why}");
+    }
+    Ok(found)
 }
 
 /// Searches, verifies and reports collisions for pixels already decoded onto the model's grid.
@@ -196,8 +256,10 @@ pub fn collide_pixels(
     let strength = req.strength.unwrap_or(0.1 * (n as f64).sqrt());
     let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
     let opts = SearchOptions::new(req.count, strength);
+    let searched = searchable_null_space(fe, ns, req.rule)?;
+    let searched = searched.as_ref().unwrap_or(ns);
     let found = search(
-        ns,
+        searched,
         x,
         req.mode,
         target.as_ref().map(|t| t.0.data.as_slice()),
@@ -206,6 +268,7 @@ pub fn collide_pixels(
         progress,
     );
 
+    let no_room = found.first().and_then(|p| p.no_room());
     let original_tensor = to_tensor(&fe.preprocess_map, x);
     let verifier = Verifier::new(model, fe.output_value.as_deref(), &original_tensor)?;
     let mut collisions = vec![];
@@ -246,6 +309,10 @@ pub fn collide_pixels(
         count: req.count,
         strength,
         front_end: FrontEndSummary::new(fe, ns, req.rule),
+        search_space: SearchSpace {
+            nullity: searched.nullity,
+            method: searched.method.clone(),
+        },
         collisions,
         files,
     };
@@ -256,6 +323,7 @@ pub fn collide_pixels(
         found: pixels,
         tensors,
         original_tensor,
+        no_room,
     })
 }
 

@@ -85,7 +85,7 @@ pub struct Summary {
     pub collisions: usize,
     /// Collisions that differ from their digit at all. On a digit whose black background and
     /// saturated ink sit on the edge of [0, 1], a layer may leave no null direction that stays
-    /// inside: the search then returns the digit itself.
+    /// inside: the exact search proves it block by block (`blocks_without_room`).
     pub moved: usize,
     pub prediction_kept: usize,
     /// Largest relative deviation at any model output over all collisions.
@@ -589,15 +589,15 @@ fn summarise(all: &[DemoCollision]) -> Summary {
 
 /// Why a model with a null space got no collision that moved.
 fn no_room_statement(demo: &ModelDemo) -> String {
-    let held = demo
+    let worst = demo
         .collisions
         .iter()
-        .map(|c| c.record.search.pixels_held_at_edge)
-        .max()
-        .unwrap_or(0);
+        .map(|c| (c.record.search.blocks_without_room, c.record.search.blocks))
+        .min_by_key(|(without, _)| *without)
+        .unwrap_or((0, 0));
     format!(
-        "{} ignored directions, but none stays inside [0, 1] on these digits: their black background and saturated ink hold up to {held} of {} pixels on the edge of the range, and no null direction of the first layer keeps them there",
-        demo.nullity, demo.input_dim
+        "{} ignored directions, but no collision inside the pixel range on these digits: at least {} of {} blocks have no room in every search (proved per block by an LP), their black background and saturated ink on the edge of [0, 1]",
+        demo.nullity, worst.0, worst.1
     )
 }
 

@@ -345,7 +345,8 @@ fn progress_bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
 
 /// An error kind that maps to exit code 1: the model simply has no exact collision.
 fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.to_string().contains("no exact collision exists") {
+    let message = e.to_string();
+    if message.contains("no exact collision exists") || message.starts_with("no collision inside the pixel range") {
         1
     } else {
         2

@@ -8,6 +8,22 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// One block of a block-diagonal null space: its pixels and an orthonormal basis of its null
+/// directions, row by row (one row per pixel).
+#[derive(Clone)]
+pub struct NullBlock {
+    pub pixels: Vec<usize>,
+    pub basis: Arc<crate::search::active_set::RowBasis>,
+}
+
+/// A block-diagonal null space: the collision polytope is the product of one polytope per block,
+/// a box for the free pixels, and a point for every other pixel (held).
+pub struct Decomposition {
+    pub blocks: Vec<NullBlock>,
+    /// Pixels no block reads: each one a null direction on its own.
+    pub free: Vec<usize>,
+}
+
 /// How the rank tolerance is set.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RankRule {
@@ -470,6 +486,38 @@ impl NullSpace {
             }
         }
         out
+    }
+
+    /// The null space as independent blocks, where it is block-diagonal: each block's pixels
+    /// with an orthonormal basis of its null directions (shared between blocks with the same
+    /// matrix), the pixels no block reads (free) and the pixels held fixed. `None` for null spaces
+    /// known only by projection (matrix-free).
+    pub fn decomposition(&self) -> Option<Decomposition> {
+        let Repr::Blocks { groups, .. } = &self.repr else {
+            return None;
+        };
+        let mut blocks = vec![];
+        for (basis, members) in groups {
+            let nb = match &**basis {
+                Basis::Null(nb) => nb.clone(),
+                Basis::Row(rb) => complement(rb),
+            };
+            if nb.ncols() == 0 {
+                // A block without null directions holds its pixels where they are.
+                continue;
+            }
+            let shared = Arc::new(crate::search::active_set::RowBasis::new(&nb));
+            for pixels in members {
+                blocks.push(NullBlock {
+                    pixels: pixels.clone(),
+                    basis: shared.clone(),
+                });
+            }
+        }
+        Some(Decomposition {
+            blocks,
+            free: self.uncovered.clone(),
+        })
     }
 
     /// An orthonormal basis of the whole null space as dense columns (small cases and tests).

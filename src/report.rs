@@ -109,9 +109,26 @@ pub fn demo_table(r: &DemoReport) -> String {
                     },
                 ]);
                 if stuck > 0 {
+                    let reasons: Vec<String> = m
+                        .collisions
+                        .iter()
+                        .filter(|c| c.record.comparison.l2 <= 1e-9)
+                        .map(|c| {
+                            format!(
+                                "{}-{} {:?}: {} of {} blocks have no room",
+                                c.source.label,
+                                c.source.row,
+                                c.mode,
+                                c.record.search.blocks_without_room,
+                                c.record.search.blocks
+                            )
+                        })
+                        .collect();
                     statements.push(format!(
-                        "{}: {stuck} of {} searches found no room inside [0, 1] and returned the digit itself",
-                        m.name, s.collisions
+                        "{}: {stuck} of {} searches: no collision inside the pixel range ({})",
+                        m.name,
+                        s.collisions,
+                        reasons.join("; ")
                     ));
                 }
             }
@@ -451,6 +468,25 @@ pub fn collide_table(r: &CollideReport) -> String {
             am(c.control.argmax_equal),
             c.psnr_to_target.map_or("-".into(), |p| format!("{p:.2}"))
         );
+    }
+    for c in &r.collisions {
+        let e = &c.search;
+        if let Some(kkt) = e.kkt_residual {
+            s += &format!(
+                "{:>3} exact per block: {} blocks, {} without room, KKT residual {kkt:.1e}, objective {:.4}",
+                c.index,
+                e.blocks,
+                e.blocks_without_room,
+                e.objective.unwrap_or(f64::NAN)
+            );
+            if let (Some(bound), Some(reached)) = (e.far_corner_bound, e.far_corner_reached) {
+                s += &format!(
+                    ", L1 towards the far corner {reached:.1} of the LP bound {bound:.1} ({:.1}%)",
+                    100.0 * reached / bound.max(f64::MIN_POSITIVE)
+                );
+            }
+            s += "\n";
+        }
     }
     for c in &r.collisions {
         if let (Some(response), Some(bound)) = (c.search.front_end_response, c.front_end_response_bound) {

@@ -38,11 +38,18 @@ pub fn null_space_variants(
         far_steps: 0,
         ..SearchOptions::new(count, 0.0)
     };
-    // Pixels of the adversarial image on the edge of the region stay there: held from the start,
-    // the search needs one restricted null space instead of discovering them one step at a time.
-    let held = ns.pinned(&region.on_edge(adversarial))?;
+    // Block null spaces are searched exactly, per block, whatever lies on the edge. Otherwise the
+    // pixels of the adversarial image on the edge of the region stay there: held from the start,
+    // Dykstra needs one restricted null space instead of discovering them one step at a time.
+    let held;
+    let searched = if !ns.is_matrix_free() && !region.has_ball() {
+        ns
+    } else {
+        held = ns.pinned(&region.on_edge(adversarial))?;
+        &held
+    };
     Ok(search_in(
-        &held,
+        searched,
         adversarial,
         &region,
         Mode::Far,

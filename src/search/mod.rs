@@ -8,6 +8,9 @@
 //! leaves the region by rounding, it is pulled back along the segment towards x, which stays on the
 //! affine set.
 
+pub mod active_set;
+pub mod blockwise;
+
 use crate::linop::norm;
 use crate::nullspace::{NullSpace, EXACT_RELATIVE};
 use rand::Rng;
@@ -112,6 +115,11 @@ impl Region {
         &self.lo
     }
 
+    /// Whether an L2 ball couples the pixels (then the search is not blockwise).
+    pub fn has_ball(&self) -> bool {
+        self.ball.is_some()
+    }
+
     pub fn hi(&self) -> &[f64] {
         &self.hi
     }
@@ -172,7 +180,7 @@ impl SearchOptions {
             count,
             strength,
             max_iterations: 300,
-            far_steps: 8,
+            far_steps: blockwise::FAR_STEPS,
         }
     }
 }
@@ -190,6 +198,22 @@ pub struct Projection {
     /// (see [`NullSpace::response_bound`]). With several finishing steps (attack variants) it
     /// bounds each step's response by its length, so only the sum of the steps' lengths.
     pub response_bound: f64,
+    /// Where the null space is block-diagonal: the exact per-block search's account (then
+    /// `iterations`, `pullback` and `pinned` do not apply).
+    pub exact: Option<blockwise::ExactReport>,
+}
+
+impl Projection {
+    /// Said plainly where the exact search proved that the collision set is the image alone.
+    pub fn no_room(&self) -> Option<String> {
+        let e = self.exact.as_ref()?;
+        (e.blocks_without_room == e.blocks && e.free_with_room == 0).then(|| {
+            format!(
+                "no collision inside the pixel range: {} of {} blocks have no room",
+                e.blocks_without_room, e.blocks
+            )
+        })
+    }
 }
 
 /// Accuracy of the projections inside Dykstra's iterations (‖A z‖ ≤ this · ‖A v‖): they only
@@ -281,6 +305,7 @@ pub fn project_into(ns: &NullSpace, x: &[f64], region: &Region, w: &[f64], max_i
         pullback,
         pinned,
         response_bound,
+        exact: None,
     }
 }
 
@@ -405,6 +430,11 @@ pub fn search_in(
     rng: &mut ChaCha8Rng,
     progress: &dyn Fn(),
 ) -> Vec<Projection> {
+    if region.ball.is_none() {
+        if let Some(decomposition) = ns.decomposition() {
+            return search_exact(ns, &decomposition, x, region, mode, target, opts, rng, progress);
+        }
+    }
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
         let found = match mode {
@@ -432,6 +462,81 @@ pub fn search_in(
     out
 }
 
+/// [`search_in`] where the null space is block-diagonal and the region a box: every collision is
+/// the exact solution of its mode, block by block (see [`blockwise`]).
+#[allow(clippy::too_many_arguments)]
+fn search_exact(
+    ns: &NullSpace,
+    decomposition: &crate::nullspace::Decomposition,
+    x: &[f64],
+    region: &Region,
+    mode: Mode,
+    target: Option<&[f64]>,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+    progress: &dyn Fn(),
+) -> Vec<Projection> {
+    let set = blockwise::CollisionSet::new(
+        decomposition,
+        x,
+        blockwise::PixelRange {
+            lo: &region.lo,
+            hi: &region.hi,
+        },
+    );
+    let mut out = Vec::with_capacity(opts.count);
+    for k in 0..opts.count {
+        let found = match mode {
+            Mode::Random => {
+                let d = random_null_direction(ns, rng);
+                let w: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + opts.strength * b).collect();
+                set.project(&w)
+            }
+            Mode::Target => {
+                let t = target.expect("target mode needs a target");
+                if k == 0 {
+                    set.project(t)
+                } else {
+                    let d = random_null_direction(ns, rng);
+                    let w: Vec<f64> = t.iter().zip(&d).map(|(a, b)| a + 0.05 * opts.strength * b).collect();
+                    set.project(&w)
+                }
+            }
+            Mode::Far => set.far(&far_corner(x, region, k, rng), opts.far_steps),
+        };
+        out.push(Projection {
+            z: found.z,
+            iterations: 0,
+            pullback: 1.0,
+            pinned: found.report.pixels_at_bound,
+            response_bound: ns.response_bound,
+            exact: Some(found.report),
+        });
+        progress();
+    }
+    out
+}
+
+/// Signs of the corner a far search heads for: start 0, the corner opposite x (+1 where a pixel
+/// lies in the lower half of its range); later starts, random corners.
+fn far_corner(x: &[f64], region: &Region, start: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    x.iter()
+        .zip(region.lo.iter().zip(&region.hi))
+        .map(|(&v, (&lo, &hi))| {
+            let high = if start == 0 {
+                v < 0.5 * (lo + hi)
+            } else {
+                rng.gen_bool(0.5)
+            };
+            if high {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect()
+}
+
 /// Projected ascent on ||z − x|| from a far corner of the region's box.
 fn far_from(
     ns: &NullSpace,
@@ -441,22 +546,10 @@ fn far_from(
     opts: &SearchOptions,
     rng: &mut ChaCha8Rng,
 ) -> Projection {
-    // Start 0: the corner opposite x; later starts: random corners.
-    let corner: Vec<f64> = x
+    let corner: Vec<f64> = far_corner(x, region, start, rng)
         .iter()
         .zip(region.lo.iter().zip(&region.hi))
-        .map(|(&v, (&lo, &hi))| {
-            let high = if start == 0 {
-                v < 0.5 * (lo + hi)
-            } else {
-                rng.gen_bool(0.5)
-            };
-            if high {
-                hi
-            } else {
-                lo
-            }
-        })
+        .map(|(&s, (&lo, &hi))| if s > 0.0 { hi } else { lo })
         .collect();
     let mut best = project_into(ns, x, region, &corner, opts.max_iterations);
     let mut best_distance = distance(&best.z, x);

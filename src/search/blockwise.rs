@@ -1,0 +1,389 @@
+//! Exact collision search where the null space is block-diagonal (dense layers: one block; token
+//! MatMuls and patchify convolutions: one block per token or patch; tiles of a convolution with
+//! the gaps held). The collision set {z : A z = A x, lo ≤ z ≤ hi} is then a product of one
+//! polytope per block, a box for the pixels no block reads and a point for held pixels, so every
+//! block is solved on its own, in parallel, and a block without room never shrinks another.
+//!
+//! Every mode is built from one exact solver, the projection onto a block's polytope
+//! ([`BlockPolytope::project`]):
+//! - `target` and `random`: the projection of the target, or of x + s·r;
+//! - linear programs (the far corner, Frank–Wolfe steps, the proof of no room): the proximal-point
+//!   method, aₖ₊₁ = proj(aₖ + τ ĝ), which reaches an optimal vertex or face of a polytope after
+//!   finitely many steps and certifies it: every step bounds the optimum by
+//!   ĝᵀaₖ₊₁ + ‖aₖ₊₁ − aₖ‖ · diam / τ.
+
+use super::active_set::{BlockPolytope, RowBasis};
+use crate::linop::dot;
+use crate::nullspace::{Decomposition, NullBlock};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// The name reports give the solver.
+pub const SOLVER: &str = "dual active-set QP per block (Goldfarb–Idnani), LPs by proximal-point steps on it";
+
+/// Where the collision may lie, pixel by pixel (the pixel box, or an attack's ε-box ∩ [0, 1]).
+pub struct PixelRange<'a> {
+    pub lo: &'a [f64],
+    pub hi: &'a [f64],
+}
+
+/// A block's polytope around one image.
+struct Polytope<'a> {
+    block: &'a NullBlock,
+    polytope: BlockPolytope<'a>,
+}
+
+/// The exact search problem: one polytope per block, and the free pixels' box.
+pub struct CollisionSet<'a> {
+    x: &'a [f64],
+    range: PixelRange<'a>,
+    blocks: Vec<Polytope<'a>>,
+    free: &'a [usize],
+}
+
+/// What a search mode found, with the certificate of every block.
+#[derive(Clone, Debug)]
+pub struct ExactCollision {
+    pub z: Vec<f64>,
+    pub report: ExactReport,
+}
+
+/// How the exact search reached a collision.
+#[derive(Clone, Debug)]
+pub struct ExactReport {
+    /// What the mode optimises, as reached: the L2 distance to the point projected (target,
+    /// random), or from the image (far). Set by the caller, which knows the mode.
+    pub objective: f64,
+    pub blocks: usize,
+    /// Pixels no block reads whose range is more than a point: free to move on their own.
+    pub free_with_room: usize,
+    /// Blocks whose polytope is the image's own block alone (proved by a linear program).
+    pub blocks_without_room: usize,
+    /// The largest KKT residual over the blocks' last projections (relative).
+    pub kkt_residual: f64,
+    /// Active-set iterations, summed over blocks and solves.
+    pub iterations: usize,
+    /// Pixels on a bound of the range where the collision leaves them.
+    pub pixels_at_bound: usize,
+    /// The largest amount by which rounding left a pixel outside its range before it was set onto
+    /// the bound it had reached (pixel units; the bounds then hold exactly in f64).
+    pub bound_rounding: f64,
+    /// Far mode: the linear program's optimum of Σ sᵢ (zᵢ − xᵢ) towards the far corner (an upper
+    /// bound of that sum over every collision), and the sum the collision reaches.
+    pub far_corner: Option<FarCorner>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct FarCorner {
+    /// The LP's certified upper bound of the L1 move towards the far corner.
+    pub bound: f64,
+    /// The collision's L1 move towards the far corner.
+    pub reached: f64,
+}
+
+/// A block's solution in pixel changes, with its bookkeeping.
+#[derive(Clone)]
+struct BlockResult {
+    coordinates: Vec<f64>,
+    delta: Vec<f64>,
+    kkt: f64,
+    iterations: usize,
+}
+
+/// Proximal steps per linear program at most: a handful settles every block seen.
+const LP_STEPS: usize = 40;
+
+/// Frank–Wolfe steps of `far` mode per block at most.
+pub const FAR_STEPS: usize = 20;
+
+/// A pixel change below this (pixel units) is no move.
+const NO_MOVE: f64 = 1e-9;
+
+/// A pixel within this of a bound is on it.
+const AT_BOUND: f64 = 1e-12;
+
+impl<'a> CollisionSet<'a> {
+    pub fn new(decomposition: &'a Decomposition, x: &'a [f64], range: PixelRange<'a>) -> CollisionSet<'a> {
+        let blocks = decomposition
+            .blocks
+            .iter()
+            .map(|block| {
+                let lo = block.pixels.iter().map(|&k| range.lo[k] - x[k]).collect();
+                let hi = block.pixels.iter().map(|&k| range.hi[k] - x[k]).collect();
+                Polytope {
+                    block,
+                    polytope: BlockPolytope::new(&block.basis, lo, hi),
+                }
+            })
+            .collect();
+        CollisionSet {
+            x,
+            range,
+            blocks,
+            free: &decomposition.free,
+        }
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The collision closest to `w` in L2: the exact projection, block by block.
+    pub fn project(&self, w: &[f64]) -> ExactCollision {
+        let mut out = self.project_blocks(w);
+        out.report.objective = super::distance(&out.z, w);
+        out
+    }
+
+    fn project_blocks(&self, w: &[f64]) -> ExactCollision {
+        let results: Vec<BlockResult> = self
+            .blocks
+            .par_iter()
+            .map(|b| {
+                let v: Vec<f64> = b.block.pixels.iter().map(|&k| w[k] - self.x[k]).collect();
+                let c = b.polytope.coordinates_of(&v);
+                solve(&b.polytope, &c)
+            })
+            .collect();
+        let free: Vec<f64> = self
+            .free
+            .iter()
+            .map(|&k| w[k].clamp(self.range.lo[k], self.range.hi[k]))
+            .collect();
+        self.assemble(results, &free, None)
+    }
+
+    /// The collision maximising Σ gᵢ (zᵢ − xᵢ), block by block, with the certified optimum.
+    fn maximise(&self, g: &[f64]) -> (Vec<BlockResult>, Vec<f64>, f64) {
+        let solved: Vec<(BlockResult, f64)> = self
+            .blocks
+            .par_iter()
+            .map(|b| {
+                let gb: Vec<f64> = b.block.pixels.iter().map(|&k| g[k]).collect();
+                let start = vec![0.0; b.polytope.dim()];
+                maximise_linear(&b.polytope, &gb, start)
+            })
+            .collect();
+        let mut bound = 0.0;
+        let mut results = Vec::with_capacity(solved.len());
+        for (r, b) in solved {
+            bound += b;
+            results.push(r);
+        }
+        let free: Vec<f64> = self.free.iter().map(|&k| self.box_corner(k, g[k])).collect();
+        bound += self
+            .free
+            .iter()
+            .zip(&free)
+            .map(|(&k, z)| g[k] * (z - self.x[k]))
+            .sum::<f64>();
+        (results, free, bound)
+    }
+
+    /// The free pixel `k` at the bound `g` points to.
+    fn box_corner(&self, k: usize, g: f64) -> f64 {
+        if g > 0.0 {
+            self.range.hi[k]
+        } else if g < 0.0 {
+            self.range.lo[k]
+        } else {
+            self.x[k]
+        }
+    }
+
+    /// Far mode: the LP towards `corner` (+1: up, −1: down, per pixel), then Frank–Wolfe ascent
+    /// of ‖z − x‖ by linearised LPs, block by block, while the distance grows.
+    pub fn far(&self, corner: &[f64], steps: usize) -> ExactCollision {
+        let (start, free, bound) = self.maximise(corner);
+        let results: Vec<BlockResult> = self
+            .blocks
+            .par_iter()
+            .zip(start)
+            .map(|(b, mut best)| {
+                let mut iterations = best.iterations;
+                let mut best_norm = dot(&best.delta, &best.delta);
+                for _ in 0..steps {
+                    if best_norm == 0.0 {
+                        break;
+                    }
+                    let (next, _) = maximise_linear(&b.polytope, &best.delta, best.coordinates.clone());
+                    iterations += next.iterations;
+                    let norm = dot(&next.delta, &next.delta);
+                    if norm <= best_norm * (1.0 + 1e-9) {
+                        break;
+                    }
+                    best = next;
+                    best_norm = norm;
+                }
+                best.iterations = iterations;
+                best
+            })
+            .collect();
+        let mut out = self.assemble(results, &free, None);
+        let reached = out
+            .z
+            .iter()
+            .zip(self.x)
+            .zip(corner)
+            .map(|((z, x), s)| s * (z - x))
+            .sum();
+        out.report.far_corner = Some(FarCorner { bound, reached });
+        out.report.objective = super::distance(&out.z, self.x);
+        out
+    }
+
+    /// Whether block `i`'s polytope holds more than the image's own block. A block where the
+    /// image has pixels strictly inside the range and the null directions can move them alone
+    /// has room; otherwise it has room exactly when the LP that pushes every pixel on a bound
+    /// inwards (Σ over those pixels of ±(zᵢ − xᵢ)) has a positive optimum.
+    fn has_room(&self, i: usize) -> bool {
+        let b = &self.blocks[i];
+        let pixels = &b.block.pixels;
+        let inwards: Vec<f64> = pixels
+            .iter()
+            .map(|&k| {
+                if self.x[k] <= self.range.lo[k] + AT_BOUND {
+                    1.0
+                } else if self.x[k] >= self.range.hi[k] - AT_BOUND {
+                    -1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let on_bound: Vec<usize> = (0..pixels.len()).filter(|&j| inwards[j] != 0.0).collect();
+        let basis = &b.block.basis;
+        if on_bound.len() < basis.dim() || !full_column_rank(basis, &on_bound) {
+            return true;
+        }
+        let (r, _) = maximise_linear(&b.polytope, &inwards, vec![0.0; basis.dim()]);
+        r.delta.iter().any(|d| d.abs() > NO_MOVE)
+    }
+
+    /// The whole image from the blocks' solutions: z = x + N a per block (pixels that rounding
+    /// left a hair outside the range set onto the bound), the free pixels, the held ones.
+    fn assemble(&self, results: Vec<BlockResult>, free: &[f64], far_corner: Option<FarCorner>) -> ExactCollision {
+        let mut z = self.x.to_vec();
+        let (mut kkt, mut iterations, mut rounding) = (0.0f64, 0, 0.0f64);
+        let mut still: Vec<usize> = vec![];
+        for (i, (b, r)) in self.blocks.iter().zip(&results).enumerate() {
+            kkt = kkt.max(r.kkt);
+            iterations += r.iterations;
+            let mut moved = false;
+            for (&k, d) in b.block.pixels.iter().zip(&r.delta) {
+                let v = self.x[k] + d;
+                let (lo, hi) = (self.range.lo[k], self.range.hi[k]);
+                rounding = rounding.max(lo - v).max(v - hi);
+                z[k] = v.clamp(lo, hi);
+                moved |= d.abs() > NO_MOVE;
+            }
+            if !moved {
+                still.push(i);
+            }
+        }
+        for (&k, &v) in self.free.iter().zip(free) {
+            z[k] = v;
+        }
+        let blocks_without_room = still.par_iter().filter(|&&i| !self.has_room(i)).count();
+        let pixels_at_bound = z
+            .iter()
+            .zip(self.range.lo.iter().zip(self.range.hi))
+            .filter(|(v, (lo, hi))| **v <= **lo + AT_BOUND || **v >= **hi - AT_BOUND)
+            .count();
+        ExactCollision {
+            z,
+            report: ExactReport {
+                objective: f64::NAN,
+                blocks: self.blocks.len(),
+                free_with_room: self
+                    .free
+                    .iter()
+                    .filter(|&&k| self.range.hi[k] > self.range.lo[k])
+                    .count(),
+                blocks_without_room,
+                kkt_residual: kkt,
+                iterations,
+                pixels_at_bound,
+                bound_rounding: rounding.max(0.0),
+                far_corner,
+            },
+        }
+    }
+}
+
+fn solve(p: &BlockPolytope, c: &[f64]) -> BlockResult {
+    let s = p.project(c);
+    BlockResult {
+        coordinates: s.coordinates,
+        delta: s.delta,
+        kkt: s.kkt_residual,
+        iterations: s.iterations,
+    }
+}
+
+/// max gᵀ(N a) over the polytope by proximal-point steps from `start` (feasible); returns the
+/// last point and the certified upper bound of the optimum.
+fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>) -> (BlockResult, f64) {
+    let gh = p.coordinates_of(g);
+    let gn = dot(&gh, &gh).sqrt();
+    let diameter = p
+        .lo()
+        .iter()
+        .zip(p.hi())
+        .map(|(l, h)| (h - l).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if gn == 0.0 || diameter == 0.0 {
+        let delta = p.delta_of(&start);
+        let value = dot(g, &delta);
+        return (
+            BlockResult {
+                coordinates: start,
+                delta,
+                kkt: 0.0,
+                iterations: 0,
+            },
+            value,
+        );
+    }
+    // A step of ten diameters: the proximal term is small beside the objective, so one or two
+    // steps usually reach the optimal face.
+    let tau = 10.0 * diameter / gn;
+    let mut current = start;
+    let mut iterations = 0;
+    let mut bound = f64::INFINITY;
+    let mut last: Option<BlockResult> = None;
+    for _ in 0..LP_STEPS {
+        let c: Vec<f64> = current.iter().zip(&gh).map(|(a, g)| a + tau * g).collect();
+        let mut r = solve(p, &c);
+        iterations += r.iterations;
+        let moved = r
+            .coordinates
+            .iter()
+            .zip(&current)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let value = dot(&gh, &r.coordinates);
+        bound = bound.min(value + moved * diameter / tau);
+        current = r.coordinates.clone();
+        r.iterations = iterations;
+        let settled = moved <= 1e-12 * diameter.max(1.0);
+        last = Some(r);
+        if settled {
+            break;
+        }
+    }
+    (last.expect("at least one proximal step"), bound)
+}
+
+/// Whether the rows `rows` of the basis have full column rank (smallest singular value above
+/// rounding): then no null direction moves only the other pixels.
+fn full_column_rank(basis: &RowBasis, rows: &[usize]) -> bool {
+    let k = basis.dim();
+    let m = faer::Mat::from_fn(rows.len(), k, |i, j| basis.row(rows[i])[j]);
+    match m.singular_values() {
+        Ok(sv) => sv.iter().copied().fold(f64::INFINITY, f64::min) > 1e-8,
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,301 @@
+//! The exact per-block solver against oracles that share nothing with it: brute-force
+//! enumeration of active sets (QP) and of vertices (LP) on small polytopes, and the KKT
+//! conditions on every block.
+
+use blindspot::linop::{Block, BlockOperator, LinearOperator};
+use blindspot::nullspace::{NullSpace, RankRule};
+use blindspot::search::active_set::BlockPolytope;
+use blindspot::search::blockwise::{CollisionSet, PixelRange};
+use faer::prelude::Solve;
+use faer::Mat;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+/// A random r × n layer as one block, its null space and an image with some pixels on the
+/// bounds of [0, 1].
+fn random_case(rows: usize, cols: usize, seed: u64) -> (BlockOperator, NullSpace, Vec<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let m = Mat::from_fn(rows, cols, |_, _| rng.gen_range(-1.0..1.0));
+    let op = BlockOperator {
+        input_dim: cols,
+        output_dim: rows,
+        blocks: vec![Block {
+            rows: (0..rows).collect(),
+            cols: (0..cols).collect(),
+            matrix: Arc::new(m),
+        }],
+    };
+    let ns = NullSpace::of(&op, (rows, cols), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let x = (0..cols)
+        .map(|_| match rng.gen_range(0..4) {
+            0 => 0.0,
+            1 => 1.0,
+            _ => rng.gen_range(0.0..1.0),
+        })
+        .collect();
+    (op, ns, x)
+}
+
+/// Solves the equality-constrained projection min ½‖a − c‖² s.t. n_jᵀ a = b_j (j in `set`) by
+/// the normal equations; `None` where the normals are dependent.
+fn equality_projection(normals: &[Vec<f64>], offsets: &[f64], c: &[f64]) -> Option<Vec<f64>> {
+    let q = normals.len();
+    let k = c.len();
+    if q == 0 {
+        return Some(c.to_vec());
+    }
+    let g = Mat::from_fn(q, q, |i, j| (0..k).map(|l| normals[i][l] * normals[j][l]).sum::<f64>());
+    let rhs = Mat::from_fn(q, 1, |i, _| {
+        offsets[i] - (0..k).map(|l| normals[i][l] * c[l]).sum::<f64>()
+    });
+    let sv = g.singular_values().ok()?;
+    if sv.iter().copied().fold(f64::INFINITY, f64::min) < 1e-10 {
+        return None;
+    }
+    let lambda = g.full_piv_lu().solve(&rhs);
+    Some(
+        (0..k)
+            .map(|l| c[l] + (0..q).map(|i| lambda[(i, 0)] * normals[i][l]).sum::<f64>())
+            .collect(),
+    )
+}
+
+/// Every subset of at most `k` bounds, each solved with its bounds as equalities; the feasible
+/// solution closest to c is the projection.
+fn brute_force_projection(basis: &Mat<f64>, lo: &[f64], hi: &[f64], c: &[f64]) -> Vec<f64> {
+    let (rows, k) = (basis.nrows(), basis.ncols());
+    let bounds: Vec<(Vec<f64>, f64)> = (0..rows)
+        .flat_map(|i| {
+            let n: Vec<f64> = (0..k).map(|j| basis[(i, j)]).collect();
+            [(n.clone(), lo[i]), (n, hi[i])]
+        })
+        .collect();
+    let feasible = |a: &[f64]| {
+        (0..rows).all(|i| {
+            let v: f64 = (0..k).map(|j| basis[(i, j)] * a[j]).sum();
+            v >= lo[i] - 1e-9 && v <= hi[i] + 1e-9
+        })
+    };
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    let m = bounds.len();
+    let mut subset: Vec<usize> = vec![];
+    fn visit(start: usize, m: usize, k: usize, subset: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+        f(subset);
+        if subset.len() == k {
+            return;
+        }
+        for s in start..m {
+            subset.push(s);
+            visit(s + 1, m, k, subset, f);
+            subset.pop();
+        }
+    }
+    visit(0, m, k, &mut subset, &mut |set| {
+        let normals: Vec<Vec<f64>> = set.iter().map(|&s| bounds[s].0.clone()).collect();
+        let offsets: Vec<f64> = set.iter().map(|&s| bounds[s].1).collect();
+        if let Some(a) = equality_projection(&normals, &offsets, c) {
+            if feasible(&a) {
+                let d: f64 = a.iter().zip(c).map(|(a, c)| (a - c).powi(2)).sum();
+                if best.as_ref().is_none_or(|(b, _)| d < *b) {
+                    best = Some((d, a));
+                }
+            }
+        }
+    });
+    best.expect("a = 0 is feasible").1
+}
+
+#[test]
+fn block_projection_matches_brute_force_enumeration_of_active_sets() {
+    for seed in 0..40 {
+        // 7 pixels, 3 outputs: 4 null directions, 14 bounds.
+        let (_, ns, x) = random_case(3, 7, seed);
+        let d = ns.decomposition().unwrap();
+        assert_eq!(d.blocks.len(), 1);
+        let basis_rows = &d.blocks[0].basis;
+        let k = basis_rows.dim();
+        assert_eq!(k, 4);
+        let basis = Mat::from_fn(7, k, |i, j| basis_rows.row(i)[j]);
+        let lo: Vec<f64> = x.iter().map(|v| -v).collect();
+        let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
+        let polytope = BlockPolytope::new(basis_rows, lo.clone(), hi.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(1000 + seed);
+        let c: Vec<f64> = (0..k).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        let solution = polytope.project(&c);
+        let oracle = brute_force_projection(&basis, &lo, &hi, &c);
+        let err = solution
+            .coordinates
+            .iter()
+            .zip(&oracle)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-9,
+            "seed {seed}: active set {:?} vs brute force {:?}",
+            solution.coordinates,
+            oracle
+        );
+        assert!(
+            solution.kkt_residual < 1e-12,
+            "seed {seed}: KKT residual {}",
+            solution.kkt_residual
+        );
+        assert!(solution.active.iter().all(|(_, mu)| *mu >= 0.0));
+    }
+}
+
+/// Every vertex of {a : lo ≤ N a ≤ hi} (k bounds active and independent), the best by `g`.
+fn brute_force_lp(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
+    let (rows, k) = (basis.nrows(), basis.ncols());
+    assert_eq!(k, 2, "pairs of bounds are the vertices");
+    let mut best = f64::NEG_INFINITY;
+    let value = |a: &[f64]| -> f64 {
+        (0..rows)
+            .map(|i| g[i] * (0..k).map(|j| basis[(i, j)] * a[j]).sum::<f64>())
+            .sum()
+    };
+    for i in 0..rows {
+        for j in 0..rows {
+            for bi in [lo[i], hi[i]] {
+                for bj in [lo[j], hi[j]] {
+                    if i >= j {
+                        continue;
+                    }
+                    let normals = vec![
+                        (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>(),
+                        (0..k).map(|l| basis[(j, l)]).collect(),
+                    ];
+                    let Some(a) = equality_projection(&normals, &[bi, bj], &[0.0, 0.0]) else {
+                        continue;
+                    };
+                    let ok = (0..rows).all(|r| {
+                        let v: f64 = (0..k).map(|l| basis[(r, l)] * a[l]).sum();
+                        v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
+                    });
+                    if ok {
+                        best = best.max(value(&a));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+#[test]
+fn far_corner_lp_matches_the_best_vertex() {
+    for seed in 0..30 {
+        // 5 pixels, 3 outputs: a polygon in the plane of 2 null directions.
+        let (op, ns, mut x) = random_case(3, 5, 200 + seed);
+        // Keep every pixel strictly inside so that the polygon has room and its vertices are
+        // those of the bounds.
+        for v in &mut x {
+            *v = 0.1 + 0.8 * *v;
+        }
+        let d = ns.decomposition().unwrap();
+        let rb = &d.blocks[0].basis;
+        let basis = Mat::from_fn(5, 2, |i, j| rb.row(i)[j]);
+        let lo01 = vec![0.0; 5];
+        let hi01 = vec![1.0; 5];
+        let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
+        let corner: Vec<f64> = x.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
+        let found = set.far(&corner, 0);
+        let far = found.report.far_corner.unwrap();
+        let lo: Vec<f64> = x.iter().map(|v| -v).collect();
+        let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
+        let oracle = brute_force_lp(&basis, &lo, &hi, &corner);
+        assert!(
+            (far.reached - oracle).abs() < 1e-9,
+            "seed {seed}: LP {} vs vertices {oracle}",
+            far.reached
+        );
+        assert!(
+            far.bound >= oracle - 1e-9 && far.bound - far.reached < 1e-6,
+            "seed {seed}: bound {}",
+            far.bound
+        );
+        // A collision: inside the box exactly, the layer's output unchanged.
+        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
+        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
+        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+    }
+}
+
+#[test]
+fn a_block_pinned_by_saturated_pixels_has_no_room_and_says_so() {
+    // Two pixels read as their sum: with both at 1 (or both at 0) the sum cannot stay the same
+    // inside [0, 1] unless nothing moves; with 0.5 and 0.5 it can.
+    let sum = Mat::from_fn(1, 2, |_, _| 1.0);
+    let blocks = (0..3)
+        .map(|b| Block {
+            rows: vec![b],
+            cols: vec![2 * b, 2 * b + 1],
+            matrix: Arc::new(sum.clone()),
+        })
+        .collect();
+    let op = BlockOperator {
+        input_dim: 6,
+        output_dim: 3,
+        blocks,
+    };
+    let ns = NullSpace::of(&op, (1, 2), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let d = ns.decomposition().unwrap();
+    let (lo, hi) = (vec![0.0; 6], vec![1.0; 6]);
+    let x = [1.0, 1.0, 0.0, 0.0, 0.5, 0.5];
+    let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo, hi: &hi });
+    let found = set.project(&[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(found.report.blocks, 3);
+    assert_eq!(found.report.blocks_without_room, 2);
+    assert_eq!(&found.z[..4], &x[..4], "the saturated blocks stay");
+    assert!((found.z[4] - 0.0).abs() < 1e-15 && (found.z[5] - 1.0).abs() < 1e-15);
+    // Far mode on the saturated pair alone: nothing to gain, bound 0.
+    let x2 = [1.0, 1.0, 0.0, 0.0, 1.0, 1.0];
+    let set2 = CollisionSet::new(&d, &x2, PixelRange { lo: &lo, hi: &hi });
+    let far = set2.far(&[-1.0; 6], 5);
+    assert_eq!(far.report.blocks_without_room, 3);
+    assert!(far.report.far_corner.unwrap().bound.abs() < 1e-9);
+    assert_eq!(far.z, x2.to_vec());
+}
+
+#[test]
+fn projection_equals_long_dykstra_on_a_larger_block() {
+    // An independent algorithm: Dykstra's alternating projections run to convergence.
+    let (_, ns, x) = random_case(12, 30, 7);
+    let d = ns.decomposition().unwrap();
+    let (lo, hi) = (vec![0.0; 30], vec![1.0; 30]);
+    let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo, hi: &hi });
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let w: Vec<f64> = (0..30).map(|_| rng.gen_range(-0.5..1.5)).collect();
+    let exact = set.project(&w);
+    let dykstra = dykstra_oracle(&ns, &x, &w, 200_000);
+    let err = exact
+        .z
+        .iter()
+        .zip(&dykstra)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err < 1e-6, "exact vs Dykstra: {err}");
+    assert!(exact.report.kkt_residual < 1e-12);
+}
+
+/// Plain Dykstra between the affine set x + null space and the box, written out here.
+fn dykstra_oracle(ns: &NullSpace, x: &[f64], w: &[f64], iterations: usize) -> Vec<f64> {
+    let n = x.len();
+    let (mut y, mut p, mut q) = (w.to_vec(), vec![0.0; n], vec![0.0; n]);
+    let mut u = x.to_vec();
+    for _ in 0..iterations {
+        let t: Vec<f64> = (0..n).map(|i| y[i] + p[i] - x[i]).collect();
+        let s = ns.project(&t);
+        for i in 0..n {
+            u[i] = x[i] + s[i];
+            p[i] = y[i] + p[i] - u[i];
+            let t2 = u[i] + q[i];
+            y[i] = t2.clamp(0.0, 1.0);
+            q[i] = t2 - y[i];
+        }
+    }
+    y
+}

