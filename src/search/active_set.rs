@@ -180,13 +180,7 @@ impl<'a> BlockPolytope<'a> {
         let k = self.dim;
         let mut a = c.to_vec();
         let mut delta = self.delta_of(&a);
-        // J (k × k, column-major, orthogonal) and R (upper triangular, column-major in a k × k
-        // array) with Jᵀ N_A = [R; 0] for the active normals N_A.
-        let mut j_mat = vec![0.0; k * k];
-        for i in 0..k {
-            j_mat[i * k + i] = 1.0;
-        }
-        let mut r_mat = vec![0.0; k * k];
+        let mut f = Factor::new(k);
         let mut active: Vec<Bound> = vec![];
         let mut multipliers: Vec<f64> = vec![];
         let mut is_active = vec![[false; 2]; self.rows];
@@ -229,25 +223,9 @@ impl<'a> BlockPolytope<'a> {
                 }
                 let q = active.len();
                 // d = Jᵀ n, step = J₂ d₂ (the primal direction), r = R⁻¹ d₁ (the dual one).
-                for i in 0..k {
-                    d[i] = dot(&j_mat[i * k..(i + 1) * k], &normal);
-                }
-                step.fill(0.0);
-                for i in q..k {
-                    let di = d[i];
-                    if di != 0.0 {
-                        for (s, jv) in step.iter_mut().zip(&j_mat[i * k..(i + 1) * k]) {
-                            *s += di * jv;
-                        }
-                    }
-                }
-                for i in (0..q).rev() {
-                    let mut v = d[i];
-                    for l in i + 1..q {
-                        v -= r_mat[l * k + i] * r[l];
-                    }
-                    r[i] = v / r_mat[i * k + i];
-                }
+                f.transpose_times(&normal, &mut d);
+                f.null_part(&d, &mut step);
+                f.solve_r(&d[..q], &mut r[..q]);
                 // The longest dual step that keeps every multiplier non-negative.
                 let mut partial: Option<(usize, f64)> = None;
                 for l in 0..q {
@@ -282,18 +260,7 @@ impl<'a> BlockPolytope<'a> {
                     }
                 }
                 if full.is_some_and(|t2| t >= t2) {
-                    // Add p: rotate d₂ onto its first entry, columns of J alike.
-                    for i in (q + 1..k).rev() {
-                        if d[i] != 0.0 {
-                            let (c, s) = givens(d[i - 1], d[i]);
-                            d[i - 1] = c * d[i - 1] + s * d[i];
-                            d[i] = 0.0;
-                            rotate_columns(&mut j_mat, k, i - 1, i, c, s);
-                        }
-                    }
-                    for i in 0..=q {
-                        r_mat[q * k + i] = d[i];
-                    }
+                    f.add(&mut d);
                     active.push(p);
                     multipliers.push(added_multiplier);
                     is_active[p.pixel][p.upper as usize] = true;
@@ -304,24 +271,7 @@ impl<'a> BlockPolytope<'a> {
                 let gone = active.remove(l);
                 multipliers.remove(l);
                 is_active[gone.pixel][gone.upper as usize] = false;
-                for col in l..q - 1 {
-                    for i in 0..k {
-                        r_mat[col * k + i] = r_mat[(col + 1) * k + i];
-                    }
-                }
-                for i in 0..k {
-                    r_mat[(q - 1) * k + i] = 0.0;
-                }
-                for col in l..q - 1 {
-                    let (c, s) = givens(r_mat[col * k + col], r_mat[col * k + col + 1]);
-                    for cc in col..q - 1 {
-                        let (x0, x1) = (r_mat[cc * k + col], r_mat[cc * k + col + 1]);
-                        r_mat[cc * k + col] = c * x0 + s * x1;
-                        r_mat[cc * k + col + 1] = -s * x0 + c * x1;
-                    }
-                    r_mat[col * k + col + 1] = 0.0;
-                    rotate_columns(&mut j_mat, k, col, col + 1, c, s);
-                }
+                f.drop(l);
             }
         }
         let active: Vec<(Bound, f64)> = active.into_iter().zip(multipliers).collect();
@@ -357,6 +307,260 @@ impl<'a> BlockPolytope<'a> {
             }
         }
         worst / dot(c, c).sqrt().max(1.0)
+    }
+}
+
+/// The optimum of a linear program over a block's polytope, with its certificate.
+#[derive(Clone, Debug)]
+pub struct LpSolution {
+    pub coordinates: Vec<f64>,
+    pub delta: Vec<f64>,
+    /// ĝᵀa at the point reached.
+    pub value: f64,
+    /// A certified upper bound of the optimum: ĝᵀa plus twice the dual residual ‖ĝ + Σ μ n‖
+    /// (μ ≥ 0 on the active bounds) times the largest ‖a′‖ in the polytope's box.
+    pub bound: f64,
+    /// ‖ĝ/‖ĝ‖ + Σ μ n‖ with μ ≥ 0: the LP's KKT residual (0 at an optimum).
+    pub dual_residual: f64,
+    pub iterations: usize,
+}
+
+impl BlockPolytope<'_> {
+    /// max ĝᵀa over the polytope by the primal active-set method from the feasible `start`:
+    /// move along ĝ projected onto the bounds held, stop at the first bound met and hold it; at a
+    /// point where the projection vanishes, release the bound with the most negative multiplier,
+    /// or stop when none is negative (the KKT conditions of the LP). From a vertex of the last
+    /// LP (Frank–Wolfe steps) only a few pivots are needed.
+    pub fn maximise(&self, g_hat: &[f64], start: Vec<f64>) -> LpSolution {
+        let k = self.dim;
+        let gn = dot(g_hat, g_hat).sqrt();
+        let scale = self
+            .lo
+            .iter()
+            .zip(&self.hi)
+            .map(|(l, h)| l.abs().max(h.abs()).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let mut a = start;
+        let mut delta = self.delta_of(&a);
+        if gn == 0.0 {
+            return LpSolution {
+                coordinates: a,
+                delta,
+                value: 0.0,
+                bound: 0.0,
+                dual_residual: 0.0,
+                iterations: 0,
+            };
+        }
+        let g: Vec<f64> = g_hat.iter().map(|v| v / gn).collect();
+        let mut f = Factor::new(k);
+        let mut active: Vec<Bound> = vec![];
+        let mut is_active = vec![[false; 2]; self.rows];
+        let mut normal = vec![0.0; k];
+        let mut d = vec![0.0; k];
+        let mut p = vec![0.0; k];
+        let mut mu = vec![0.0; k];
+        let mut iterations = 0;
+        let max_iterations = 20 * (self.rows + k) + 100;
+        let mut degenerate = false;
+        while iterations < max_iterations {
+            iterations += 1;
+            let q = active.len();
+            f.transpose_times(&g, &mut d);
+            f.null_part(&d, &mut p);
+            let pn = dot(&p, &p).sqrt();
+            // ĝ is of unit length: a projection this short is rounding.
+            if pn > 1e-9 {
+                // Ratio test: the first bound the move meets.
+                let moved = self.delta_of(&p);
+                let mut block: Option<(Bound, f64)> = None;
+                for i in 0..self.rows {
+                    if self.row_norms[i] < NEGLIGIBLE_ROW {
+                        continue;
+                    }
+                    for upper in [false, true] {
+                        if is_active[i][upper as usize] {
+                            continue;
+                        }
+                        let rate = if upper { -moved[i] } else { moved[i] };
+                        if rate >= -1e-12 * pn * self.row_norms[i] {
+                            continue;
+                        }
+                        let b = Bound { pixel: i, upper };
+                        let t = self.slack(b, &delta).max(0.0) / -rate;
+                        if block.is_none_or(|(_, best)| t < best) {
+                            block = Some((b, t));
+                        }
+                    }
+                }
+                let Some((b, t)) = block else { break };
+                degenerate = t <= 1e-15;
+                for (ai, pi) in a.iter_mut().zip(&p) {
+                    *ai += t * pi;
+                }
+                for (di, mi) in delta.iter_mut().zip(&moved) {
+                    *di += t * mi;
+                }
+                self.normal_into(b, &mut normal);
+                f.transpose_times(&normal, &mut d);
+                if d[q..].iter().map(|v| v * v).sum::<f64>() <= 1e-24 {
+                    // Dependent on the bounds held (cannot happen after a non-zero move).
+                    break;
+                }
+                f.add(&mut d);
+                active.push(b);
+                is_active[b.pixel][b.upper as usize] = true;
+                continue;
+            }
+            // ĝ = −Σ μ n over the bounds held: R μ = −(Jᵀ ĝ)₁.
+            for v in d[..q].iter_mut() {
+                *v = -*v;
+            }
+            f.solve_r(&d[..q], &mut mu[..q]);
+            // The most negative multiplier leaves; after a step of length zero (a degenerate
+            // vertex) the one of the lowest bound index does (Bland's rule), which cannot cycle.
+            let negative = (0..q).filter(|&l| mu[l] < -1e-12);
+            let worst = if degenerate {
+                negative.min_by_key(|&l| 2 * active[l].pixel + active[l].upper as usize)
+            } else {
+                negative.min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
+            };
+            match worst {
+                None => break,
+                Some(l) => {
+                    let gone = active.remove(l);
+                    is_active[gone.pixel][gone.upper as usize] = false;
+                    f.drop(l);
+                }
+            }
+        }
+        // The certificate afresh at the point reached, whichever way the loop ended: multipliers
+        // of the bounds held (negatives set to zero) and the dual residual they leave.
+        let q = active.len();
+        f.transpose_times(&g, &mut d);
+        for v in d[..q].iter_mut() {
+            *v = -*v;
+        }
+        f.solve_r(&d[..q], &mut mu[..q]);
+        let mut r = g.clone();
+        for (l, &bound) in active.iter().enumerate() {
+            self.normal_into(bound, &mut normal);
+            let m = mu[l].max(0.0);
+            for (ri, ni) in r.iter_mut().zip(&normal) {
+                *ri += m * ni;
+            }
+        }
+        let residual = dot(&r, &r).sqrt();
+        let delta = self.delta_of(&a);
+        let value = dot(g_hat, &a);
+        LpSolution {
+            coordinates: a,
+            delta,
+            value,
+            bound: value + 2.0 * gn * residual * scale,
+            dual_residual: residual,
+            iterations,
+        }
+    }
+}
+
+/// Jᵀ N_A = [R; 0] for the active normals N_A: J (k × k, orthogonal) and R (upper triangular),
+/// both column-major, updated by Givens rotations as bounds are added and dropped.
+struct Factor {
+    k: usize,
+    q: usize,
+    j: Vec<f64>,
+    r: Vec<f64>,
+}
+
+impl Factor {
+    fn new(k: usize) -> Factor {
+        let mut j = vec![0.0; k * k];
+        for i in 0..k {
+            j[i * k + i] = 1.0;
+        }
+        Factor {
+            k,
+            q: 0,
+            j,
+            r: vec![0.0; k * k],
+        }
+    }
+
+    /// d = Jᵀ v.
+    fn transpose_times(&self, v: &[f64], d: &mut [f64]) {
+        let k = self.k;
+        for i in 0..k {
+            d[i] = dot(&self.j[i * k..(i + 1) * k], v);
+        }
+    }
+
+    /// out = J₂ d₂: the part of J d outside the span of the active normals.
+    fn null_part(&self, d: &[f64], out: &mut [f64]) {
+        let k = self.k;
+        out.fill(0.0);
+        for i in self.q..k {
+            let di = d[i];
+            if di != 0.0 {
+                for (s, jv) in out.iter_mut().zip(&self.j[i * k..(i + 1) * k]) {
+                    *s += di * jv;
+                }
+            }
+        }
+    }
+
+    /// Solves R x = b (b of length q) by back-substitution.
+    fn solve_r(&self, b: &[f64], x: &mut [f64]) {
+        let k = self.k;
+        for i in (0..self.q).rev() {
+            let mut v = b[i];
+            for l in i + 1..self.q {
+                v -= self.r[l * k + i] * x[l];
+            }
+            x[i] = v / self.r[i * k + i];
+        }
+    }
+
+    /// Adds the normal n with d = Jᵀ n (overwritten): rotates d₂ onto its first entry.
+    fn add(&mut self, d: &mut [f64]) {
+        let (k, q) = (self.k, self.q);
+        for i in (q + 1..k).rev() {
+            if d[i] != 0.0 {
+                let (c, s) = givens(d[i - 1], d[i]);
+                d[i - 1] = c * d[i - 1] + s * d[i];
+                d[i] = 0.0;
+                rotate_columns(&mut self.j, k, i - 1, i, c, s);
+            }
+        }
+        for i in 0..=q {
+            self.r[q * k + i] = d[i];
+        }
+        self.q += 1;
+    }
+
+    /// Drops the active normal at position l and restores R's triangle.
+    fn drop(&mut self, l: usize) {
+        let (k, q) = (self.k, self.q);
+        for col in l..q - 1 {
+            for i in 0..k {
+                self.r[col * k + i] = self.r[(col + 1) * k + i];
+            }
+        }
+        for i in 0..k {
+            self.r[(q - 1) * k + i] = 0.0;
+        }
+        for col in l..q - 1 {
+            let (c, s) = givens(self.r[col * k + col], self.r[col * k + col + 1]);
+            for cc in col..q - 1 {
+                let (x0, x1) = (self.r[cc * k + col], self.r[cc * k + col + 1]);
+                self.r[cc * k + col] = c * x0 + s * x1;
+                self.r[cc * k + col + 1] = -s * x0 + c * x1;
+            }
+            self.r[col * k + col + 1] = 0.0;
+            rotate_columns(&mut self.j, k, col, col + 1, c, s);
+        }
+        self.q -= 1;
     }
 }
 

@@ -172,6 +172,8 @@ pub struct SearchOptions {
     pub max_iterations: usize,
     /// Ascent steps of `far` mode.
     pub far_steps: usize,
+    /// Ascent steps of `far` mode where the null space is matrix-free (Dykstra).
+    pub dykstra_far_steps: usize,
 }
 
 impl SearchOptions {
@@ -181,6 +183,7 @@ impl SearchOptions {
             strength,
             max_iterations: 300,
             far_steps: blockwise::FAR_STEPS,
+            dykstra_far_steps: 8,
         }
     }
 }
@@ -553,7 +556,7 @@ fn far_from(
         .collect();
     let mut best = project_into(ns, x, region, &corner, opts.max_iterations);
     let mut best_distance = distance(&best.z, x);
-    for _ in 0..opts.far_steps {
+    for _ in 0..opts.dykstra_far_steps {
         let w: Vec<f64> = best.z.iter().zip(x).map(|(z, x)| x + 2.0 * (z - x)).collect();
         let next = project_into(ns, x, region, &w, opts.max_iterations);
         let d = distance(&next.z, x);
