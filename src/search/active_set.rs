@@ -175,6 +175,8 @@ impl<'a> BlockPolytope<'a> {
     }
 
     /// The point of the polytope closest to `c` in null-space coordinates (see the module docs).
+    // Indices name rows and columns of N, J and R here, as in the paper.
+    #[allow(clippy::needless_range_loop)]
     pub fn project(&self, c: &[f64]) -> BlockSolution {
         assert_eq!(c.len(), self.dim);
         let k = self.dim;
@@ -474,6 +476,8 @@ struct Factor {
     r: Vec<f64>,
 }
 
+// Indices name rows and columns of J and R, as in the paper.
+#[allow(clippy::needless_range_loop)]
 impl Factor {
     fn new(k: usize) -> Factor {
         let mut j = vec![0.0; k * k];
