@@ -440,24 +440,10 @@ pub fn search_in(
     }
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
-        let found = match mode {
-            Mode::Random => {
-                let d = random_null_direction(ns, rng);
-                let w: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + opts.strength * b).collect();
-                project_into(ns, x, region, &w, opts.max_iterations)
-            }
-            Mode::Target => {
-                let t = target.expect("target mode needs a target");
-                // Several target collisions differ only by their start when k > 0.
-                let w: Vec<f64> = if k == 0 {
-                    t.to_vec()
-                } else {
-                    let d = random_null_direction(ns, rng);
-                    t.iter().zip(&d).map(|(a, b)| a + 0.05 * opts.strength * b).collect()
-                };
-                project_into(ns, x, region, &w, opts.max_iterations * 3)
-            }
-            Mode::Far => far_from(ns, x, region, k, opts, rng),
+        let found = match point_to_project(ns, x, mode, target, k, opts, rng) {
+            Some(w) if mode == Mode::Target => project_into(ns, x, region, &w, opts.max_iterations * 3),
+            Some(w) => project_into(ns, x, region, &w, opts.max_iterations),
+            None => far_from(ns, x, region, k, opts, rng),
         };
         out.push(found);
         progress();
@@ -489,23 +475,9 @@ fn search_exact(
     );
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
-        let found = match mode {
-            Mode::Random => {
-                let d = random_null_direction(ns, rng);
-                let w: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + opts.strength * b).collect();
-                set.project(&w)
-            }
-            Mode::Target => {
-                let t = target.expect("target mode needs a target");
-                if k == 0 {
-                    set.project(t)
-                } else {
-                    let d = random_null_direction(ns, rng);
-                    let w: Vec<f64> = t.iter().zip(&d).map(|(a, b)| a + 0.05 * opts.strength * b).collect();
-                    set.project(&w)
-                }
-            }
-            Mode::Far => set.far(&far_corner(x, region, k, rng), opts.far_steps),
+        let found = match point_to_project(ns, x, mode, target, k, opts, rng) {
+            Some(w) => set.project(&w),
+            None => set.far(&far_corner(x, region, k, rng), opts.far_steps),
         };
         out.push(Projection {
             z: found.z,
@@ -518,6 +490,28 @@ fn search_exact(
         progress();
     }
     out
+}
+
+/// The point collision `k` of a projecting mode heads for: x + s·r (random), the target (target;
+/// later collisions start from the target moved a little along a random null direction, so that
+/// they differ); `None` for far mode.
+fn point_to_project(
+    ns: &NullSpace,
+    x: &[f64],
+    mode: Mode,
+    target: Option<&[f64]>,
+    k: usize,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+) -> Option<Vec<f64>> {
+    let (base, length) = match mode {
+        Mode::Far => return None,
+        Mode::Random => (x, opts.strength),
+        Mode::Target if k == 0 => return Some(target.expect("target mode needs a target").to_vec()),
+        Mode::Target => (target.expect("target mode needs a target"), 0.05 * opts.strength),
+    };
+    let d = random_null_direction(ns, rng);
+    Some(base.iter().zip(&d).map(|(a, b)| a + length * b).collect())
 }
 
 /// Signs of the corner a far search heads for: start 0, the corner opposite x (+1 where a pixel
