@@ -107,6 +107,9 @@ pub struct SearchOutcome {
     /// what the collision reaches of it.
     pub far_corner_bound: Option<f64>,
     pub far_corner_reached: Option<f64>,
+    /// The exact solver: the largest amount (pixel units) by which rounding left a pixel outside
+    /// its range before it was set onto the bound it had reached.
+    pub bound_rounding: Option<f64>,
     /// Dykstra's iterations (0 for the exact solver).
     pub dykstra_iterations: usize,
     /// Fraction of Dykstra's final step kept to stay in the search region (1: none needed, and
@@ -140,6 +143,7 @@ impl SearchOutcome {
             objective: exact.map(|e| e.objective),
             far_corner_bound: exact.and_then(|e| e.far_corner.map(|f| f.bound)),
             far_corner_reached: exact.and_then(|e| e.far_corner.map(|f| f.reached)),
+            bound_rounding: exact.map(|e| e.bound_rounding),
             dykstra_iterations: p.iterations,
             pullback: p.pullback,
             pixels_held_at_edge: p.pinned,
