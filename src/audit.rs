@@ -199,7 +199,7 @@ fn smallest_tile_singular_value(conv: &crate::linop::Conv2d) -> f64 {
         if !seen.insert(Arc::as_ptr(&block.matrix)) || block.matrix.nrows() < block.matrix.ncols() {
             continue;
         }
-        if let Ok(sv) = block.matrix.singular_values() {
+        if let Ok(sv) = crate::dense_svd::singular_values(block.matrix.as_ref().as_ref()) {
             smallest = sv.iter().copied().fold(smallest, f64::min);
         }
     }

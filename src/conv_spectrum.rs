@@ -190,8 +190,7 @@ fn singular_values(m: &Mat<c64>) -> Vec<f64> {
     if m.nrows() == 0 || m.ncols() == 0 {
         return vec![];
     }
-    m.singular_values()
-        .unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
+    crate::dense_svd::singular_values(m.as_ref()).unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
 }
 
 /// The frequency grid used for estimates: even sizes, so that ω = 0 and ω = π are on it.
@@ -472,7 +471,7 @@ fn patchwise_singular_values(conv: &Conv2d) -> (Vec<(f64, usize)>, usize) {
             if block.ncols() == 0 {
                 continue;
             }
-            let sv = block.singular_values().unwrap_or_default();
+            let sv = crate::dense_svd::singular_values(block.as_ref()).unwrap_or_default();
             values.extend(sv.into_iter().map(|s| (s, nh * nw)));
         }
     }
@@ -831,7 +830,7 @@ fn witnesses(
             .filter(|w| w.direction.iter().any(|&v| v != 0.0))
             .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
     };
-    let svd = symbol.at(group, omega).svd().ok();
+    let svd = crate::dense_svd::decompose(symbol.at(group, omega).as_ref(), crate::dense_svd::Vectors::Full).ok();
     let taper = |i: usize, len: usize, tapered: bool| {
         if tapered {
             (PI * (i as f64 + 0.5) / len as f64).sin()
@@ -856,8 +855,7 @@ fn witnesses(
         )
     } else {
         let mut candidates = vec![];
-        if let Some(svd) = &svd {
-            let v = svd.V();
+        if let Some(v) = svd.as_ref().and_then(|svd| svd.v.as_ref()) {
             let last = v.ncols() - 1;
             for tapered in [false, true] {
                 for (rotation, part) in [(c64::new(1.0, 0.0), "real"), (c64::new(0.0, -1.0), "imaginary")] {
@@ -884,8 +882,7 @@ fn witnesses(
         measure(unit(conv.output_dim(), r), false, format!("output {r}, exactly zero"))
     } else {
         let mut candidates = vec![];
-        if let Some(svd) = &svd {
-            let u = svd.U();
+        if let Some(u) = svd.as_ref().and_then(|svd| svd.u.as_ref()) {
             // the smallest left singular vector (a null vector of Wᴴ when W is tall)
             let last = u.ncols() - 1;
             for tapered in [false, true] {

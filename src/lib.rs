@@ -37,6 +37,7 @@ pub mod compare;
 pub mod conv_certificate;
 pub mod conv_spectrum;
 pub mod demo;
+pub mod dense_svd;
 pub mod differentiable;
 pub mod digits;
 pub mod embedded;

@@ -33,12 +33,32 @@ pub struct Runner {
     input_shape: Vec<usize>,
 }
 
+thread_local! {
+    /// Whether this thread is inside a tract call whose panic becomes an error.
+    static IN_TRACT_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that stays quiet for panics inside tract calls on
+/// the calling thread and reports every other panic as before. Swapping the hook around each call
+/// instead would race between threads and could leave the process silent.
+fn install_quiet_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_TRACT_CALL.with(|flag| flag.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// tract may panic on inputs it does not expect; a user gets a message instead.
 fn guarded<T>(what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    install_quiet_hook();
+    let outer = IN_TRACT_CALL.with(|flag| flag.replace(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(previous);
+    IN_TRACT_CALL.with(|flag| flag.set(outer));
     match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(anyhow!("{what}: {}", one_line(&format!("{e:#}")))),

@@ -1,9 +1,10 @@
 //! Numerical rank and null spaces of the front end, block by block (faer, f64).
 
+use crate::dense_svd::{self, Vectors};
 use crate::linop::{Block, BlockOperator, ColumnMask, LinearOperator};
 use crate::matrix_free_projection::{CgProjector, Preconditioner};
 use anyhow::{bail, Result};
-use faer::{Mat, Par};
+use faer::Mat;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,15 +62,6 @@ pub struct MatrixRank {
     pub singular_values: Vec<f64>,
 }
 
-/// faer runs small matrices faster on one thread.
-fn parallelism_for(rows: usize, cols: usize) -> Par {
-    if rows.max(cols) < 200 {
-        Par::Seq
-    } else {
-        Par::rayon(0)
-    }
-}
-
 fn check_finite(m: &Mat<f64>) -> Result<()> {
     for j in 0..m.ncols() {
         for i in 0..m.nrows() {
@@ -108,10 +100,7 @@ fn rank_from_singular_values(
 /// Rank of a matrix from its singular values alone.
 pub fn rank_of(m: &Mat<f64>, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<MatrixRank> {
     check_finite(m)?;
-    faer::set_global_parallelism(parallelism_for(m.nrows(), m.ncols()));
-    let mut sv = m
-        .singular_values()
-        .map_err(|e| anyhow::anyhow!("SVD did not converge: {e:?}"))?;
+    let mut sv = dense_svd::singular_values(m.as_ref())?;
     sv.sort_by(|a, b| b.total_cmp(a));
     Ok(rank_from_singular_values(
         m.nrows(),
@@ -534,10 +523,9 @@ impl NullSpace {
                         p[(i, j)] = v;
                     }
                 }
-                let svd = p.svd().expect("SVD of a projector");
-                let s = svd.S().column_vector();
-                let rank = (0..s.nrows()).filter(|&i| s[i] > 0.5).count();
-                return svd.U().subcols(0, rank).to_owned();
+                let svd = dense_svd::decompose(p.as_ref(), Vectors::Thin).expect("SVD of a projector");
+                let rank = svd.s.iter().filter(|&&s| s > 0.5).count();
+                return svd.u.expect("U was asked for").subcols(0, rank).to_owned();
             }
         };
         let mut cols: Vec<Vec<f64>> = self.uncovered.iter().map(|&k| unit(self.dim, k)).collect();
@@ -569,9 +557,9 @@ fn unit(n: usize, k: usize) -> Vec<f64> {
 fn complement(rb: &Mat<f64>) -> Mat<f64> {
     let n = rb.nrows();
     let p = Mat::<f64>::identity(n, n) - rb * rb.transpose();
-    let svd = p.svd().expect("SVD of a projector");
+    let svd = dense_svd::decompose(p.as_ref(), Vectors::Thin).expect("SVD of a projector");
     let rank = n - rb.ncols();
-    svd.U().subcols(0, rank).to_owned()
+    svd.u.expect("U was asked for").subcols(0, rank).to_owned()
 }
 
 /// Columns beyond which only the row space is kept (a full V would not fit in memory).
@@ -580,13 +568,10 @@ const FULL_SVD_MAX_COLS: usize = 4096;
 fn basis_of(m: &Mat<f64>, weight_dims: (usize, usize), eps: f64, rule: RankRule) -> Result<(Basis, MatrixRank)> {
     check_finite(m)?;
     let (rows, cols) = (m.nrows(), m.ncols());
-    faer::set_global_parallelism(parallelism_for(rows, cols));
     let full = cols <= FULL_SVD_MAX_COLS;
-    let svd = if full { m.svd() } else { m.thin_svd() }.map_err(|e| anyhow::anyhow!("SVD did not converge: {e:?}"))?;
-    let s = svd.S().column_vector();
-    let sv: Vec<f64> = (0..s.nrows()).map(|i| s[i]).collect();
-    let rank = rank_from_singular_values(rows, cols, sv, weight_dims, eps, rule);
-    let v = svd.V();
+    let svd = dense_svd::decompose(m.as_ref(), if full { Vectors::Full } else { Vectors::Thin })?;
+    let rank = rank_from_singular_values(rows, cols, svd.s, weight_dims, eps, rule);
+    let v = svd.v.expect("V was asked for");
     let basis = if full && rank.nullity <= rank.rank {
         Basis::Null(v.subcols(rank.rank, rank.nullity).to_owned())
     } else {

@@ -346,7 +346,7 @@ fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>) -> (BlockResul
 fn full_column_rank(basis: &RowBasis, rows: &[usize]) -> bool {
     let k = basis.dim();
     let m = faer::Mat::from_fn(rows.len(), k, |i, j| basis.row(rows[i])[j]);
-    match m.singular_values() {
+    match crate::dense_svd::singular_values(m.as_ref()) {
         Ok(sv) => sv.iter().copied().fold(f64::INFINITY, f64::min) > 1e-8,
         Err(_) => false,
     }
