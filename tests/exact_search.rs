@@ -299,3 +299,102 @@ fn dykstra_oracle(ns: &NullSpace, x: &[f64], w: &[f64], iterations: usize) -> Ve
     }
     y
 }
+
+/// Every vertex of {a : lo ≤ N a ≤ hi} for k = 3 (three bounds active and independent), the
+/// best by `g`.
+fn brute_force_lp3(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
+    let (rows, k) = (basis.nrows(), basis.ncols());
+    assert_eq!(k, 3);
+    let normal = |i: usize| (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>();
+    let value = |a: &[f64]| -> f64 {
+        (0..rows)
+            .map(|i| g[i] * (0..k).map(|j| basis[(i, j)] * a[j]).sum::<f64>())
+            .sum()
+    };
+    let mut best = f64::NEG_INFINITY;
+    for i in 0..rows {
+        for j in i + 1..rows {
+            for l in j + 1..rows {
+                for choice in 0..8 {
+                    let pick = |r: usize, bit: usize| if choice >> bit & 1 == 0 { lo[r] } else { hi[r] };
+                    let Some(a) = equality_projection(
+                        &[normal(i), normal(j), normal(l)],
+                        &[pick(i, 0), pick(j, 1), pick(l, 2)],
+                        &[0.0; 3],
+                    ) else {
+                        continue;
+                    };
+                    let ok = (0..rows).all(|r| {
+                        let v: f64 = (0..k).map(|m| basis[(r, m)] * a[m]).sum();
+                        v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
+                    });
+                    if ok {
+                        best = best.max(value(&a));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+#[test]
+fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_it() {
+    // Seven of twelve pixels on a bound of the box: the image is a point where 7 bounds meet in
+    // a space of 3 null directions, the situation of a black or blown-out patch.
+    let mut with_room = 0;
+    for seed in 0..40 {
+        let (op, ns, x) = random_case(9, 12, 500 + seed);
+        let x: Vec<f64> = (0..12)
+            .map(|i| match i {
+                0..7 => (x[i] >= 0.5) as u8 as f64,
+                _ => 0.2 + 0.6 * x[i],
+            })
+            .collect();
+        let d = ns.decomposition().unwrap();
+        let rb = &d.blocks[0].basis;
+        let basis = Mat::from_fn(12, 3, |i, j| rb.row(i)[j]);
+        let (lo01, hi01) = (vec![0.0; 12], vec![1.0; 12]);
+        let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
+        let corner: Vec<f64> = x.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
+        let found = set.far(&corner, 0);
+        let far = found.report.far_corner.unwrap();
+        let lo: Vec<f64> = x.iter().map(|v| -v).collect();
+        let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
+        let oracle = brute_force_lp3(&basis, &lo, &hi, &corner);
+        assert!(
+            (far.reached - oracle).abs() < 1e-9,
+            "seed {seed}: LP {} vs vertices {oracle}",
+            far.reached
+        );
+        assert!(
+            far.bound >= oracle - 1e-9 && far.bound - oracle < 1e-9,
+            "seed {seed}: certified bound {} vs optimum {oracle}",
+            far.bound
+        );
+        with_room += (oracle > 1e-9) as usize;
+        // The same LP settled by the vertex's cone at the first degenerate pivot: the escape
+        // that saturated patches need, against the same vertices.
+        let g_hat: Vec<f64> = (0..3)
+            .map(|j| (0..12).map(|i| corner[i] * basis[(i, j)]).sum())
+            .collect();
+        for pivots in [0, 1, 3] {
+            let lp = BlockPolytope::new(rb, lo.clone(), hi.clone())
+                .with_stall_pivots(pivots)
+                .maximise(&g_hat, vec![0.0; 3], &[]);
+            assert!(
+                (lp.value - oracle).abs() < 1e-9 && lp.bound >= oracle - 1e-9 && lp.bound - oracle < 1e-9,
+                "seed {seed}, escape after {pivots}: LP {} bound {} vs vertices {oracle}",
+                lp.value,
+                lp.bound
+            );
+        }
+        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
+        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
+        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+    }
+    // Both outcomes occur: vertices with room to move and vertices that are the whole polytope.
+    assert!(with_room > 0 && with_room < 40, "{with_room} of 40 with room");
+}

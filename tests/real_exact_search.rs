@@ -127,11 +127,14 @@ fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
         );
     }
     let fc = far.report.far_corner.unwrap();
-    // The certified bound is an upper bound; on degenerate saturated blocks the multipliers at
-    // the vertex reached do not yet certify it tightly (a known looseness), so only validity is
-    // asserted here, and the optimum itself above, patch by patch.
+    // The bound is certified by weak duality from the final multipliers: valid, and tight once
+    // the LP ends at an optimal basis, degenerate saturated blocks included.
+    eprintln!(
+        "far-corner LP: reached {}, certified bound {}, HiGHS {oracle_bound}, {} iterations",
+        fc.reached, fc.bound, far.report.iterations
+    );
     assert!(
-        fc.bound >= oracle_bound - 1e-5,
+        fc.bound >= oracle_bound - 1e-6 * oracle_bound && fc.bound <= oracle_bound * (1.0 + 1e-6),
         "certified bound {} vs HiGHS's optimum {oracle_bound} (reached {})",
         fc.bound,
         fc.reached

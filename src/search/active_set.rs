@@ -72,6 +72,8 @@ pub struct BlockPolytope<'a> {
     row_norms: &'a [f64],
     lo: Vec<f64>,
     hi: Vec<f64>,
+    /// Degenerate pivots in a row after which the LP settles the vertex by its cone.
+    stall_pivots: usize,
 }
 
 /// A bound of the polytope: the lower (`upper == false`) or upper bound of one pixel.
@@ -101,6 +103,16 @@ pub struct BlockSolution {
 /// cannot be violated and are never made active.
 const NEGLIGIBLE_ROW: f64 = 1e-12;
 
+/// A step of the LP no longer than this is a step at a degenerate vertex.
+const DEGENERATE_STEP: f64 = 1e-12;
+
+/// Degenerate pivots in a row after which the LP settles the vertex by its cone (at most; twice
+/// the dimension for small blocks).
+const STALL_PIVOTS: usize = 64;
+
+/// A bound with no more slack than this (pixel units) holds at the point.
+const TIGHT: f64 = 1e-11;
+
 /// A bound counts as violated when broken by more than this (pixel units).
 const VIOLATION: f64 = 1e-12;
 
@@ -116,7 +128,15 @@ impl<'a> BlockPolytope<'a> {
             row_norms: &basis.norms,
             lo,
             hi,
+            stall_pivots: STALL_PIVOTS.min(2 * basis.dim),
         }
+    }
+
+    /// The same polytope whose LP settles a degenerate vertex by its cone after `pivots`
+    /// degenerate pivots in a row (0: at the first).
+    pub fn with_stall_pivots(mut self, pivots: usize) -> Self {
+        self.stall_pivots = pivots;
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -319,21 +339,74 @@ pub struct LpSolution {
     pub delta: Vec<f64>,
     /// ĝᵀa at the point reached.
     pub value: f64,
-    /// A certified upper bound of the optimum: ĝᵀa plus twice the dual residual ‖ĝ + Σ μ n‖
-    /// (μ ≥ 0 on the active bounds) times the largest ‖a′‖ in the polytope's box.
+    /// A certified upper bound of the optimum, by weak duality from the multipliers of the
+    /// bounds held (see `dual_bound`): equal to the optimum at an optimal basis.
     pub bound: f64,
     /// ‖ĝ/‖ĝ‖ + Σ μ n‖ with μ ≥ 0: the LP's KKT residual (0 at an optimum).
     pub dual_residual: f64,
     pub iterations: usize,
+    /// The bounds held at the end with positive multipliers: where the next LP from this point
+    /// starts (`maximise`'s `held`).
+    pub working_set: Vec<Bound>,
 }
 
 impl BlockPolytope<'_> {
+    /// At a point where the bounds of slack ≤ `TIGHT` meet, the steepest direction d that keeps
+    /// them: the projection of g onto the cone {d : nᵀd ≥ 0 on those bounds}, by [`Self::project`]
+    /// on that cone. Its KKT conditions read d = g + Σ μ n with μ ≥ 0, so gᵀd = ‖d‖²: d = 0 proves
+    /// the point optimal with the certificate g = −Σ μ n (returned), and d ≠ 0 is an ascent
+    /// direction that leaves every other bound a positive step.
+    fn ascent_at(&self, g: &[f64], delta: &[f64]) -> (Vec<f64>, Vec<(Bound, f64)>) {
+        let mut lo = vec![f64::NEG_INFINITY; self.rows];
+        let mut hi = vec![f64::INFINITY; self.rows];
+        for i in 0..self.rows {
+            if self.slack(Bound { pixel: i, upper: false }, delta) <= TIGHT {
+                lo[i] = 0.0;
+            }
+            if self.slack(Bound { pixel: i, upper: true }, delta) <= TIGHT {
+                hi[i] = 0.0;
+            }
+        }
+        let cone = BlockPolytope::new(self.basis, lo, hi);
+        let solution = cone.project(g);
+        (solution.coordinates, solution.active)
+    }
+
+    /// An upper bound on gᵀa over the polytope, by weak duality: for any y with Nᵀy = g,
+    /// gᵀa = yᵀ(N a) ≤ Σᵢ max(yᵢ loᵢ, yᵢ hiᵢ). y is taken from the multipliers of the bounds held
+    /// (negative ones set to zero: y = +μ on an upper bound, −μ on a lower one) and corrected by
+    /// N(g − Nᵀy), which makes Nᵀy = g since N has orthonormal columns; what rounding leaves of
+    /// g − Nᵀy is charged at the largest ‖a‖ the box allows (`scale`). Exact at an optimal basis,
+    /// and valid at any point the loop stops.
+    fn dual_bound(&self, held: &[(Bound, f64)], g: &[f64], scale: f64) -> f64 {
+        let mut y = vec![0.0; self.rows];
+        for &(b, m) in held {
+            y[b.pixel] += if b.upper { m.max(0.0) } else { -m.max(0.0) };
+        }
+        let mut correction = g.to_vec();
+        for (aj, nj) in correction.iter_mut().zip(self.coordinates_of(&y)) {
+            *aj -= nj;
+        }
+        for (yi, ni) in y.iter_mut().zip(self.delta_of(&correction)) {
+            *yi += ni;
+        }
+        let mut left = g.to_vec();
+        for (aj, nj) in left.iter_mut().zip(self.coordinates_of(&y)) {
+            *aj -= nj;
+        }
+        let box_bound: f64 = (0..self.rows).map(|i| (y[i] * self.lo[i]).max(y[i] * self.hi[i])).sum();
+        box_bound + dot(&left, &left).sqrt() * scale
+    }
+
     /// max ĝᵀa over the polytope by the primal active-set method from the feasible `start`:
     /// move along ĝ projected onto the bounds held, stop at the first bound met and hold it; at a
     /// point where the projection vanishes, release the bound with the most negative multiplier,
     /// or stop when none is negative (the KKT conditions of the LP). From a vertex of the last
     /// LP (Frank–Wolfe steps) only a few pivots are needed.
-    pub fn maximise(&self, g_hat: &[f64], start: Vec<f64>) -> LpSolution {
+    /// `held`: bounds to hold from the start (the working set of the LP that ended at `start`,
+    /// for a Frank–Wolfe step); those not tight at `start` or dependent on earlier ones are
+    /// skipped.
+    pub fn maximise(&self, g_hat: &[f64], start: Vec<f64>, held: &[Bound]) -> LpSolution {
         let k = self.dim;
         let gn = dot(g_hat, g_hat).sqrt();
         let scale = self
@@ -353,6 +426,7 @@ impl BlockPolytope<'_> {
                 bound: 0.0,
                 dual_residual: 0.0,
                 iterations: 0,
+                working_set: held.to_vec(),
             };
         }
         let g: Vec<f64> = g_hat.iter().map(|v| v / gn).collect();
@@ -365,18 +439,86 @@ impl BlockPolytope<'_> {
         let mut mu = vec![0.0; k];
         let mut iterations = 0;
         let max_iterations = 20 * (self.rows + k) + 100;
+        for &b in held {
+            if is_active[b.pixel][b.upper as usize] || self.slack(b, &delta).abs() > TIGHT {
+                continue;
+            }
+            self.normal_into(b, &mut normal);
+            f.transpose_times(&normal, &mut d);
+            if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
+                f.add(&mut d);
+                active.push(b);
+                is_active[b.pixel][b.upper as usize] = true;
+            }
+        }
         let mut degenerate = false;
+        // Bounds released at the point where they were met: pivots at a degenerate vertex.
+        let mut degenerate_pivots = 0;
+        // Multipliers that certify the optimum, when the escape from a degenerate vertex proved it.
+        let mut proved: Option<Vec<(Bound, f64)>> = None;
         while iterations < max_iterations {
             iterations += 1;
+            if degenerate_pivots > self.stall_pivots {
+                // Pivoting among the many bounds through a degenerate vertex (a black or blown-out
+                // patch holds hundreds for 204 directions) can take exponentially long even
+                // without cycling. The vertex's own cone settles it at once.
+                degenerate_pivots = 0;
+                let (ascent, held) = self.ascent_at(&g, &delta);
+                if dot(&ascent, &ascent).sqrt() <= 1e-9 {
+                    proved = Some(held);
+                    break;
+                }
+                let moved = self.delta_of(&ascent);
+                let tight = |b: Bound| self.slack(b, &delta) <= TIGHT;
+                let mut longest = f64::INFINITY;
+                for i in 0..self.rows {
+                    for upper in [false, true] {
+                        let b = Bound { pixel: i, upper };
+                        let rate = if upper { -moved[i] } else { moved[i] };
+                        if rate < 0.0 && !tight(b) {
+                            longest = longest.min(self.slack(b, &delta) / -rate);
+                        }
+                    }
+                }
+                // Bounded polytope: some bound stops the move.
+                if !longest.is_finite() {
+                    break;
+                }
+                for (ai, di) in a.iter_mut().zip(&ascent) {
+                    *ai += longest * di;
+                }
+                delta = self.delta_of(&a);
+                // Hold again the bounds whose multipliers were positive: the move kept them tight,
+                // and they are independent; the pivots go on from there.
+                f = Factor::new(k);
+                active.clear();
+                is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
+                for (b, m) in held {
+                    if m <= 0.0 {
+                        continue;
+                    }
+                    self.normal_into(b, &mut normal);
+                    f.transpose_times(&normal, &mut d);
+                    if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
+                        f.add(&mut d);
+                        active.push(b);
+                        is_active[b.pixel][b.upper as usize] = true;
+                    }
+                }
+                degenerate = false;
+                continue;
+            }
             let q = active.len();
             f.transpose_times(&g, &mut d);
             f.null_part(&d, &mut p);
             let pn = dot(&p, &p).sqrt();
             // ĝ is of unit length: a projection this short is rounding.
             if pn > 1e-9 {
-                // Ratio test: the first bound the move meets.
+                // Ratio test: the first bound the move meets. At a degenerate vertex many bounds
+                // stop the move after a step of rounding size; rounding must not choose among
+                // them, or Bland's rule (lowest index enters) no longer prevents cycling.
                 let moved = self.delta_of(&p);
-                let mut block: Option<(Bound, f64)> = None;
+                let mut blocking: Vec<(Bound, f64)> = vec![];
                 for i in 0..self.rows {
                     if self.row_norms[i] < NEGLIGIBLE_ROW {
                         continue;
@@ -391,13 +533,25 @@ impl BlockPolytope<'_> {
                         }
                         let b = Bound { pixel: i, upper };
                         let t = self.slack(b, &delta).max(0.0) / -rate;
-                        if block.is_none_or(|(_, best)| t < best) {
-                            block = Some((b, t));
-                        }
+                        blocking.push((b, t));
                     }
                 }
-                let Some((b, t)) = block else { break };
-                degenerate = t <= 1e-15;
+                let Some(shortest) = blocking.iter().map(|&(_, t)| t).min_by(f64::total_cmp) else {
+                    break;
+                };
+                let (b, t) = if shortest <= DEGENERATE_STEP {
+                    // Bounds are listed by index: the first one this close is the lowest.
+                    *blocking
+                        .iter()
+                        .find(|&&(_, t)| t <= DEGENERATE_STEP)
+                        .expect("the shortest is")
+                } else {
+                    *blocking.iter().find(|&&(_, t)| t == shortest).expect("the shortest is")
+                };
+                degenerate = t <= DEGENERATE_STEP;
+                if !degenerate {
+                    degenerate_pivots = 0;
+                }
                 for (ai, pi) in a.iter_mut().zip(&p) {
                     *ai += t * pi;
                 }
@@ -431,6 +585,9 @@ impl BlockPolytope<'_> {
             match worst {
                 None => break,
                 Some(l) => {
+                    if degenerate {
+                        degenerate_pivots += 1;
+                    }
                     let gone = active.remove(l);
                     is_active[gone.pixel][gone.upper as usize] = false;
                     f.drop(l);
@@ -439,16 +596,22 @@ impl BlockPolytope<'_> {
         }
         // The certificate afresh at the point reached, whichever way the loop ended: multipliers
         // of the bounds held (negatives set to zero) and the dual residual they leave.
-        let q = active.len();
-        f.transpose_times(&g, &mut d);
-        for v in d[..q].iter_mut() {
-            *v = -*v;
-        }
-        f.solve_r(&d[..q], &mut mu[..q]);
+        let certificate: Vec<(Bound, f64)> = match proved {
+            Some(multipliers) => multipliers,
+            None => {
+                let q = active.len();
+                f.transpose_times(&g, &mut d);
+                for v in d[..q].iter_mut() {
+                    *v = -*v;
+                }
+                f.solve_r(&d[..q], &mut mu[..q]);
+                active.iter().copied().zip(mu[..q].iter().copied()).collect()
+            }
+        };
         let mut r = g.clone();
-        for (l, &bound) in active.iter().enumerate() {
+        for &(bound, m) in &certificate {
             self.normal_into(bound, &mut normal);
-            let m = mu[l].max(0.0);
+            let m = m.max(0.0);
             for (ri, ni) in r.iter_mut().zip(&normal) {
                 *ri += m * ni;
             }
@@ -460,7 +623,8 @@ impl BlockPolytope<'_> {
             coordinates: a,
             delta,
             value,
-            bound: value + 2.0 * gn * residual * scale,
+            bound: gn * self.dual_bound(&certificate, &g, scale),
+            working_set: certificate.iter().filter(|(_, m)| *m > 0.0).map(|&(b, _)| b).collect(),
             dual_residual: residual,
             iterations,
         }

@@ -9,7 +9,7 @@
 //! - linear programs (the far corner, Frank–Wolfe steps, the proof of no room): the primal
 //!   active-set method, warm-started at the last vertex, certified by its multipliers.
 
-use super::active_set::{BlockPolytope, RowBasis};
+use super::active_set::{BlockPolytope, Bound, RowBasis};
 use crate::linop::dot;
 use crate::nullspace::{Decomposition, NullBlock};
 use rayon::prelude::*;
@@ -85,6 +85,8 @@ struct BlockResult {
     delta: Vec<f64>,
     kkt: f64,
     iterations: usize,
+    /// The LP's final working set (empty for a projection).
+    working_set: Vec<Bound>,
 }
 
 /// Frank–Wolfe steps of `far` mode per block at most. Each costs about as much as the LP to
@@ -158,7 +160,7 @@ impl<'a> CollisionSet<'a> {
             .map(|b| {
                 let gb: Vec<f64> = b.block.pixels.iter().map(|&k| g[k]).collect();
                 let start = vec![0.0; b.polytope.dim()];
-                maximise_linear(&b.polytope, &gb, start)
+                maximise_linear(&b.polytope, &gb, start, &[])
             })
             .collect();
         let mut bound = 0.0;
@@ -203,7 +205,8 @@ impl<'a> CollisionSet<'a> {
                     if best_norm == 0.0 {
                         break;
                     }
-                    let (next, _) = maximise_linear(&b.polytope, &best.delta, best.coordinates.clone());
+                    let (next, _) =
+                        maximise_linear(&b.polytope, &best.delta, best.coordinates.clone(), &best.working_set);
                     iterations += next.iterations;
                     let norm = dot(&next.delta, &next.delta);
                     if norm <= best_norm * (1.0 + 1e-9) {
@@ -253,7 +256,7 @@ impl<'a> CollisionSet<'a> {
         if on_bound.len() < basis.dim() || !full_column_rank(basis, &on_bound) {
             return true;
         }
-        let (r, _) = maximise_linear(&b.polytope, &inwards, vec![0.0; basis.dim()]);
+        let (r, _) = maximise_linear(&b.polytope, &inwards, vec![0.0; basis.dim()], &[]);
         r.delta.iter().any(|d| d.abs() > NO_MOVE)
     }
 
@@ -322,13 +325,14 @@ fn solve(p: &BlockPolytope, c: &[f64]) -> BlockResult {
         delta: s.delta,
         kkt: s.kkt_residual,
         iterations: s.iterations,
+        working_set: vec![],
     }
 }
 
 /// max gᵀ(N a) over the polytope from `start` (feasible); returns the point reached and the
 /// certified upper bound of the optimum.
-fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>) -> (BlockResult, f64) {
-    let lp = p.maximise(&p.coordinates_of(g), start);
+fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>, held: &[Bound]) -> (BlockResult, f64) {
+    let lp = p.maximise(&p.coordinates_of(g), start, held);
     let bound = lp.bound;
     (
         BlockResult {
@@ -336,6 +340,7 @@ fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>) -> (BlockResul
             delta: lp.delta,
             kkt: lp.dual_residual,
             iterations: lp.iterations,
+            working_set: lp.working_set,
         },
         bound,
     )
