@@ -200,7 +200,7 @@ fn far_corner_lp_matches_the_best_vertex() {
         let hi01 = vec![1.0; 5];
         let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
         let corner: Vec<f64> = x.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
-        let found = set.far(&corner, 0);
+        let found = set.far(&corner, 0, None);
         let far = found.report.far_corner.unwrap();
         let lo: Vec<f64> = x.iter().map(|v| -v).collect();
         let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
@@ -254,7 +254,7 @@ fn a_block_pinned_by_saturated_pixels_has_no_room_and_says_so() {
     // Far mode on the saturated pair alone: nothing to gain, bound 0.
     let x2 = [1.0, 1.0, 0.0, 0.0, 1.0, 1.0];
     let set2 = CollisionSet::new(&d, &x2, PixelRange { lo: &lo, hi: &hi });
-    let far = set2.far(&[-1.0; 6], 5);
+    let far = set2.far(&[-1.0; 6], 5, None);
     assert_eq!(far.report.blocks_without_room, 3);
     assert!(far.report.far_corner.unwrap().bound.abs() < 1e-9);
     assert_eq!(far.z, x2.to_vec());
@@ -357,7 +357,7 @@ fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_
         let (lo01, hi01) = (vec![0.0; 12], vec![1.0; 12]);
         let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
         let corner: Vec<f64> = x.iter().map(|&v| if v < 0.5 { 1.0 } else { -1.0 }).collect();
-        let found = set.far(&corner, 0);
+        let found = set.far(&corner, 0, None);
         let far = found.report.far_corner.unwrap();
         let lo: Vec<f64> = x.iter().map(|v| -v).collect();
         let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();

@@ -36,6 +36,7 @@ pub fn null_space_variants(
     // the cost for little more distance.
     let opts = SearchOptions {
         far_steps: 0,
+        far_step_iterations: None,
         dykstra_far_steps: 0,
         ..SearchOptions::new(count, 0.0)
     };

@@ -65,6 +65,7 @@ impl RowBasis {
 
 /// A block's polytope {a : lo ≤ N a ≤ hi} in null-space coordinates (bounds relative to the
 /// image: lo ≤ 0 ≤ hi).
+#[derive(Clone)]
 pub struct BlockPolytope<'a> {
     basis: &'a RowBasis,
     rows: usize,
@@ -74,6 +75,8 @@ pub struct BlockPolytope<'a> {
     hi: Vec<f64>,
     /// Degenerate pivots in a row after which the LP settles the vertex by its cone.
     stall_pivots: usize,
+    /// The LP's iterations at most; `None`: as many as it takes (within a safety limit).
+    iteration_limit: Option<usize>,
 }
 
 /// A bound of the polytope: the lower (`upper == false`) or upper bound of one pixel.
@@ -103,6 +106,12 @@ pub struct BlockSolution {
 /// cannot be violated and are never made active.
 const NEGLIGIBLE_ROW: f64 = 1e-12;
 
+/// A bound whose slack the LP's move changes at a rate below this (relative to the move and the
+/// bound's normal) is not met by it: such a rate is what rounding leaves of a normal that lies in
+/// the span of the bounds held (tiles of a convolution repeat rows exactly), and adding that
+/// bound would make R singular to rounding and the multipliers meaningless.
+const RATE_ZERO: f64 = 1e-9;
+
 /// A step of the LP no longer than this is a step at a degenerate vertex.
 const DEGENERATE_STEP: f64 = 1e-12;
 
@@ -129,7 +138,15 @@ impl<'a> BlockPolytope<'a> {
             lo,
             hi,
             stall_pivots: STALL_PIVOTS.min(2 * basis.dim),
+            iteration_limit: None,
         }
+    }
+
+    /// The same polytope whose LP stops after `iterations` (a Frank–Wolfe step: every iteration
+    /// already increases the distance, so a partial step is a valid one).
+    pub fn with_iteration_limit(mut self, iterations: Option<usize>) -> Self {
+        self.iteration_limit = iterations;
+        self
     }
 
     /// The same polytope whose LP settles a degenerate vertex by its cone after `pivots`
@@ -438,7 +455,7 @@ impl BlockPolytope<'_> {
         let mut p = vec![0.0; k];
         let mut mu = vec![0.0; k];
         let mut iterations = 0;
-        let max_iterations = 20 * (self.rows + k) + 100;
+        let max_iterations = (20 * (self.rows + k) + 100).min(self.iteration_limit.unwrap_or(usize::MAX));
         for &b in held {
             if is_active[b.pixel][b.upper as usize] || self.slack(b, &delta).abs() > TIGHT {
                 continue;
@@ -528,7 +545,7 @@ impl BlockPolytope<'_> {
                             continue;
                         }
                         let rate = if upper { -moved[i] } else { moved[i] };
-                        if rate >= -1e-12 * pn * self.row_norms[i] {
+                        if rate >= -RATE_ZERO * pn * self.row_norms[i] {
                             continue;
                         }
                         let b = Bound { pixel: i, upper };
@@ -560,8 +577,8 @@ impl BlockPolytope<'_> {
                 }
                 self.normal_into(b, &mut normal);
                 f.transpose_times(&normal, &mut d);
-                if d[q..].iter().map(|v| v * v).sum::<f64>() <= 1e-24 {
-                    // Dependent on the bounds held (cannot happen after a non-zero move).
+                if d[q..].iter().map(|v| v * v).sum::<f64>() <= (0.1 * RATE_ZERO * self.row_norms[b.pixel]).powi(2) {
+                    // Dependent on the bounds held: the rate test above rules it out.
                     break;
                 }
                 f.add(&mut d);

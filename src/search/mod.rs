@@ -172,6 +172,8 @@ pub struct SearchOptions {
     pub max_iterations: usize,
     /// Ascent steps of `far` mode.
     pub far_steps: usize,
+    /// LP iterations per block in each ascent step of the exact search (`None`: to the optimum).
+    pub far_step_iterations: Option<usize>,
     /// Ascent steps of `far` mode where the null space is matrix-free (Dykstra).
     pub dykstra_far_steps: usize,
 }
@@ -183,6 +185,7 @@ impl SearchOptions {
             strength,
             max_iterations: 300,
             far_steps: blockwise::FAR_STEPS,
+            far_step_iterations: Some(blockwise::FAR_STEP_ITERATIONS),
             dykstra_far_steps: 8,
         }
     }
@@ -477,7 +480,7 @@ fn search_exact(
     for k in 0..opts.count {
         let found = match point_to_project(ns, x, mode, target, k, opts, rng) {
             Some(w) => set.project(&w),
-            None => set.far(&far_corner(x, region, k, rng), opts.far_steps),
+            None => set.far(&far_corner(x, region, k, rng), opts.far_steps, opts.far_step_iterations),
         };
         out.push(Projection {
             z: found.z,
