@@ -389,6 +389,25 @@ impl BlockPolytope<'_> {
         (solution.coordinates, solution.active)
     }
 
+    /// Adds bound `b` to the working set unless its normal lies in the span of those held.
+    fn hold_if_independent(
+        &self,
+        b: Bound,
+        f: &mut Factor,
+        active: &mut Vec<Bound>,
+        is_active: &mut [[bool; 2]],
+        normal: &mut [f64],
+        d: &mut [f64],
+    ) {
+        self.normal_into(b, normal);
+        f.transpose_times(normal, d);
+        if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
+            f.add(d);
+            active.push(b);
+            is_active[b.pixel][b.upper as usize] = true;
+        }
+    }
+
     /// An upper bound on gᵀa over the polytope, by weak duality: for any y with Nᵀy = g,
     /// gᵀa = yᵀ(N a) ≤ Σᵢ max(yᵢ loᵢ, yᵢ hiᵢ). y is taken from the multipliers of the bounds held
     /// (negative ones set to zero: y = +μ on an upper bound, −μ on a lower one) and corrected by
@@ -457,15 +476,8 @@ impl BlockPolytope<'_> {
         let mut iterations = 0;
         let max_iterations = (20 * (self.rows + k) + 100).min(self.iteration_limit.unwrap_or(usize::MAX));
         for &b in held {
-            if is_active[b.pixel][b.upper as usize] || self.slack(b, &delta).abs() > TIGHT {
-                continue;
-            }
-            self.normal_into(b, &mut normal);
-            f.transpose_times(&normal, &mut d);
-            if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
-                f.add(&mut d);
-                active.push(b);
-                is_active[b.pixel][b.upper as usize] = true;
+            if !is_active[b.pixel][b.upper as usize] && self.slack(b, &delta).abs() <= TIGHT {
+                self.hold_if_independent(b, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
             }
         }
         let mut degenerate = false;
@@ -480,9 +492,9 @@ impl BlockPolytope<'_> {
                 // patch holds hundreds for 204 directions) can take exponentially long even
                 // without cycling. The vertex's own cone settles it at once.
                 degenerate_pivots = 0;
-                let (ascent, held) = self.ascent_at(&g, &delta);
+                let (ascent, cone_active) = self.ascent_at(&g, &delta);
                 if dot(&ascent, &ascent).sqrt() <= 1e-9 {
-                    proved = Some(held);
+                    proved = Some(cone_active);
                     break;
                 }
                 let moved = self.delta_of(&ascent);
@@ -510,16 +522,9 @@ impl BlockPolytope<'_> {
                 f = Factor::new(k);
                 active.clear();
                 is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
-                for (b, m) in held {
-                    if m <= 0.0 {
-                        continue;
-                    }
-                    self.normal_into(b, &mut normal);
-                    f.transpose_times(&normal, &mut d);
-                    if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
-                        f.add(&mut d);
-                        active.push(b);
-                        is_active[b.pixel][b.upper as usize] = true;
+                for (b, m) in cone_active {
+                    if m > 0.0 {
+                        self.hold_if_independent(b, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
                     }
                 }
                 degenerate = false;
