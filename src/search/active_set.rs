@@ -439,6 +439,7 @@ impl BlockPolytope<'_> {
     /// point where the projection vanishes, release the bound with the most negative multiplier,
     /// or stop when none is negative (the KKT conditions of the LP). From a vertex of the last
     /// LP (Frank–Wolfe steps) only a few pivots are needed.
+    ///
     /// `held`: bounds to hold from the start (the working set of the LP that ended at `start`,
     /// for a Frank–Wolfe step); those not tight at `start` or dependent on earlier ones are
     /// skipped.
@@ -499,12 +500,13 @@ impl BlockPolytope<'_> {
                 }
                 let moved = self.delta_of(&ascent);
                 let tight = |b: Bound| self.slack(b, &delta) <= TIGHT;
+                let length = dot(&ascent, &ascent).sqrt();
                 let mut longest = f64::INFINITY;
-                for i in 0..self.rows {
+                for (i, &m) in moved.iter().enumerate() {
                     for upper in [false, true] {
                         let b = Bound { pixel: i, upper };
-                        let rate = if upper { -moved[i] } else { moved[i] };
-                        if rate < 0.0 && !tight(b) {
+                        let rate = if upper { -m } else { m };
+                        if rate < -RATE_ZERO * length * self.row_norms[i] && !tight(b) {
                             longest = longest.min(self.slack(b, &delta) / -rate);
                         }
                     }
