@@ -94,7 +94,7 @@ struct BlockResult {
 /// the step's LP increases its linearisation), so a step cut short is still an ascent. The gain is
 /// about proportional to the iterations spent (ViT-S/14 on coffee.png, 2 cores: L2 92.7 after the
 /// LP to the far corner in 4.8 s; one step of 50, 100, 150 and all ~280 iterations per block:
-/// 94.6, 95.8, 96.6, 97.5, each ~0.5 s per 25 iterations), while the move towards the far corner
+/// 94.6, 95.8, 96.6, 97.5, the time growing alike), while the move towards the far corner
 /// falls (99.2 %, 98.4 %, 97.7 %, 96.7 % of the LP's bound): one step of 64 keeps the whole
 /// command near 10 s.
 pub const FAR_STEPS: usize = 1;
