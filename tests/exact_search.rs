@@ -145,42 +145,50 @@ fn block_projection_matches_brute_force_enumeration_of_active_sets() {
     }
 }
 
-/// Every vertex of {a : lo ≤ N a ≤ hi} (k bounds active and independent), the best by `g`.
+/// Every vertex of {a : lo ≤ N a ≤ hi} (k bounds of distinct pixels active and independent),
+/// the best by `g`.
 fn brute_force_lp(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
     let (rows, k) = (basis.nrows(), basis.ncols());
-    assert_eq!(k, 2, "pairs of bounds are the vertices");
-    let mut best = f64::NEG_INFINITY;
+    let normal = |i: usize| (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>();
     let value = |a: &[f64]| -> f64 {
         (0..rows)
             .map(|i| g[i] * (0..k).map(|j| basis[(i, j)] * a[j]).sum::<f64>())
             .sum()
     };
-    for i in 0..rows {
-        for j in 0..rows {
-            for bi in [lo[i], hi[i]] {
-                for bj in [lo[j], hi[j]] {
-                    if i >= j {
-                        continue;
+    let mut best = f64::NEG_INFINITY;
+    let mut pixels: Vec<usize> = (0..k).collect();
+    loop {
+        for choice in 0..1usize << k {
+            let offsets: Vec<f64> = (0..k)
+                .map(|l| {
+                    if choice >> l & 1 == 0 {
+                        lo[pixels[l]]
+                    } else {
+                        hi[pixels[l]]
                     }
-                    let normals = vec![
-                        (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>(),
-                        (0..k).map(|l| basis[(j, l)]).collect(),
-                    ];
-                    let Some(a) = equality_projection(&normals, &[bi, bj], &[0.0, 0.0]) else {
-                        continue;
-                    };
-                    let ok = (0..rows).all(|r| {
-                        let v: f64 = (0..k).map(|l| basis[(r, l)] * a[l]).sum();
-                        v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
-                    });
-                    if ok {
-                        best = best.max(value(&a));
-                    }
-                }
+                })
+                .collect();
+            let normals: Vec<Vec<f64>> = pixels.iter().map(|&i| normal(i)).collect();
+            let Some(a) = equality_projection(&normals, &offsets, &vec![0.0; k]) else {
+                continue;
+            };
+            let feasible = (0..rows).all(|r| {
+                let v: f64 = (0..k).map(|m| basis[(r, m)] * a[m]).sum();
+                v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
+            });
+            if feasible {
+                best = best.max(value(&a));
             }
         }
+        // The next k-subset of pixels in lexicographic order.
+        let Some(l) = (0..k).rev().find(|&l| pixels[l] < rows - k + l) else {
+            return best;
+        };
+        pixels[l] += 1;
+        for m in l + 1..k {
+            pixels[m] = pixels[m - 1] + 1;
+        }
     }
-    best
 }
 
 #[test]
@@ -300,44 +308,6 @@ fn dykstra_oracle(ns: &NullSpace, x: &[f64], w: &[f64], iterations: usize) -> Ve
     y
 }
 
-/// Every vertex of {a : lo ≤ N a ≤ hi} for k = 3 (three bounds active and independent), the
-/// best by `g`.
-fn brute_force_lp3(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
-    let (rows, k) = (basis.nrows(), basis.ncols());
-    assert_eq!(k, 3);
-    let normal = |i: usize| (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>();
-    let value = |a: &[f64]| -> f64 {
-        (0..rows)
-            .map(|i| g[i] * (0..k).map(|j| basis[(i, j)] * a[j]).sum::<f64>())
-            .sum()
-    };
-    let mut best = f64::NEG_INFINITY;
-    for i in 0..rows {
-        for j in i + 1..rows {
-            for l in j + 1..rows {
-                for choice in 0..8 {
-                    let pick = |r: usize, bit: usize| if choice >> bit & 1 == 0 { lo[r] } else { hi[r] };
-                    let Some(a) = equality_projection(
-                        &[normal(i), normal(j), normal(l)],
-                        &[pick(i, 0), pick(j, 1), pick(l, 2)],
-                        &[0.0; 3],
-                    ) else {
-                        continue;
-                    };
-                    let ok = (0..rows).all(|r| {
-                        let v: f64 = (0..k).map(|m| basis[(r, m)] * a[m]).sum();
-                        v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
-                    });
-                    if ok {
-                        best = best.max(value(&a));
-                    }
-                }
-            }
-        }
-    }
-    best
-}
-
 #[test]
 fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_it() {
     // Seven of twelve pixels on a bound of the box: the image is a point where 7 bounds meet in
@@ -361,7 +331,7 @@ fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_
         let far = found.report.far_corner.unwrap();
         let lo: Vec<f64> = x.iter().map(|v| -v).collect();
         let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
-        let oracle = brute_force_lp3(&basis, &lo, &hi, &corner);
+        let oracle = brute_force_lp(&basis, &lo, &hi, &corner);
         assert!(
             (far.reached - oracle).abs() < 1e-9,
             "seed {seed}: LP {} vs vertices {oracle}",
