@@ -344,7 +344,7 @@ impl Collisions {
             &dir.join("original.npy"),
             &encode_f32(input_shape, &self.original_tensor),
         )?;
-        let overview = crate::report::overview(&self.original, &self.found, self.target.as_ref());
+        let overview = crate::report::overview(&self.report, &self.original, &self.found, self.target.as_ref())?;
         png(&overview, "overview.png")?;
         write_atomic(
             &dir.join("report.json"),

@@ -24,7 +24,7 @@ pub struct Bar {
     pub measured: bool,
 }
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 // Font sizes are even: plotters' ab_glyph renderer truncates `size / 2 + glyph top` towards
 // zero, which at odd sizes lifts glyphs that start below the middle (the "." in "25.0") a pixel.
 static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -64,7 +64,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// Registers the embedded font as "sans-serif" for plotters, once per process.
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
