@@ -39,6 +39,7 @@ fn vit_s14_collide(c: &mut Criterion) {
             image: photo.clone(),
             target: Some(target.clone()),
             search: SearchSettings {
+                distance: blindspot::search::Distance::L2,
                 mode,
                 count: 1,
                 strength: None,

@@ -19,11 +19,15 @@ for model in vit ppocr; do
     ppocr) args=("$cache/ppocr_cls.onnx" --input-shape 1,3,48,192 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5) ;;
   esac
   for photo in "${photos[@]}"; do
-    for mode in random far target; do
+    for mode in random far target target-l1; do
       run="$out/$model-$photo-$mode"
+      case $mode in
+        target-l1) search=(--mode target --distance l1) ;;
+        *) search=(--mode "$mode") ;;
+      esac
       start=$(date +%s.%N)
       rc=0
-      "$bin" collide "${args[@]}" "$cache/$photo" --target "$cache/astronaut.png" --mode "$mode" \
+      "$bin" collide "${args[@]}" "$cache/$photo" --target "$cache/astronaut.png" "${search[@]}" \
         --count 1 --seed 1 --quiet --json --out "$run" > "$run.json" 2> "$run.err" || rc=$?
       end=$(date +%s.%N)
       echo "$model $photo $mode $rc $(python3 -c "print($end - $start)")" >> "$out/times.txt"

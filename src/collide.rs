@@ -6,7 +6,7 @@ use crate::model::Model;
 use crate::npy::{encode_f32, write_atomic};
 use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
-use crate::search::{psnr, search, Mode, Projection, SearchOptions};
+use crate::search::{psnr, search, Distance, Mode, Projection, SearchOptions};
 use crate::verify::{control_perturbation, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -28,6 +28,8 @@ pub struct CollideReport {
     pub image: ImageNotes,
     pub target: Option<ImageNotes>,
     pub mode: Mode,
+    /// The distance `target` mode minimised (`l2` in the other modes, which do not use it).
+    pub distance: Distance,
     pub seed: u64,
     pub count: usize,
     pub strength: f64,
@@ -62,6 +64,8 @@ pub struct CollisionRecord {
     #[serde(flatten)]
     pub comparison: Comparison,
     pub psnr_to_target: Option<f64>,
+    /// Mean |zᵢ − tᵢ| over the pixels (pixel units): what `--distance l1` minimises, per pixel.
+    pub mean_abs_to_target: Option<f64>,
     #[serde(flatten)]
     pub search: SearchOutcome,
     /// Guaranteed ‖A (z − x)‖₂ ≤ σ ‖z − x‖ for σ the largest singular value of the directions
@@ -134,7 +138,7 @@ impl SearchOutcome {
             pixel_min: p.z.iter().copied().fold(f64::INFINITY, f64::min),
             pixel_max: p.z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             solver: match exact {
-                Some(_) => crate::search::blockwise::SOLVER.to_string(),
+                Some(e) => e.solver.to_string(),
                 None => "Dykstra's alternating projections, exact finish (matrix-free null space)".to_string(),
             },
             blocks: exact.map_or(0, |e| e.blocks),
@@ -170,6 +174,8 @@ pub struct Collisions {
 #[derive(Clone, Copy, Debug)]
 pub struct SearchSettings {
     pub mode: Mode,
+    /// What `target` mode minimises.
+    pub distance: Distance,
     pub count: usize,
     /// L2 (pixel units) of random directions; `None`: 0.1 per pixel RMS, i.e. 0.1 · √n.
     pub strength: Option<f64>,
@@ -232,6 +238,9 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
     if req.search.mode == Mode::Target && req.target.is_none() {
         bail!("--mode target needs --target IMAGE");
     }
+    if req.search.distance != Distance::L2 && req.search.mode != Mode::Target {
+        bail!("--distance applies to --mode target only");
+    }
     let ns = null_space_for_collisions(fe, req.search.rule)?;
     let original = load_image(&req.image, &fe.grid)?;
     let target = match &req.target {
@@ -259,9 +268,19 @@ pub fn collide_pixels(
     let n = x.len();
     let strength = req.strength.unwrap_or(0.1 * (n as f64).sqrt());
     let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
-    let opts = SearchOptions::new(req.count, strength);
+    let opts = SearchOptions {
+        distance: req.distance,
+        l1_weights: Some(tensor_units(&fe.preprocess_map)),
+        ..SearchOptions::new(req.count, strength)
+    };
     let searched = searchable_null_space(fe, ns, req.rule)?;
     let searched = searched.as_ref().unwrap_or(ns);
+    if req.distance == Distance::L1 && searched.decomposition().is_none() {
+        bail!(
+            "--distance l1 needs a block-diagonal null space (a dense layer, a patch or token embedding, a convolution's tiles); this front end's is known only by projection ({})",
+            searched.method
+        );
+    }
     let found = search(
         searched,
         x,
@@ -285,12 +304,14 @@ pub fn collide_pixels(
         let control_pixels = control_perturbation(x, comparison.l2, &mut rng);
         let control = verifier.compare(x, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
         let psnr_to_target = target.as_ref().map(|t| psnr(&p.z, &t.0.data));
+        let mean_abs_to_target = target.as_ref().map(|t| mean_abs_difference(&p.z, &t.0.data));
         collisions.push(CollisionRecord {
             index,
             png: format!("collide-{index:03}.png"),
             npy: format!("collide-{index:03}.npy"),
             comparison,
             psnr_to_target,
+            mean_abs_to_target,
             search: SearchOutcome::of(&p, fe, x),
             front_end_response_bound: req.rule.relative.map(|_| p.response_bound * comparison_l2),
             control,
@@ -309,6 +330,7 @@ pub fn collide_pixels(
         image: image_notes,
         target: target.as_ref().map(|t| t.1.clone()),
         mode: req.mode,
+        distance: req.distance,
         seed: req.seed,
         count: req.count,
         strength,
@@ -351,4 +373,23 @@ impl Collisions {
             serde_json::to_string_pretty(&self.report)?.as_bytes(),
         )
     }
+}
+
+fn mean_abs_difference(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
+/// The size of one pixel unit in the tensor fed to the model, pixel by pixel (the preprocessing's
+/// scale, e.g. 1/std): `--distance l1` measures in those units, as recipes that search the
+/// normalised input do.
+fn tensor_units(map: &crate::linop::AffineGather) -> Vec<f64> {
+    let mut units = vec![1.0; map.input_dim];
+    for (source, scale) in map.source.iter().zip(&map.scale) {
+        if let Some(k) = source {
+            if *scale != 0.0 {
+                units[*k] = scale.abs();
+            }
+        }
+    }
+    units
 }

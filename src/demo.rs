@@ -315,6 +315,7 @@ fn run_model(
         for (k, mode) in MODES.into_iter().enumerate() {
             progress(&format!("{} {source_label} {mode:?}", embedded.name));
             let settings = SearchSettings {
+                distance: crate::search::Distance::L2,
                 mode,
                 count: 1,
                 strength: None,

@@ -8,7 +8,7 @@ use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::explain::comparison::{explain, ExplainRequest};
 use blindspot::explain::{Baseline, Method};
 use blindspot::preprocess::{ChannelOrder, Layout};
-use blindspot::search::Mode;
+use blindspot::search::{Distance, Mode};
 use blindspot::{audit, compare, demo, npy, report, survey, Preprocess, RankRule};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -130,6 +130,10 @@ enum Command {
         /// Image the collision should look like (mode target).
         #[arg(long)]
         target: Option<PathBuf>,
+        /// What "closest to the target" measures (mode target): l2 (a QP per block) or l1
+        /// (Σ |z − target|, an LP per block).
+        #[arg(long, value_enum, default_value = "l2")]
+        distance: Distance,
         /// Number of collisions.
         #[arg(long, default_value = "3")]
         count: usize,
@@ -401,6 +405,7 @@ fn run(cli: Cli) -> Result<()> {
             pre,
             mode,
             target,
+            distance,
             count,
             strength,
             seed,
@@ -415,6 +420,7 @@ fn run(cli: Cli) -> Result<()> {
                 image,
                 target,
                 search: SearchSettings {
+                    distance,
                     mode,
                     count,
                     strength,

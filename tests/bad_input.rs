@@ -62,6 +62,11 @@ fn bad_files_get_one_line_errors() {
         "--target",
     );
     assert!(!out.exists());
+    assert_clean_failure(
+        &["collide", s(&good), s(&image), "--distance", "l1", "--out", s(&out)],
+        "--distance applies to --mode target only",
+    );
+    assert!(!out.exists());
 
     // A .npy of the wrong shape, and one with NaN.
     let wrong = d.join("wrong.npy");

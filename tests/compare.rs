@@ -117,6 +117,7 @@ fn far_collision_and_control(name: &str) -> Case {
     let bytes = std::fs::read(repo("models/digits/3-1900.png")).unwrap();
     let original = decode_image(&bytes, "3-1900.png", &fe.grid).unwrap();
     let settings = SearchSettings {
+        distance: blindspot::search::Distance::L2,
         mode: Mode::Far,
         count: 1,
         strength: None,

@@ -145,39 +145,32 @@ fn block_projection_matches_brute_force_enumeration_of_active_sets() {
     }
 }
 
-/// Every vertex of {a : lo ≤ N a ≤ hi} (k bounds of distinct pixels active and independent),
-/// the best by `g`.
-fn brute_force_lp(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
+/// The best value of `value` (a function of the pixel change s = N a) over the points where k
+/// of the hyperplanes sᵢ = level (one of `levels[i]`, for k distinct pixels i) meet and that
+/// satisfy lo ≤ s ≤ hi: the optimum of any objective that is linear between those hyperplanes
+/// (an LP with the bounds as levels; L1 to a target with its breakpoints added).
+fn best_vertex(basis: &Mat<f64>, lo: &[f64], hi: &[f64], levels: &[Vec<f64>], value: &dyn Fn(&[f64]) -> f64) -> f64 {
     let (rows, k) = (basis.nrows(), basis.ncols());
     let normal = |i: usize| (0..k).map(|l| basis[(i, l)]).collect::<Vec<_>>();
-    let value = |a: &[f64]| -> f64 {
-        (0..rows)
-            .map(|i| g[i] * (0..k).map(|j| basis[(i, j)] * a[j]).sum::<f64>())
-            .sum()
-    };
+    let change = |a: &[f64]| -> Vec<f64> { (0..rows).map(|i| (0..k).map(|j| basis[(i, j)] * a[j]).sum()).collect() };
     let mut best = f64::NEG_INFINITY;
     let mut pixels: Vec<usize> = (0..k).collect();
     loop {
-        for choice in 0..1usize << k {
-            let offsets: Vec<f64> = (0..k)
-                .map(|l| {
-                    if choice >> l & 1 == 0 {
-                        lo[pixels[l]]
-                    } else {
-                        hi[pixels[l]]
-                    }
-                })
-                .collect();
+        let counts: Vec<usize> = pixels.iter().map(|&i| levels[i].len()).collect();
+        let combinations: usize = counts.iter().product();
+        for mut choice in 0..combinations {
+            let mut offsets = vec![0.0; k];
+            for l in 0..k {
+                offsets[l] = levels[pixels[l]][choice % counts[l]];
+                choice /= counts[l];
+            }
             let normals: Vec<Vec<f64>> = pixels.iter().map(|&i| normal(i)).collect();
             let Some(a) = equality_projection(&normals, &offsets, &vec![0.0; k]) else {
                 continue;
             };
-            let feasible = (0..rows).all(|r| {
-                let v: f64 = (0..k).map(|m| basis[(r, m)] * a[m]).sum();
-                v >= lo[r] - 1e-9 && v <= hi[r] + 1e-9
-            });
-            if feasible {
-                best = best.max(value(&a));
+            let s = change(&a);
+            if (0..rows).all(|r| s[r] >= lo[r] - 1e-9 && s[r] <= hi[r] + 1e-9) {
+                best = best.max(value(&s));
             }
         }
         // The next k-subset of pixels in lexicographic order.
@@ -189,6 +182,19 @@ fn brute_force_lp(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
             pixels[m] = pixels[m - 1] + 1;
         }
     }
+}
+
+/// max gᵀ(N a) over the polytope: the best of its vertices.
+fn brute_force_lp(basis: &Mat<f64>, lo: &[f64], hi: &[f64], g: &[f64]) -> f64 {
+    let levels: Vec<Vec<f64>> = lo.iter().zip(hi).map(|(&l, &h)| vec![l, h]).collect();
+    best_vertex(basis, lo, hi, &levels, &|s| s.iter().zip(g).map(|(v, gi)| v * gi).sum())
+}
+
+/// min Σ wᵢ |(N a)ᵢ − dᵢ| over the polytope: the best point where bounds and breakpoints meet.
+fn brute_force_l1(basis: &Mat<f64>, lo: &[f64], hi: &[f64], d: &[f64], w: &[f64]) -> f64 {
+    let levels: Vec<Vec<f64>> = (0..lo.len()).map(|i| vec![lo[i], hi[i], d[i]]).collect();
+    let l1 = |s: &[f64]| (0..s.len()).map(|i| w[i] * (s[i] - d[i]).abs()).sum::<f64>();
+    -best_vertex(basis, lo, hi, &levels, &|s| -l1(s))
 }
 
 #[test]
@@ -367,4 +373,89 @@ fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_
     }
     // Both outcomes occur: vertices with room to move and vertices that are the whole polytope.
     assert!(with_room > 0 && with_room < 40, "{with_room} of 40 with room");
+}
+
+#[test]
+fn l1_closest_collision_matches_the_best_point_of_the_arrangement() {
+    for seed in 0..40 {
+        // 6 pixels, 3 outputs: 3 null directions; saturated pixels and a target with pixels on
+        // the bounds (breakpoints on the range) as well as inside.
+        let (op, ns, x) = random_case(3, 6, 900 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let t: Vec<f64> = (0..6)
+            .map(|_| match rng.gen_range(0..5) {
+                0 => 0.0,
+                1 => 1.0,
+                _ => rng.gen_range(0.0..1.0),
+            })
+            .collect();
+        let d = ns.decomposition().unwrap();
+        let rb = &d.blocks[0].basis;
+        let basis = Mat::from_fn(6, rb.dim(), |i, j| rb.row(i)[j]);
+        let (lo01, hi01) = (vec![0.0; 6], vec![1.0; 6]);
+        let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
+        // Pixel units, and unequal weights (a per-channel std).
+        let w: Vec<f64> = (0..6)
+            .map(|i| {
+                if seed % 2 == 0 {
+                    1.0
+                } else {
+                    1.0 / (0.2 + 0.1 * (i % 3) as f64)
+                }
+            })
+            .collect();
+        let found = set.closest_l1(&t, &w);
+        let lo: Vec<f64> = x.iter().map(|v| -v).collect();
+        let hi: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
+        let change: Vec<f64> = t.iter().zip(&x).map(|(t, x)| t - x).collect();
+        let oracle = brute_force_l1(&basis, &lo, &hi, &change, &w);
+        let reached: f64 = (0..6).map(|i| w[i] * (found.z[i] - t[i]).abs()).sum();
+        assert!(
+            (reached - oracle).abs() < 1e-9,
+            "seed {seed}: L1 {reached} vs the arrangement's best {oracle}"
+        );
+        assert!((found.report.objective - reached).abs() < 1e-12 * reached.max(1.0));
+        assert!(
+            found.report.kkt_residual < 1e-9,
+            "seed {seed}: gap {}",
+            found.report.kkt_residual
+        );
+        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
+        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
+        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+    }
+}
+
+#[test]
+fn l1_optimum_is_certified_and_no_farther_in_l1_than_the_l2_projection() {
+    // Larger blocks (40 null directions, 60 pixels): the duality gap closes, and no other
+    // collision (the L2 projection, the image itself) is closer in L1.
+    for seed in 0..10 {
+        let (_, ns, x) = random_case(20, 60, 1300 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let t: Vec<f64> = (0..60).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let d = ns.decomposition().unwrap();
+        let (lo01, hi01) = (vec![0.0; 60], vec![1.0; 60]);
+        let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo01, hi: &hi01 });
+        let l1 = set.closest_l1(&t, &[1.0; 60]);
+        let l2 = set.project(&t);
+        let l1_of = |z: &[f64]| z.iter().zip(&t).map(|(z, t)| (z - t).abs()).sum::<f64>();
+        assert!(
+            l1.report.kkt_residual < 1e-9,
+            "seed {seed}: gap {}",
+            l1.report.kkt_residual
+        );
+        assert!(
+            l1_of(&l1.z) <= l1_of(&l2.z) + 1e-9,
+            "seed {seed}: L1 optimum {} above the L2 projection's {}",
+            l1_of(&l1.z),
+            l1_of(&l2.z)
+        );
+        assert!(
+            l1_of(&l1.z) <= l1_of(&x) + 1e-9,
+            "seed {seed}: worse than the image itself"
+        );
+    }
 }

@@ -39,6 +39,7 @@ fn case(model: Model, pre: Preprocess, image: &Path, mode: Mode, seed: u64) -> C
     let ns = null_space_for_collisions(&fe, RankRule::default()).unwrap();
     let original = load_image(image, &fe.grid).unwrap();
     let settings = SearchSettings {
+        distance: blindspot::search::Distance::L2,
         mode,
         count: 1,
         strength: None,

@@ -273,6 +273,7 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
                 image: img.clone(),
                 target: Some(tgt.clone()),
                 search: SearchSettings {
+                    distance: blindspot::search::Distance::L2,
                     mode,
                     count: 2,
                     strength: None,
@@ -331,6 +332,7 @@ fn same_seed_same_files() {
             image: img.clone(),
             target: None,
             search: SearchSettings {
+                distance: blindspot::search::Distance::L2,
                 mode: Mode::Random,
                 count: 2,
                 strength: None,

@@ -114,6 +114,7 @@ fn strided_stem_collides_in_every_mode_through_the_whole_model() {
     for mode in [Mode::Random, Mode::Far, Mode::Target] {
         let target = (mode == Mode::Target).then(|| (pixels(&mut rng), notes()));
         let settings = SearchSettings {
+            distance: blindspot::search::Distance::L2,
             mode,
             count: 1,
             strength: None,
@@ -306,6 +307,7 @@ fn a_conv_behind_a_linear_resize_collides_through_the_whole_model() {
         data: (0..n).map(|_| rng.gen_range(0.2..0.8)).collect(),
     };
     let settings = SearchSettings {
+        distance: blindspot::search::Distance::L2,
         mode: Mode::Random,
         count: 1,
         strength: None,

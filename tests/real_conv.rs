@@ -18,6 +18,7 @@ fn budget_request(photo: &std::path::Path, budget: f64) -> CollideRequest {
         image: photo.to_path_buf(),
         target: None,
         search: SearchSettings {
+            distance: blindspot::search::Distance::L2,
             mode: Mode::Random,
             count: 1,
             strength: None,
@@ -149,6 +150,7 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
             image: photo.clone(),
             target: (mode == Mode::Target).then(|| target.clone()),
             search: SearchSettings {
+                distance: blindspot::search::Distance::L2,
                 mode,
                 count: 1,
                 strength: None,

@@ -5,7 +5,7 @@
 use blindspot::audit::{audit, front_end_null_space};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
-use blindspot::search::Mode;
+use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};
 mod common;
 
@@ -47,12 +47,19 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
     assert_eq!(json["front_end"]["kind"], "patchify_conv");
 
     let dir = tempfile::tempdir().unwrap();
-    for mode in [Mode::Random, Mode::Far, Mode::Target] {
-        let out = dir.path().join(format!("{mode:?}"));
+    let mut mean_abs_to_target = vec![];
+    for (mode, distance) in [
+        (Mode::Random, Distance::L2),
+        (Mode::Far, Distance::L2),
+        (Mode::Target, Distance::L2),
+        (Mode::Target, Distance::L1),
+    ] {
+        let out = dir.path().join(format!("{mode:?}-{distance:?}"));
         let req = CollideRequest {
             image: photo.clone(),
             target: Some(target.clone()),
             search: SearchSettings {
+                distance,
                 mode,
                 count: 1,
                 strength: None,
@@ -78,5 +85,22 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
             "{mode:?}: control {ctrl_rel} vs collision {out_rel}"
         );
         assert!(out.join("overview.png").is_file() && out.join("collide-000.npy").is_file());
+        if mode == Mode::Target {
+            let json = serde_json::to_value(&result.report).unwrap();
+            assert_eq!(json["distance"], format!("{distance:?}").to_lowercase());
+            let record = &json["collisions"][0];
+            assert!(
+                record["kkt_residual"].as_f64().unwrap() < 1e-9,
+                "{distance:?}: {record}"
+            );
+            mean_abs_to_target.push(c.mean_abs_to_target.unwrap());
+        }
     }
+    // The L1 search is exact: no collision is closer in L1, the L2 projection's included.
+    assert!(
+        mean_abs_to_target[1] <= mean_abs_to_target[0],
+        "mean |z − t|: L1 {} vs L2 {}",
+        mean_abs_to_target[1],
+        mean_abs_to_target[0]
+    );
 }

@@ -122,6 +122,17 @@ const STALL_PIVOTS: usize = 64;
 /// A bound with no more slack than this (pixel units) holds at the point.
 const TIGHT: f64 = 1e-11;
 
+/// The LP's move along an edge no longer than this (null-space units, i.e. pixel units) counts
+/// as a stall: where rows of N nearly repeat (tiles of a convolution), a vertex is degenerate to
+/// within rounding and the pivots crawl by such steps instead of steps of zero.
+const SHORT_STEP: f64 = 1e-8;
+
+/// The escape from a stall first tries the cone of every bound within this slack (pixel units):
+/// the bounds a crawl keeps meeting. The direction keeps them all (nᵀd ≥ 0), so the move stays
+/// feasible; where that cone admits no ascent, the cone of the bounds that hold (`TIGHT`)
+/// decides, so that optimality is proved only at the point itself.
+const ESCAPE_TIGHT: f64 = 1e-7;
+
 /// A bound counts as violated when broken by more than this (pixel units).
 const VIOLATION: f64 = 1e-12;
 
@@ -140,6 +151,13 @@ impl<'a> BlockPolytope<'a> {
             stall_pivots: STALL_PIVOTS.min(2 * basis.dim),
             iteration_limit: None,
         }
+    }
+
+    /// The polytope of the same basis and LP settings over another range (lo ≤ N a ≤ hi).
+    pub fn with_range(&self, lo: Vec<f64>, hi: Vec<f64>) -> BlockPolytope<'a> {
+        assert_eq!(lo.len(), self.rows);
+        assert_eq!(hi.len(), self.rows);
+        BlockPolytope { lo, hi, ..self.clone() }
     }
 
     /// The same polytope whose LP stops after `iterations` (a Frank–Wolfe step: every iteration
@@ -365,22 +383,25 @@ pub struct LpSolution {
     /// The bounds held at the end with positive multipliers: where the next LP from this point
     /// starts (`maximise`'s `held`).
     pub working_set: Vec<Bound>,
+    /// The bounds held at the end and their multipliers in the units of ĝ (ĝ ≈ −Σ μ n, n the
+    /// bound's normal): what the L1 search reads its optimality conditions from.
+    pub multipliers: Vec<(Bound, f64)>,
 }
 
 impl BlockPolytope<'_> {
-    /// At a point where the bounds of slack ≤ `TIGHT` meet, the steepest direction d that keeps
+    /// At a point where the bounds of slack ≤ `tight` meet, the steepest direction d that keeps
     /// them: the projection of g onto the cone {d : nᵀd ≥ 0 on those bounds}, by [`Self::project`]
     /// on that cone. Its KKT conditions read d = g + Σ μ n with μ ≥ 0, so gᵀd = ‖d‖²: d = 0 proves
     /// the point optimal with the certificate g = −Σ μ n (returned), and d ≠ 0 is an ascent
     /// direction that leaves every other bound a positive step.
-    fn ascent_at(&self, g: &[f64], delta: &[f64]) -> (Vec<f64>, Vec<(Bound, f64)>) {
+    fn ascent_at(&self, g: &[f64], delta: &[f64], tight: f64) -> (Vec<f64>, Vec<(Bound, f64)>) {
         let mut lo = vec![f64::NEG_INFINITY; self.rows];
         let mut hi = vec![f64::INFINITY; self.rows];
         for i in 0..self.rows {
-            if self.slack(Bound { pixel: i, upper: false }, delta) <= TIGHT {
+            if self.slack(Bound { pixel: i, upper: false }, delta) <= tight {
                 lo[i] = 0.0;
             }
-            if self.slack(Bound { pixel: i, upper: true }, delta) <= TIGHT {
+            if self.slack(Bound { pixel: i, upper: true }, delta) <= tight {
                 hi[i] = 0.0;
             }
         }
@@ -389,10 +410,13 @@ impl BlockPolytope<'_> {
         (solution.coordinates, solution.active)
     }
 
-    /// Adds bound `b` to the working set unless its normal lies in the span of those held.
+    /// Adds bound `b` to the working set unless its normal lies in the span of those held: unless
+    /// less than `outside` of it (in length) is left outside that span.
+    #[allow(clippy::too_many_arguments)]
     fn hold_if_independent(
         &self,
         b: Bound,
+        outside: f64,
         f: &mut Factor,
         active: &mut Vec<Bound>,
         is_active: &mut [[bool; 2]],
@@ -401,11 +425,24 @@ impl BlockPolytope<'_> {
     ) {
         self.normal_into(b, normal);
         f.transpose_times(normal, d);
-        if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > 1e-20 {
+        if d[active.len()..].iter().map(|v| v * v).sum::<f64>() > outside * outside {
             f.add(d);
             active.push(b);
             is_active[b.pixel][b.upper as usize] = true;
         }
+    }
+
+    /// ‖g + Σ max(μ, 0) n‖ over the bounds held: what the multipliers leave of the LP's
+    /// stationarity condition, computed from the normals themselves.
+    fn stationarity(&self, g: &[f64], held: &[Bound], mu: &[f64], normal: &mut [f64]) -> f64 {
+        let mut r = g.to_vec();
+        for (&b, &m) in held.iter().zip(mu) {
+            self.normal_into(b, normal);
+            for (ri, ni) in r.iter_mut().zip(normal.iter()) {
+                *ri += m.max(0.0) * ni;
+            }
+        }
+        dot(&r, &r).sqrt()
     }
 
     /// An upper bound on gᵀa over the polytope, by weak duality: for any y with Nᵀy = g,
@@ -464,6 +501,7 @@ impl BlockPolytope<'_> {
                 dual_residual: 0.0,
                 iterations: 0,
                 working_set: held.to_vec(),
+                multipliers: vec![],
             };
         }
         let g: Vec<f64> = g_hat.iter().map(|v| v / gn).collect();
@@ -478,11 +516,15 @@ impl BlockPolytope<'_> {
         let max_iterations = (20 * (self.rows + k) + 100).min(self.iteration_limit.unwrap_or(usize::MAX));
         for &b in held {
             if !is_active[b.pixel][b.upper as usize] && self.slack(b, &delta).abs() <= TIGHT {
-                self.hold_if_independent(b, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
+                self.hold_if_independent(b, 1e-10, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
             }
         }
         let mut degenerate = false;
-        // Bounds released at the point where they were met: pivots at a degenerate vertex.
+        // Bounds held with slack left that were released to close them, and fresh factorisations.
+        let (mut closings, mut refactorings) = (0, 0);
+        // Whether the last step was a stall (no longer than `SHORT_STEP`).
+        let mut stalled = false;
+        // Bounds released after stalls in a row: pivots at a (nearly) degenerate vertex.
         let mut degenerate_pivots = 0;
         // Multipliers that certify the optimum, when the escape from a degenerate vertex proved it.
         let mut proved: Option<Vec<(Bound, f64)>> = None;
@@ -493,10 +535,15 @@ impl BlockPolytope<'_> {
                 // patch holds hundreds for 204 directions) can take exponentially long even
                 // without cycling. The vertex's own cone settles it at once.
                 degenerate_pivots = 0;
-                let (ascent, cone_active) = self.ascent_at(&g, &delta);
+                let (mut ascent, mut cone_active) = self.ascent_at(&g, &delta, ESCAPE_TIGHT);
                 if dot(&ascent, &ascent).sqrt() <= 1e-9 {
-                    proved = Some(cone_active);
-                    break;
+                    // Optimal only were the nearly tight bounds tight: the proof takes the bounds
+                    // that hold, whose cone may still leave an ascent.
+                    (ascent, cone_active) = self.ascent_at(&g, &delta, TIGHT);
+                    if dot(&ascent, &ascent).sqrt() <= 1e-9 {
+                        proved = Some(cone_active);
+                        break;
+                    }
                 }
                 let moved = self.delta_of(&ascent);
                 let tight = |b: Bound| self.slack(b, &delta) <= TIGHT;
@@ -526,10 +573,11 @@ impl BlockPolytope<'_> {
                 is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
                 for (b, m) in cone_active {
                     if m > 0.0 {
-                        self.hold_if_independent(b, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
+                        self.hold_if_independent(b, 1e-10, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
                     }
                 }
                 degenerate = false;
+                stalled = false;
                 continue;
             }
             let q = active.len();
@@ -573,7 +621,8 @@ impl BlockPolytope<'_> {
                     *blocking.iter().find(|&&(_, t)| t == shortest).expect("the shortest is")
                 };
                 degenerate = t <= DEGENERATE_STEP;
-                if !degenerate {
+                stalled = t * pn <= SHORT_STEP;
+                if !stalled {
                     degenerate_pivots = 0;
                 }
                 for (ai, pi) in a.iter_mut().zip(&p) {
@@ -607,9 +656,45 @@ impl BlockPolytope<'_> {
                 negative.min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
             };
             match worst {
-                None => break,
+                None if refactorings < 3 && self.stationarity(&g, &active, &mu[..q], &mut normal) > 1e-9 => {
+                    // The multipliers do not satisfy what they solve: R lost accuracy on nearly
+                    // dependent normals (tiles of a convolution repeat rows). Factor the working
+                    // set afresh, leaving out normals that are dependent to 1e-7 of their length
+                    // (the point stays where it is); the pivots go on from there.
+                    refactorings += 1;
+                    let held = std::mem::take(&mut active);
+                    f = Factor::new(k);
+                    is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
+                    for b in held {
+                        let outside = 1e-7 * self.row_norms[b.pixel];
+                        self.hold_if_independent(b, outside, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
+                    }
+                    degenerate = false;
+                    stalled = false;
+                }
+                None => {
+                    // A bound the escape held with slack left (up to `ESCAPE_TIGHT`) and a positive
+                    // multiplier: the objective gains μ·slack by closing it, which weak duality
+                    // charges to the certified bound. Release it, and the next step closes it.
+                    let open = (0..q)
+                        .filter(|&l| mu[l] > 0.0 && self.slack(active[l], &delta) > TIGHT)
+                        .max_by(|&a, &b| {
+                            (mu[a] * self.slack(active[a], &delta)).total_cmp(&(mu[b] * self.slack(active[b], &delta)))
+                        });
+                    match open {
+                        Some(l) if closings < 4 * k => {
+                            closings += 1;
+                            let gone = active.remove(l);
+                            is_active[gone.pixel][gone.upper as usize] = false;
+                            f.drop(l);
+                            degenerate = false;
+                            stalled = false;
+                        }
+                        _ => break,
+                    }
+                }
                 Some(l) => {
-                    if degenerate {
+                    if stalled {
                         degenerate_pivots += 1;
                     }
                     let gone = active.remove(l);
@@ -649,6 +734,7 @@ impl BlockPolytope<'_> {
             value,
             bound: gn * self.dual_bound(&certificate, &g, scale),
             working_set: certificate.iter().filter(|(_, m)| *m > 0.0).map(|&(b, _)| b).collect(),
+            multipliers: certificate.iter().map(|&(b, m)| (b, gn * m)).collect(),
             dual_residual: residual,
             iterations,
         }

@@ -18,6 +18,9 @@ use serde::Serialize;
 /// The name reports give the solver.
 pub const SOLVER: &str = "per block: dual active-set QP (Goldfarb–Idnani); LPs by the primal active-set method";
 
+/// The name reports give the solver of `--distance l1`.
+pub const SOLVER_L1: &str = "per block: L1 as a piecewise-linear LP (primal active-set method, sides of the target's breakpoints), certified by its duality gap";
+
 /// Where the collision may lie, pixel by pixel (the pixel box, or an attack's ε-box ∩ [0, 1]).
 pub struct PixelRange<'a> {
     pub lo: &'a [f64],
@@ -48,15 +51,19 @@ pub struct ExactCollision {
 /// How the exact search reached a collision.
 #[derive(Clone, Debug)]
 pub struct ExactReport {
+    /// The solver's name, for reports.
+    pub solver: &'static str,
     /// What the mode optimises, as reached: the L2 distance to the point projected (target,
-    /// random), or from the image (far). Set by the caller, which knows the mode.
+    /// random; the L1 distance Σ |zᵢ − tᵢ| for `--distance l1`), or from the image (far). Set by
+    /// the caller, which knows the mode.
     pub objective: f64,
     pub blocks: usize,
     /// Pixels no block reads whose range is more than a point: free to move on their own.
     pub free_with_room: usize,
     /// Blocks whose polytope is the image's own block alone (proved by a linear program).
     pub blocks_without_room: usize,
-    /// The largest KKT residual over the blocks' last projections (relative).
+    /// The largest KKT residual over the blocks' last solves (relative; for L1 the certified
+    /// duality gap).
     pub kkt_residual: f64,
     /// Active-set iterations, summed over blocks and solves.
     pub iterations: usize,
@@ -155,6 +162,36 @@ impl<'a> CollisionSet<'a> {
             .map(|&k| w[k].clamp(self.range.lo[k], self.range.hi[k]))
             .collect();
         self.assemble(results, &free, None)
+    }
+
+    /// The collision closest to `w` in weighted L1 (Σ ωᵢ |zᵢ − wᵢ|, ω = `weight` per pixel): the
+    /// exact LP of every block (see [`super::l1`]), certified by its duality gap.
+    pub fn closest_l1(&self, w: &[f64], weight: &[f64]) -> ExactCollision {
+        let results: Vec<BlockResult> = self
+            .blocks
+            .par_iter()
+            .map(|b| {
+                let d: Vec<f64> = b.block.pixels.iter().map(|&k| w[k] - self.x[k]).collect();
+                let wb: Vec<f64> = b.block.pixels.iter().map(|&k| weight[k]).collect();
+                let s = super::l1::closest_l1(&b.polytope, &d, &wb);
+                BlockResult {
+                    coordinates: s.coordinates,
+                    delta: s.delta,
+                    kkt: s.gap,
+                    iterations: s.iterations,
+                    working_set: vec![],
+                }
+            })
+            .collect();
+        let free: Vec<f64> = self
+            .free
+            .iter()
+            .map(|&k| w[k].clamp(self.range.lo[k], self.range.hi[k]))
+            .collect();
+        let mut out = self.assemble(results, &free, None);
+        out.report.solver = SOLVER_L1;
+        out.report.objective = (0..w.len()).map(|k| weight[k] * (out.z[k] - w[k]).abs()).sum();
+        out
     }
 
     /// The collision maximising Σ gᵢ (zᵢ − xᵢ), block by block, with the certified optimum.
@@ -313,6 +350,7 @@ impl<'a> CollisionSet<'a> {
         ExactCollision {
             z,
             report: ExactReport {
+                solver: SOLVER,
                 objective: f64::NAN,
                 blocks: self.blocks.len(),
                 free_with_room: self

@@ -10,6 +10,7 @@
 
 pub mod active_set;
 pub mod blockwise;
+pub mod l1;
 
 use crate::linop::norm;
 use crate::nullspace::{NullSpace, EXACT_RELATIVE};
@@ -26,6 +27,18 @@ pub enum Mode {
     Far,
     /// As close to --target as the collision allows.
     Target,
+}
+
+/// What "closest to the target" measures in `target` mode (pixel units).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    /// Euclidean: the exact projection (a QP per block).
+    #[default]
+    L2,
+    /// Σ |zᵢ − tᵢ| in the units of the tensor fed to the model: an LP per block (the objective of
+    /// per-patch SLSQP recipes, solved exactly).
+    L1,
 }
 
 /// Where collisions may lie: a box per pixel, optionally intersected with an L2 ball. Membership
@@ -166,6 +179,10 @@ pub fn toward_within(x: f64, mut v: f64, eps: f64) -> f64 {
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
     pub count: usize,
+    /// The distance `target` mode minimises (L1 needs a block-diagonal null space).
+    pub distance: Distance,
+    /// L1's weight per pixel (`None`: 1, pixel units).
+    pub l1_weights: Option<Vec<f64>>,
     /// L2 length (pixel units) of random directions before the box is enforced.
     pub strength: f64,
     /// Dykstra iterations per projection.
@@ -182,6 +199,8 @@ impl SearchOptions {
     pub fn new(count: usize, strength: f64) -> Self {
         SearchOptions {
             count,
+            distance: Distance::L2,
+            l1_weights: None,
             strength,
             max_iterations: 300,
             far_steps: blockwise::FAR_STEPS,
@@ -479,6 +498,10 @@ fn search_exact(
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
         let found = match point_to_project(ns, x, mode, target, k, opts, rng) {
+            Some(w) if mode == Mode::Target && opts.distance == Distance::L1 => {
+                let ones = vec![1.0; x.len()];
+                set.closest_l1(&w, opts.l1_weights.as_deref().unwrap_or(&ones))
+            }
             Some(w) => set.project(&w),
             None => set.far(&far_corner(x, region, k, rng), opts.far_steps, opts.far_step_iterations),
         };
