@@ -3,7 +3,7 @@
 //! for. `cargo bench --bench collide` after scripts/fetch-models.sh (skipped without the files).
 
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
-use blindspot::search::Mode;
+use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::PathBuf;
@@ -34,12 +34,17 @@ fn vit_s14_collide(c: &mut Criterion) {
     g.sample_size(10)
         .measurement_time(Duration::from_secs(30))
         .warm_up_time(Duration::from_secs(1));
-    for mode in [Mode::Target, Mode::Random, Mode::Far] {
+    for (mode, distance) in [
+        (Mode::Target, Distance::L2),
+        (Mode::Target, Distance::L1),
+        (Mode::Random, Distance::L2),
+        (Mode::Far, Distance::L2),
+    ] {
         let req = CollideRequest {
             image: photo.clone(),
             target: Some(target.clone()),
             search: SearchSettings {
-                distance: blindspot::search::Distance::L2,
+                distance,
                 mode,
                 count: 1,
                 strength: None,
@@ -47,7 +52,11 @@ fn vit_s14_collide(c: &mut Criterion) {
                 rule: RankRule::default(),
             },
         };
-        g.bench_function(format!("{mode:?}").to_lowercase(), |b| {
+        let name = match distance {
+            Distance::L2 => format!("{mode:?}"),
+            Distance::L1 => format!("{mode:?}-{distance:?}"),
+        };
+        g.bench_function(name.to_lowercase(), |b| {
             b.iter(|| {
                 let (m, fe) = open(&model, None, &imagenet).unwrap();
                 collide(&m, &fe, &req, &|| {}).unwrap()

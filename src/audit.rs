@@ -213,6 +213,14 @@ pub fn audit(
     rule: RankRule,
     progress: &dyn Fn(&str),
 ) -> Result<AuditReport> {
+    // Without a folded front end there is no first layer to count directions of: any nullity,
+    // even a lower bound, would be a claim without a basis.
+    if fe.kind == FrontEndKind::Unsupported {
+        anyhow::bail!(
+            "the front end cannot be folded, so no nullity can be stated: {}",
+            fe.limitation.as_deref().unwrap_or("no linear layer was reached")
+        );
+    }
     let first_layer = match &fe.first_layer {
         Some(l) => {
             progress(&l.node);

@@ -87,12 +87,20 @@ fn unsupported_first_op_is_named_by_audit() {
     let dir = tempfile::tempdir().unwrap();
     let sin = dir.path().join("sin.onnx");
     std::fs::write(&sin, ob::unsupported_first_op(1)).unwrap();
-    let (code, out, err) = blindspot(&["audit", s(&sin), "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["front_end"]["kind"], "unsupported");
-    assert!(json["front_end"]["nullity"].is_null());
-    assert!(json["front_end"]["limitation"].as_str().unwrap().contains("Sin"));
+    // Exit 2 naming the op and its node, and no nullity claim of any kind (not even a bound).
+    for json in [true, false] {
+        let args: &[&str] = if json {
+            &["audit", s(&sin), "--json"]
+        } else {
+            &["audit", s(&sin)]
+        };
+        let (code, out, err) = blindspot(args);
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("Sin") && err.contains("sine"), "{err}");
+        assert!(!err.contains("nullity 1") && !err.contains("at least"), "{err}");
+    }
 }
 
 #[test]
