@@ -46,6 +46,14 @@ fn pixel_amount(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A length in pixel units that must move something: a finite number > 0.
+fn positive_length(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a finite length > 0")),
+    }
+}
+
 /// A tolerance relative to σ_max: a number in (0, 1].
 fn fraction_of_sigma_max(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
@@ -138,7 +146,7 @@ enum Command {
         #[arg(long, default_value = "3")]
         count: usize,
         /// L2 length in pixel units of random directions (default 0.1 × √pixels).
-        #[arg(long)]
+        #[arg(long, value_parser = positive_length)]
         strength: Option<f64>,
         #[arg(long, default_value = "0")]
         seed: u64,
@@ -648,7 +656,18 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go out as clap writes them; a bad argument is one line, like every
+        // other refusal.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("blindspot: {}", first.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = run(cli) {
         let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
         eprintln!("blindspot: {msg}");

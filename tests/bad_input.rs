@@ -67,6 +67,17 @@ fn bad_files_get_one_line_errors() {
         "--distance applies to --mode target only",
     );
     assert!(!out.exists());
+    assert_clean_failure(
+        &["collide", s(&good), s(&image), "--strength", "nan", "--out", s(&out)],
+        "not a finite length > 0",
+    );
+    assert_clean_failure(&["collide", s(&good), s(&image), "--bogus"], "--bogus");
+    assert!(!out.exists());
+    assert_clean_failure(
+        &["attack", s(&good), s(&image), "--eps", "8", "--out", s(&out)],
+        "did you mean 8/255?",
+    );
+    assert!(!out.exists());
 
     // A .npy of the wrong shape, and one with NaN.
     let wrong = d.join("wrong.npy");

@@ -89,6 +89,13 @@ impl ThreatModel {
         if !(self.eps.is_finite() && self.eps >= 0.0) {
             bail!("ε must be a finite number ≥ 0, not {}", self.eps);
         }
+        if self.norm == Norm::Linf && self.eps > 1.0 {
+            bail!(
+                "ε = {} is more than the whole pixel range: pixel units are [0, 1]; did you mean {}/255?",
+                self.eps,
+                self.eps
+            );
+        }
         if let Some((k, v)) = x.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
             bail!("pixel {k} is {v}: attacks take pixels in [0, 1]");
         }
