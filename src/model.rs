@@ -79,6 +79,33 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// ONNX's float element types: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
+const FLOAT_TYPES: [i32; 4] = [1, 10, 11, 16];
+
+/// The most values an input may hold: every pixel map keeps ~40 bytes per value (a 4K RGB frame
+/// holds 25 million values, 1 GB of maps).
+const MAX_INPUT_VALUES: usize = 1 << 27;
+
+/// ONNX's name of an element type code.
+fn elem_type_name(code: i32) -> String {
+    let name = match code {
+        2 => "uint8",
+        3 => "int8",
+        4 => "uint16",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        12 => "uint32",
+        13 => "uint64",
+        14 => "complex64",
+        15 => "complex128",
+        _ => return format!("element type {code}"),
+    };
+    name.to_string()
+}
+
 impl Model {
     /// Loads `path`; `input_shape` is required only where the model's own shape is not fixed
     /// (a symbolic batch dimension is taken as 1).
@@ -99,11 +126,19 @@ impl Model {
             );
         };
         let input_name = input.name.clone();
+        if let Some(code) = OnnxGraph::declared_elem_type(input).filter(|&c| c != 0 && !FLOAT_TYPES.contains(&c)) {
+            bail!(
+                "the input {input_name} holds {} values (token ids or indices?): blindspot needs an image-like float input",
+                elem_type_name(code)
+            );
+        }
         let declared = OnnxGraph::declared_shape(input);
         let shape = match (input_shape, &declared) {
-            (Some(s), Some(d)) if s.len() != d.len() || s.iter().zip(d).any(|(a, b)| b.is_some_and(|b| b != *a)) => {
+            // A requested shape of the same rank re-types the input, static dimensions included,
+            // as deployment code does (a declared batch of 10 run on one image).
+            (Some(s), Some(d)) if s.len() != d.len() => {
                 bail!(
-                    "the requested input shape {s:?} (--input-shape or --resize) does not fit the model's input {input_name} of shape {}",
+                    "the requested input shape {s:?} (--input-shape or --resize) does not fit the model's input {input_name} of shape {}: the rank differs",
                     show_dims(d)
                 )
             }
@@ -122,6 +157,15 @@ impl Model {
                 .collect::<Result<_>>()?,
             (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
         };
+        let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if values.is_none_or(|n| n > MAX_INPUT_VALUES) {
+            bail!(
+                "the input shape {shape:?} holds more values than blindspot's pixel maps can hold in memory (at most {MAX_INPUT_VALUES}); give a smaller --input-shape"
+            );
+        }
+        if shape.contains(&0) {
+            bail!("the input shape {shape:?} has an empty dimension");
+        }
         let what = format!("{}: tract cannot load this model", path.display());
         let inference = guarded(&what, || {
             // Shapes recorded in the file for intermediate values and outputs may hold symbols

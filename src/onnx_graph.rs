@@ -66,6 +66,14 @@ impl OnnxGraph {
             .collect()
     }
 
+    /// The declared element type of a value (ONNX's TensorProto.DataType code), if any.
+    pub fn declared_elem_type(info: &pb::ValueInfoProto) -> Option<i32> {
+        let Some(type_proto::Value::TensorType(t)) = info.r#type.as_ref()?.value.as_ref() else {
+            return None;
+        };
+        Some(t.elem_type)
+    }
+
     /// Declared dims of a value: `Some(n)` when fixed, `None` when symbolic.
     pub fn declared_shape(info: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
         let Some(type_proto::Value::TensorType(t)) = info.r#type.as_ref()?.value.as_ref() else {

@@ -98,6 +98,8 @@ pub struct ModelSpec {
     pub initializers: Vec<Initializer>,
     /// The default-domain opset the model declares ([`OPSET`] unless a test needs another form).
     pub opset: i64,
+    /// The graph input's element type (ONNX code; FLOAT unless a test needs another).
+    pub input_elem_type: i64,
 }
 
 impl ModelSpec {
@@ -109,6 +111,7 @@ impl ModelSpec {
             nodes: vec![],
             initializers: vec![],
             opset: OPSET,
+            input_elem_type: DT_FLOAT,
         }
     }
 
@@ -228,8 +231,8 @@ fn encode_model(m: &ModelSpec) -> Vec<u8> {
     for i in &m.initializers {
         graph.msg(5, encode_tensor(i)); // GraphProto.initializer
     }
-    graph.msg(11, encode_value_info(INPUT, &m.input_shape)); // GraphProto.input
-    graph.msg(12, encode_value_info(OUTPUT, &m.output_shape)); // GraphProto.output
+    graph.msg(11, encode_value_info(INPUT, m.input_elem_type, &m.input_shape)); // GraphProto.input
+    graph.msg(12, encode_value_info(OUTPUT, DT_FLOAT, &m.output_shape)); // GraphProto.output
     model.msg(7, graph); // ModelProto.graph
     let mut opset = Pb::default();
     opset.str(1, ""); // OperatorSetIdProto.domain
@@ -296,7 +299,7 @@ fn encode_tensor(t: &Initializer) -> Pb {
     p
 }
 
-fn encode_value_info(name: &str, shape: &[i64]) -> Pb {
+fn encode_value_info(name: &str, elem_type: i64, shape: &[i64]) -> Pb {
     let mut shape_pb = Pb::default();
     for &d in shape {
         let mut dim = Pb::default();
@@ -304,7 +307,7 @@ fn encode_value_info(name: &str, shape: &[i64]) -> Pb {
         shape_pb.msg(1, dim); // TensorShapeProto.dim
     }
     let mut tensor = Pb::default();
-    tensor.int(1, DT_FLOAT); // TypeProto.Tensor.elem_type
+    tensor.int(1, elem_type); // TypeProto.Tensor.elem_type
     tensor.msg(2, shape_pb); // TypeProto.Tensor.shape
     let mut ty = Pb::default();
     ty.msg(1, tensor); // TypeProto.tensor_type

@@ -213,3 +213,45 @@ fn truncated_models_at_any_length_give_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn inputs_that_are_not_images_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Token ids: an int64 input.
+    let mut tokens = ob::mlp_gemm_spec(true, 1);
+    tokens.input_elem_type = 7;
+    let tokens_path = d.join("tokens.onnx");
+    ob::write_model(&tokens_path, &tokens);
+    assert_clean_failure(&["audit", s(&tokens_path)], "int64 values");
+    assert_clean_failure(&["audit", s(&tokens_path)], "image-like float input");
+    // A requested shape whose pixel maps could not be held (4e10 values): refused, not aborted.
+    let mlp = d.join("mlp.onnx");
+    std::fs::write(&mlp, ob::mlp_gemm(true, 1)).unwrap();
+    assert_clean_failure(
+        &["audit", s(&mlp), "--input-shape", "1,1,200000,200000"],
+        "more values than blindspot's pixel maps can hold",
+    );
+    assert_clean_failure(&["audit", s(&mlp), "--input-shape", "1,64"], "the rank differs");
+}
+
+#[test]
+fn input_shape_overrides_a_static_declared_batch() {
+    // Deployment code runs a model exported with a fixed batch of 10 on one image: so does
+    // --input-shape.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ob::patch_conv_nchw_normalised_spec(2);
+    spec.input_shape = vec![10, 3, 12, 12];
+    spec.output_shape = vec![10, 4];
+    let path = dir.path().join("batch10.onnx");
+    ob::write_model(&path, &spec);
+    let (code, out, err) = blindspot(&["audit", s(&path), "--input-shape", "1,3,12,12", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["input"]["shape"], serde_json::json!([1, 3, 12, 12]));
+    assert_eq!(
+        json["front_end"]["nullity"],
+        9 * 42,
+        "9 patches of 48 inputs → 6 outputs"
+    );
+}
