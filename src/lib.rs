@@ -42,6 +42,7 @@ pub mod differentiable;
 pub mod digits;
 pub mod embedded;
 pub mod explain;
+pub mod external_data;
 pub mod feature_similarity;
 pub mod front_end_folds;
 pub mod frontend;

@@ -116,7 +116,11 @@ impl Model {
 
     /// Loads a model held in memory (an embedded one); `path` names it in messages and reports.
     pub fn from_bytes(bytes: &[u8], path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
-        let graph = OnnxGraph::from_bytes(bytes).with_context(|| format!("{}", path.display()))?;
+        let mut proto = OnnxGraph::parse(bytes).with_context(|| format!("{}", path.display()))?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        crate::external_data::inline_external_data(&mut proto, folder)
+            .with_context(|| format!("{}", path.display()))?;
+        let graph = OnnxGraph::from_proto(proto.clone()).with_context(|| format!("{}", path.display()))?;
         let inputs = graph.data_inputs();
         let [input] = inputs.as_slice() else {
             bail!(
@@ -173,7 +177,7 @@ impl Model {
             let m = tract_onnx::onnx()
                 .with_ignore_value_info(true)
                 .with_ignore_output_shapes(true)
-                .model_for_read(&mut &bytes[..])?;
+                .model_for_proto_model(&proto)?;
             m.with_input_fact(0, f32::fact(&shape).into())
         })?;
         let output_names = graph.graph.output.iter().map(|o| o.name.clone()).collect();

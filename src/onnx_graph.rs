@@ -26,10 +26,18 @@ pub struct OnnxGraph {
 
 impl OnnxGraph {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_proto(Self::parse(bytes)?)
+    }
+
+    /// The model's protobuf, as written.
+    pub fn parse(bytes: &[u8]) -> Result<pb::ModelProto> {
         use tract_onnx::prelude::Framework;
-        let proto = tract_onnx::onnx()
+        tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| anyhow::anyhow!("not a readable ONNX model ({e})"))?;
+            .map_err(|e| anyhow::anyhow!("not a readable ONNX model ({e})"))
+    }
+
+    pub fn from_proto(proto: pb::ModelProto) -> Result<Self> {
         let opset = proto
             .opset_import
             .iter()

@@ -220,6 +220,10 @@ impl Pb {
 
 // Field tags follow tract_onnx::pb (onnx.proto).
 fn encode_model(m: &ModelSpec) -> Vec<u8> {
+    encode_model_with(m, &mut |_, _| false)
+}
+
+fn encode_model_with(m: &ModelSpec, external: &mut dyn FnMut(&Initializer, &mut Pb) -> bool) -> Vec<u8> {
     let mut model = Pb::default();
     model.int(1, IR_VERSION); // ModelProto.ir_version
     model.str(2, "blindspot"); // producer_name
@@ -229,7 +233,7 @@ fn encode_model(m: &ModelSpec) -> Vec<u8> {
     }
     graph.str(2, &m.graph_name); // GraphProto.name
     for i in &m.initializers {
-        graph.msg(5, encode_tensor(i)); // GraphProto.initializer
+        graph.msg(5, encode_tensor(i, external)); // GraphProto.initializer
     }
     graph.msg(11, encode_value_info(INPUT, m.input_elem_type, &m.input_shape)); // GraphProto.input
     graph.msg(12, encode_value_info(OUTPUT, DT_FLOAT, &m.output_shape)); // GraphProto.output
@@ -281,21 +285,55 @@ fn encode_node(n: &Node) -> Pb {
     p
 }
 
-fn encode_tensor(t: &Initializer) -> Pb {
+/// The model with every initializer of more than 16 values stored outside it, as exporters do
+/// for large models: (the model's bytes, the data file's bytes at `location`, which the model
+/// names relative to its own folder).
+pub fn model_bytes_with_external_data(model: &ModelSpec, location: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut data = vec![];
+    let bytes = encode_model_with(model, &mut |t, p| {
+        let raw = raw_bytes(t);
+        if raw.len() / 4 <= 16 {
+            return false;
+        }
+        for (key, value) in [
+            ("location", location.to_string()),
+            ("offset", data.len().to_string()),
+            ("length", raw.len().to_string()),
+        ] {
+            let mut entry = Pb::default();
+            entry.str(1, key); // StringStringEntryProto.key
+            entry.str(2, &value); // StringStringEntryProto.value
+            p.msg(13, entry); // TensorProto.external_data
+        }
+        p.int(14, 1); // TensorProto.data_location = EXTERNAL
+        data.extend(raw);
+        true
+    });
+    (bytes, data)
+}
+
+fn raw_bytes(t: &Initializer) -> Vec<u8> {
+    match &t.data {
+        TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+/// `external(t, p)` may store t's data elsewhere and describe it in p (returning true).
+fn encode_tensor(t: &Initializer, external: &mut dyn FnMut(&Initializer, &mut Pb) -> bool) -> Pb {
     let mut p = Pb::default();
     p.packed_i64(1, &t.dims); // TensorProto.dims
-    let raw: Vec<u8> = match &t.data {
-        TensorData::F32(v) => {
-            p.int(2, DT_FLOAT);
-            v.iter().flat_map(|x| x.to_le_bytes()).collect()
-        }
-        TensorData::I64(v) => {
-            p.int(2, DT_INT64);
-            v.iter().flat_map(|x| x.to_le_bytes()).collect()
-        }
-    };
+    p.int(
+        2,
+        match t.data {
+            TensorData::F32(_) => DT_FLOAT,
+            TensorData::I64(_) => DT_INT64,
+        },
+    );
     p.str(8, &t.name); // TensorProto.name
-    p.bytes(9, &raw); // TensorProto.raw_data
+    if !external(t, &mut p) {
+        p.bytes(9, &raw_bytes(t)); // TensorProto.raw_data
+    }
     p
 }
 

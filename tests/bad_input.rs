@@ -255,3 +255,57 @@ fn input_shape_overrides_a_static_declared_batch() {
         "9 patches of 48 inputs → 6 outputs"
     );
 }
+
+#[test]
+fn external_data_is_read_from_beside_the_model_and_a_missing_or_short_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = ob::patch_conv_nchw_normalised_spec(2);
+    let (model, data) = ob::model_bytes_with_external_data(&spec, "patch.onnx.data");
+    assert!(data.len() > 4 * 200, "the weights live outside the model");
+    let path = d.join("patch.onnx");
+    std::fs::write(&path, &model).unwrap();
+    let inline = d.join("inline.onnx");
+    std::fs::write(&inline, ob::model_bytes(&spec)).unwrap();
+    let image = d.join("x.png");
+    image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([(x * 20) as u8, (y * 20) as u8, 90]))
+        .save(&image)
+        .unwrap();
+
+    // Missing, then short: one line naming the file, nothing written.
+    let out = d.join("out");
+    assert_clean_failure(&["audit", s(&path)], "patch.onnx.data");
+    std::fs::write(d.join("patch.onnx.data"), &data[..data.len() - 4]).unwrap();
+    assert_clean_failure(&["collide", s(&path), s(&image), "--out", s(&out)], "the file is short");
+    assert!(!out.exists());
+
+    // Complete: the same audit as the inline model, and a collision verified by tract.
+    std::fs::write(d.join("patch.onnx.data"), &data).unwrap();
+    let audit = |p: &Path| {
+        let (code, out, err) = blindspot(&["audit", s(p), "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        json["front_end"].clone()
+    };
+    let (external, inline) = (audit(&path), audit(&inline));
+    assert_eq!(external["nullity"], 9 * 42);
+    assert_eq!(external["nullity"], inline["nullity"]);
+    assert_eq!(external["smallest_singular_value"], inline["smallest_singular_value"]);
+    let (code, _, err) = blindspot(&[
+        "collide",
+        s(&path),
+        s(&image),
+        "--count",
+        "1",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let c = &report["collisions"][0];
+    let output_rel = c["outputs"][0]["rel_diff"].as_f64().unwrap();
+    let control_rel = c["control"]["outputs"][0]["rel_diff"].as_f64().unwrap();
+    assert!(output_rel < 1e-5 && control_rel > 100.0 * output_rel, "{c}");
+}
