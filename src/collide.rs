@@ -227,7 +227,7 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
     }
     if ns.nullity == 0 {
         bail!(
-            "the front end's nullity could not be established ({}); no collision was searched",
+            "no exact collision exists that blindspot can build: no null direction of the front end is known and its nullity could not be established ({}); --budget REL gives approximate collisions",
             ns.method
         );
     }

@@ -60,6 +60,13 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
         "nudenet exact: nullity {:?}, method {:?}, smallest singular value {:?}",
         report.front_end.nullity, report.front_end.method, report.front_end.smallest_singular_value
     );
+    // Without a budget, collide and attack --variants refuse with "no exact collision exists"
+    // (exit 1), whether the nullity is proved 0 or could not be established.
+    let refusal = blindspot::collide::null_space_for_collisions(&fe, RankRule::default()).unwrap_err();
+    assert!(
+        format!("{refusal:#}").contains("no exact collision exists"),
+        "{refusal:#}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let runner = model.runner(&model.output_names, true).unwrap();
