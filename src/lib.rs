@@ -76,6 +76,18 @@ pub fn open(path: &Path, input_shape: Option<&[usize]>, pre: &Preprocess) -> Res
     Ok((model, fe))
 }
 
+/// [`open`] for a command that runs on `image`: an open height and width take the image's.
+pub fn open_for_image(
+    path: &Path,
+    input_shape: Option<&[usize]>,
+    pre: &Preprocess,
+    image: &Path,
+) -> Result<(Model, FrontEnd)> {
+    let model = Model::load_for_image(path, input_shape, image)?;
+    let fe = front_end(&model, pre)?;
+    Ok((model, fe))
+}
+
 /// Folds the front end of a loaded model under the given preprocessing.
 pub fn front_end(model: &Model, pre: &Preprocess) -> Result<FrontEnd> {
     frontend::build(&model.graph, &model.input_name, &model.input_shape, pre)

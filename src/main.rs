@@ -423,7 +423,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--count must be at least 1");
             }
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let (m, fe) = blindspot::open_for_image(&model.model, shape.as_deref(), &pre.preprocess()?, &image)?;
             let req = CollideRequest {
                 image,
                 target,
@@ -464,7 +464,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let (m, fe) = blindspot::open_for_image(&model.model, shape.as_deref(), &pre.preprocess()?, &image)?;
             let settings = AttackSettings {
                 threat: ThreatModel { eps, norm },
                 method,
@@ -549,7 +549,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let shape = pre.input_shape(&input_shape)?;
-            let m = blindspot::Model::load(&model, shape.as_deref())?;
+            let m = blindspot::Model::load_for_image(&model, shape.as_deref(), &image)?;
             let req = ExplainRequest {
                 image,
                 compare,

@@ -86,6 +86,20 @@ const FLOAT_TYPES: [i32; 4] = [1, 10, 11, 16];
 /// holds 25 million values, 1 GB of maps).
 const MAX_INPUT_VALUES: usize = 1 << 27;
 
+/// The image's extent along axis `i` of a 4-D declared shape whose channels are fixed and whose
+/// height and width are open: NCHW (channels at 1) or NHWC (channels at 3).
+fn spatial_size(declared: &[Option<usize>], i: usize, (h, w): (usize, usize)) -> Option<usize> {
+    if declared.len() != 4 {
+        return None;
+    }
+    let open = |axes: [usize; 2]| axes.iter().all(|&a| declared[a].is_none());
+    match (declared[1], declared[3]) {
+        (Some(_), _) if open([2, 3]) => [None, None, Some(h), Some(w)][i],
+        (None, Some(_)) if open([1, 2]) => [None, Some(h), Some(w), None][i],
+        _ => None,
+    }
+}
+
 /// ONNX's name of an element type code.
 fn elem_type_name(code: i32) -> String {
     let name = match code {
@@ -114,8 +128,29 @@ impl Model {
         Model::from_bytes(&bytes, path, input_shape)
     }
 
+    /// Loads `path` to run on `image`: where the model leaves its height and width open and no
+    /// shape is requested, they are the image's own (its file's header is read for them).
+    pub fn load_for_image(path: &Path, input_shape: Option<&[usize]>, image: &Path) -> Result<Model> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        // An unreadable image is reported by the image loader, with its own message.
+        let size = image::image_dimensions(image)
+            .ok()
+            .map(|(w, h)| (h as usize, w as usize));
+        Model::from_bytes_sized(&bytes, path, input_shape, size)
+    }
+
     /// Loads a model held in memory (an embedded one); `path` names it in messages and reports.
     pub fn from_bytes(bytes: &[u8], path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
+        Model::from_bytes_sized(bytes, path, input_shape, None)
+    }
+
+    /// [`Model::from_bytes`], with the (height, width) an open spatial size takes.
+    fn from_bytes_sized(
+        bytes: &[u8],
+        path: &Path,
+        input_shape: Option<&[usize]>,
+        image_size: Option<(usize, usize)>,
+    ) -> Result<Model> {
         let mut proto = OnnxGraph::parse(bytes).with_context(|| format!("{}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
         crate::external_data::inline_external_data(&mut proto, folder)
@@ -150,14 +185,17 @@ impl Model {
             (None, Some(d)) => d
                 .iter()
                 .enumerate()
-                .map(|(i, v)| match (i, v) {
-                    (_, Some(v)) => Ok(*v),
-                    (0, None) => Ok(1),
-                    _ => Err(anyhow!(
-                        "the input {input_name} has a dynamic shape {}: give --input-shape",
-                        show_dims(d)
-                    )),
-                })
+                .map(
+                    |(i, v)| match (i, v, image_size.and_then(|hw| spatial_size(d, i, hw))) {
+                        (_, Some(v), _) => Ok(*v),
+                        (0, None, _) => Ok(1),
+                        (_, None, Some(v)) => Ok(v),
+                        _ => Err(anyhow!(
+                            "the input {input_name} has a dynamic shape {}: give --input-shape",
+                            show_dims(d)
+                        )),
+                    },
+                )
                 .collect::<Result<_>>()?,
             (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
         };

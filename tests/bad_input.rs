@@ -309,3 +309,35 @@ fn external_data_is_read_from_beside_the_model_and_a_missing_or_short_file_is_na
     let control_rel = c["control"]["outputs"][0]["rel_diff"].as_f64().unwrap();
     assert!(output_rel < 1e-5 && control_rel > 100.0 * output_rel, "{c}");
 }
+
+#[test]
+fn an_open_height_and_width_take_the_image_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut spec = ob::patch_conv_nchw_normalised_spec(2);
+    spec.input_shape = vec![1, 3, 0, 0]; // height and width left open (dim_value 0: no size)
+    let path = d.join("open.onnx");
+    ob::write_model(&path, &spec);
+    let image = d.join("x.png");
+    image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([(x * 20) as u8, (y * 20) as u8, 90]))
+        .save(&image)
+        .unwrap();
+    // Without an image there is no size to take.
+    assert_clean_failure(&["audit", s(&path)], "give --input-shape");
+    let out = d.join("out");
+    let (code, _, err) = blindspot(&[
+        "collide",
+        s(&path),
+        s(&image),
+        "--count",
+        "1",
+        "--quiet",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["input"]["shape"], serde_json::json!([1, 3, 12, 12]));
+    assert_eq!(report["front_end"]["nullity"], 9 * 42);
+}
