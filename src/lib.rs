@@ -34,6 +34,7 @@ pub mod audit;
 pub mod circulant_preconditioner;
 pub mod collide;
 pub mod compare;
+pub mod constant_folding;
 pub mod conv_certificate;
 pub mod conv_spectrum;
 pub mod demo;

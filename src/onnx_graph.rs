@@ -44,25 +44,34 @@ impl OnnxGraph {
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map_or(1, |o| o.version);
         let graph = proto.graph.context("the ONNX file has no graph")?;
-        let constants = graph
+        let mut g = OnnxGraph {
+            graph,
+            opset,
+            constants: HashMap::new(),
+            constant_nodes: HashMap::new(),
+        };
+        g.reindex();
+        crate::constant_folding::fold_constants(&mut g)?;
+        Ok(g)
+    }
+
+    /// Rebuilds the indices of initializers and Constant nodes after the graph changed.
+    pub(crate) fn reindex(&mut self) {
+        self.constants = self
+            .graph
             .initializer
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        let constant_nodes = graph
+        self.constant_nodes = self
+            .graph
             .node
             .iter()
             .enumerate()
             .filter(|(_, n)| n.op_type == "Constant")
             .flat_map(|(i, n)| n.output.iter().map(move |o| (o.clone(), i)))
             .collect();
-        Ok(OnnxGraph {
-            graph,
-            opset,
-            constants,
-            constant_nodes,
-        })
     }
 
     /// The graph inputs that are not initializers: what a user feeds.
@@ -102,6 +111,21 @@ impl OnnxGraph {
 
     pub fn is_constant(&self, name: &str) -> bool {
         self.constants.contains_key(name) || self.constant_nodes.contains_key(name)
+    }
+
+    /// The element type (ONNX code) of a constant, where it is one.
+    pub fn constant_type(&self, name: &str) -> Option<i32> {
+        if let Some(&i) = self.constants.get(name) {
+            return Some(self.graph.initializer[i].data_type);
+        }
+        let node = &self.graph.node[*self.constant_nodes.get(name)?];
+        let attribute = node.attribute.first()?;
+        Some(match attribute.name.as_str() {
+            "value" => attribute.t.as_ref()?.data_type,
+            "value_float" | "value_floats" => pb::tensor_proto::DataType::Float as i32,
+            "value_int" | "value_ints" => pb::tensor_proto::DataType::Int64 as i32,
+            _ => return None,
+        })
     }
 
     pub fn constant(&self, name: &str) -> Result<Option<Constant>> {
@@ -199,7 +223,7 @@ pub fn tensor_constant(t: &TensorProto) -> Result<Constant> {
     tensor_values(t)
 }
 
-fn tensor_values(t: &TensorProto) -> Result<Constant> {
+pub(crate) fn tensor_values(t: &TensorProto) -> Result<Constant> {
     use pb::tensor_proto::DataType as D;
     let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
     let count: usize = shape.iter().product();
@@ -232,6 +256,18 @@ fn tensor_values(t: &TensorProto) -> Result<Constant> {
         Some(D::Int64) => (t.int64_data.iter().map(|&v| v as f64).collect(), 0.0),
         Some(D::Int32) if !raw.is_empty() => (from_raw(4, &|b| i32::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
         Some(D::Int32) => (t.int32_data.iter().map(|&v| v as f64).collect(), 0.0),
+        // Quantised weights and masks: 8- and 16-bit integers and booleans, in raw bytes or
+        // widened into int32_data; wider unsigned ones in raw bytes or uint64_data.
+        Some(D::Int8) if !raw.is_empty() => (raw.iter().map(|&b| b as i8 as f64).collect(), 0.0),
+        Some(D::Uint8) | Some(D::Bool) if !raw.is_empty() => (raw.iter().map(|&b| b as f64).collect(), 0.0),
+        Some(D::Int16) if !raw.is_empty() => (from_raw(2, &|b| i16::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
+        Some(D::Uint16) if !raw.is_empty() => (from_raw(2, &|b| u16::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
+        Some(D::Uint32) if !raw.is_empty() => (from_raw(4, &|b| u32::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
+        Some(D::Uint64) if !raw.is_empty() => (from_raw(8, &|b| u64::from_le_bytes(b.try_into().unwrap()) as f64), 0.0),
+        Some(D::Int8) | Some(D::Uint8) | Some(D::Bool) | Some(D::Int16) | Some(D::Uint16) => {
+            (t.int32_data.iter().map(|&v| v as f64).collect(), 0.0)
+        }
+        Some(D::Uint32) | Some(D::Uint64) => (t.uint64_data.iter().map(|&v| v as f64).collect(), 0.0),
         _ => bail!(
             "tensor {} has data type {} which blindspot does not read",
             t.name,

@@ -14,6 +14,7 @@ pub const IR_VERSION: i64 = 7;
 /// ONNX TensorProto.DataType values used here.
 const DT_FLOAT: i64 = 1;
 const DT_INT64: i64 = 7;
+const DT_INT8: i64 = 3;
 
 // ---------------------------------------------------------------------------
 // Model description
@@ -70,6 +71,8 @@ impl Node {
 pub enum TensorData {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    /// Quantised weights.
+    I8(Vec<i8>),
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +150,16 @@ impl ModelSpec {
             name: name.to_string(),
             dims: dims.to_vec(),
             data: TensorData::I64(data),
+        });
+        self
+    }
+
+    pub fn init_i8(&mut self, name: &str, dims: &[i64], data: Vec<i8>) -> &mut Self {
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
+        self.initializers.push(Initializer {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data: TensorData::I8(data),
         });
         self
     }
@@ -316,6 +329,7 @@ fn raw_bytes(t: &Initializer) -> Vec<u8> {
     match &t.data {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
     }
 }
 
@@ -328,6 +342,7 @@ fn encode_tensor(t: &Initializer, external: &mut dyn FnMut(&Initializer, &mut Pb
         match t.data {
             TensorData::F32(_) => DT_FLOAT,
             TensorData::I64(_) => DT_INT64,
+            TensorData::I8(_) => DT_INT8,
         },
     );
     p.str(8, &t.name); // TensorProto.name

@@ -1,0 +1,615 @@
+//! Constant folding: every node whose inputs are all constants is evaluated once and replaced by
+//! an initializer holding its value, so that weights, pads and shapes an exporter computes in the
+//! graph (`Cast(int8) → Mul(scale)`, `DequantizeLinear` of int8 weights, pads through a chain of
+//! Casts) look like initializers to the front-end walk and the gradient engine.
+//!
+//! Only blindspot's own reading of the graph is folded: tract runs the model as written, so the
+//! verification of a collision never depends on this pass. Values are computed in f64 and
+//! rounded to the node's output type after every op (f32 arithmetic rounds once per op, as
+//! runtimes do). A node whose op or attributes are not handled here stays as it is.
+
+use crate::onnx_graph::{attr_int, attr_ints, OnnxGraph};
+use anyhow::{bail, Context, Result};
+use std::collections::{HashMap, HashSet};
+use tract_onnx::pb::{tensor_proto::DataType as D, NodeProto, TensorProto};
+
+/// A constant tensor during folding.
+#[derive(Clone, Debug)]
+struct Value {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+    /// ONNX element type.
+    dtype: i32,
+}
+
+impl Value {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn ints(&self) -> Vec<i64> {
+        self.data.iter().map(|&v| v as i64).collect()
+    }
+}
+
+/// Folds every constant node of `g` into an initializer; returns how many were folded.
+pub fn fold_constants(g: &mut OnnxGraph) -> Result<usize> {
+    let outputs: HashSet<String> = g.graph.output.iter().map(|o| o.name.clone()).collect();
+    let mut known: HashMap<String, Value> = HashMap::new();
+    let mut folded: Vec<usize> = vec![];
+    let mut new_initializers: Vec<TensorProto> = vec![];
+    for (i, node) in g.graph.node.iter().enumerate() {
+        if node.op_type == "Constant" || !node.domain.is_empty() && node.domain != "ai.onnx" {
+            continue;
+        }
+        if node.output.iter().any(|o| outputs.contains(o)) || node.input.iter().all(|x| x.is_empty()) {
+            continue;
+        }
+        let mut inputs = Vec::with_capacity(node.input.len());
+        let mut all_constant = true;
+        for name in &node.input {
+            if name.is_empty() {
+                inputs.push(None);
+                continue;
+            }
+            if !known.contains_key(name) {
+                match (g.constant(name), g.constant_type(name)) {
+                    (Ok(Some(c)), Some(dtype)) => {
+                        known.insert(
+                            name.clone(),
+                            Value {
+                                shape: c.shape,
+                                data: c.values,
+                                dtype,
+                            },
+                        );
+                    }
+                    _ => {
+                        all_constant = false;
+                        break;
+                    }
+                }
+            }
+            inputs.push(known.get(name).cloned());
+        }
+        if !all_constant {
+            continue;
+        }
+        let Ok(results) = evaluate(node, &inputs, g.opset) else {
+            continue;
+        };
+        for (name, value) in node.output.iter().zip(results) {
+            new_initializers.push(to_tensor(name, &value));
+            known.insert(name.clone(), value);
+        }
+        folded.push(i);
+    }
+    let count = folded.len();
+    if count > 0 {
+        let gone: HashSet<usize> = folded.into_iter().collect();
+        let nodes = std::mem::take(&mut g.graph.node);
+        g.graph.node = nodes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !gone.contains(i))
+            .map(|(_, n)| n)
+            .collect();
+        g.graph.initializer.extend(new_initializers);
+        g.reindex();
+    }
+    Ok(count)
+}
+
+fn evaluate(node: &NodeProto, inputs: &[Option<Value>], opset: i64) -> Result<Vec<Value>> {
+    let input = |k: usize| -> Result<&Value> { inputs.get(k).and_then(|v| v.as_ref()).context("missing input") };
+    let x = input(0)?;
+    let out = match node.op_type.as_str() {
+        "Identity" => x.clone(),
+        "Cast" => {
+            let to = attr_int(node, "to", 0) as i32;
+            cast(x, to)?
+        }
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" if inputs.len() == 2 => {
+            let y = input(1)?;
+            let integer = is_integer(x.dtype);
+            let f = |a: f64, b: f64| -> f64 {
+                match node.op_type.as_str() {
+                    "Add" => a + b,
+                    "Sub" => a - b,
+                    "Mul" => a * b,
+                    "Div" if integer => (a / b).trunc(),
+                    "Div" => a / b,
+                    "Pow" => a.powf(b),
+                    "Max" => a.max(b),
+                    _ => a.min(b),
+                }
+            };
+            let v = broadcast(x, y, &f)?;
+            round_to(v, x.dtype)?
+        }
+        "Neg" | "Sqrt" | "Reciprocal" | "Abs" => {
+            let f = |a: f64| match node.op_type.as_str() {
+                "Neg" => -a,
+                "Sqrt" => a.sqrt(),
+                "Reciprocal" => 1.0 / a,
+                _ => a.abs(),
+            };
+            round_to(
+                Value {
+                    data: x.data.iter().map(|&a| f(a)).collect(),
+                    ..x.clone()
+                },
+                x.dtype,
+            )?
+        }
+        "Reshape" => {
+            let spec = input(1)?.ints();
+            let allow_zero = attr_int(node, "allowzero", 0) != 0;
+            reshaped(x, reshape_dims(&x.shape, &spec, allow_zero)?)?
+        }
+        "Flatten" => {
+            let axis = axis_index(attr_int(node, "axis", 1), x.shape.len() + 1)?;
+            let outer: usize = x.shape[..axis].iter().product();
+            reshaped(x, vec![outer, x.len() / outer.max(1)])?
+        }
+        "Unsqueeze" => {
+            let axes = axes_of(node, inputs, opset, 13)?.context("Unsqueeze needs axes")?;
+            let rank = x.shape.len() + axes.len();
+            let mut axes: Vec<usize> = axes.iter().map(|&a| axis_index(a, rank)).collect::<Result<_>>()?;
+            axes.sort_unstable();
+            let mut shape = x.shape.clone();
+            for a in axes {
+                shape.insert(a, 1);
+            }
+            reshaped(x, shape)?
+        }
+        "Squeeze" => {
+            let rank = x.shape.len();
+            let axes: Vec<usize> = match axes_of(node, inputs, opset, 13)? {
+                Some(a) => a.iter().map(|&a| axis_index(a, rank)).collect::<Result<_>>()?,
+                None => (0..rank).filter(|&a| x.shape[a] == 1).collect(),
+            };
+            if axes.iter().any(|&a| x.shape[a] != 1) {
+                bail!("Squeeze of a dimension that is not 1");
+            }
+            let shape = (0..rank).filter(|a| !axes.contains(a)).map(|a| x.shape[a]).collect();
+            reshaped(x, shape)?
+        }
+        "Transpose" => {
+            let rank = x.shape.len();
+            let perm: Vec<usize> = match attr_ints(node, "perm") {
+                Some(p) => p.iter().map(|&a| axis_index(a, rank)).collect::<Result<_>>()?,
+                None => (0..rank).rev().collect(),
+            };
+            transpose(x, &perm)?
+        }
+        "Concat" => {
+            let values: Vec<&Value> = (0..inputs.len()).map(input).collect::<Result<_>>()?;
+            let axis = axis_index(attr_int(node, "axis", 0), x.shape.len())?;
+            concat(&values, axis)?
+        }
+        "Gather" => {
+            let indices = input(1)?;
+            let axis = axis_index(attr_int(node, "axis", 0), x.shape.len())?;
+            gather(x, indices, axis)?
+        }
+        "Shape" => {
+            let rank = x.shape.len() as i64;
+            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clamp(attr_int(node, "start", 0));
+            let end = clamp(attr_int(node, "end", rank));
+            let dims: Vec<f64> = x.shape[start..end.max(start)].iter().map(|&d| d as f64).collect();
+            Value {
+                shape: vec![dims.len()],
+                data: dims,
+                dtype: D::Int64 as i32,
+            }
+        }
+        "Slice" if opset >= 10 => {
+            let starts = input(1)?.ints();
+            let ends = input(2)?.ints();
+            let axes = match inputs.get(3).and_then(|v| v.as_ref()) {
+                Some(a) => a.ints(),
+                None => (0..starts.len() as i64).collect(),
+            };
+            let steps = match inputs.get(4).and_then(|v| v.as_ref()) {
+                Some(s) => s.ints(),
+                None => vec![1; starts.len()],
+            };
+            slice(x, &starts, &ends, &axes, &steps)?
+        }
+        "ConstantOfShape" => {
+            let shape: Vec<usize> = x.ints().iter().map(|&d| d.max(0) as usize).collect();
+            let fill = node
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref())
+                .map(|t| -> Result<(f64, i32)> {
+                    let c = crate::onnx_graph::tensor_values(t)?;
+                    Ok((c.values.first().copied().unwrap_or(0.0), t.data_type))
+                })
+                .transpose()?
+                .unwrap_or((0.0, D::Float as i32));
+            let n = shape.iter().product();
+            Value {
+                shape,
+                data: vec![fill.0; n],
+                dtype: fill.1,
+            }
+        }
+        "DequantizeLinear" => dequantize(node, x, input(1)?, inputs.get(2).and_then(|v| v.as_ref()))?,
+        "QuantizeLinear" => quantize(node, x, input(1)?, inputs.get(2).and_then(|v| v.as_ref()))?,
+        other => bail!("{other} is not folded"),
+    };
+    Ok(vec![out])
+}
+
+fn is_integer(dtype: i32) -> bool {
+    !matches!(
+        D::try_from(dtype),
+        Ok(D::Float) | Ok(D::Double) | Ok(D::Float16) | Ok(D::Bfloat16)
+    )
+}
+
+/// The value rounded to what `dtype` holds (f32 rounding for FLOAT; integers saturate).
+fn round_to(mut v: Value, dtype: i32) -> Result<Value> {
+    let (lo, hi): (f64, f64) = match D::try_from(dtype).ok().context("unknown type")? {
+        D::Float => {
+            v.data.iter_mut().for_each(|a| *a = *a as f32 as f64);
+            (f64::NEG_INFINITY, f64::INFINITY)
+        }
+        D::Double => (f64::NEG_INFINITY, f64::INFINITY),
+        D::Int8 => (-128.0, 127.0),
+        D::Uint8 => (0.0, 255.0),
+        D::Int16 => (-32768.0, 32767.0),
+        D::Uint16 => (0.0, 65535.0),
+        D::Int32 => (i32::MIN as f64, i32::MAX as f64),
+        D::Uint32 => (0.0, u32::MAX as f64),
+        D::Int64 | D::Uint64 => (f64::MIN, f64::MAX),
+        D::Bool => {
+            v.data.iter_mut().for_each(|a| *a = (*a != 0.0) as u8 as f64);
+            (0.0, 1.0)
+        }
+        other => bail!("type {other:?} is not folded"),
+    };
+    if is_integer(dtype) {
+        v.data.iter_mut().for_each(|a| *a = a.trunc().clamp(lo, hi));
+    }
+    v.dtype = dtype;
+    Ok(v)
+}
+
+fn cast(x: &Value, to: i32) -> Result<Value> {
+    round_to(x.clone(), to)
+}
+
+fn axis_index(axis: i64, rank: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank {
+        bail!("axis {axis} outside rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+/// Axes from the attribute (before `input_from`) or the second input.
+fn axes_of(node: &NodeProto, inputs: &[Option<Value>], opset: i64, input_from: i64) -> Result<Option<Vec<i64>>> {
+    if opset >= input_from {
+        Ok(inputs.get(1).and_then(|v| v.as_ref()).map(|v| v.ints()))
+    } else {
+        Ok(attr_ints(node, "axes"))
+    }
+}
+
+fn reshape_dims(shape: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<usize>> {
+    let total: usize = shape.iter().product();
+    let mut dims: Vec<Option<usize>> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d {
+            -1 => Ok(None),
+            0 if !allow_zero => shape.get(i).copied().map(Some).context("0 beyond the rank"),
+            d if d >= 0 => Ok(Some(d as usize)),
+            _ => bail!("dimension {d}"),
+        })
+        .collect::<Result<_>>()?;
+    let known: usize = dims.iter().flatten().product();
+    if let Some(slot) = dims.iter_mut().find(|d| d.is_none()) {
+        if known == 0 || total % known != 0 {
+            bail!("cannot infer -1");
+        }
+        *slot = Some(total / known);
+    }
+    Ok(dims.into_iter().map(|d| d.unwrap_or(0)).collect())
+}
+
+fn reshaped(x: &Value, shape: Vec<usize>) -> Result<Value> {
+    if shape.iter().product::<usize>() != x.len() {
+        bail!("reshape to {shape:?} of {} values", x.len());
+    }
+    Ok(Value { shape, ..x.clone() })
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// numpy-style broadcasting of a binary op.
+fn broadcast(x: &Value, y: &Value, f: &dyn Fn(f64, f64) -> f64) -> Result<Value> {
+    let rank = x.shape.len().max(y.shape.len());
+    let pad = |s: &[usize]| -> Vec<usize> {
+        std::iter::repeat_n(1, rank - s.len())
+            .chain(s.iter().copied())
+            .collect()
+    };
+    let (xs, ys) = (pad(&x.shape), pad(&y.shape));
+    let mut shape = vec![0; rank];
+    for i in 0..rank {
+        shape[i] = match (xs[i], ys[i]) {
+            (a, b) if a == b => a,
+            (1, b) => b,
+            (a, 1) => a,
+            (a, b) => bail!("shapes {a} and {b} do not broadcast"),
+        };
+    }
+    let (sx, sy, so) = (strides(&xs), strides(&ys), strides(&shape));
+    let n: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(n);
+    for k in 0..n {
+        let (mut ix, mut iy) = (0, 0);
+        for d in 0..rank {
+            let c = k / so[d] % shape[d];
+            if xs[d] > 1 {
+                ix += c * sx[d];
+            }
+            if ys[d] > 1 {
+                iy += c * sy[d];
+            }
+        }
+        data.push(f(x.data[ix], y.data[iy]));
+    }
+    Ok(Value {
+        shape,
+        data,
+        dtype: x.dtype,
+    })
+}
+
+fn transpose(x: &Value, perm: &[usize]) -> Result<Value> {
+    let rank = x.shape.len();
+    if perm.len() != rank {
+        bail!("perm of the wrong length");
+    }
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+    let (si, so) = (strides(&x.shape), strides(&shape));
+    let data = (0..x.len())
+        .map(|k| {
+            let index: usize = (0..rank).map(|d| (k / so[d] % shape[d]) * si[perm[d]]).sum();
+            x.data[index]
+        })
+        .collect();
+    Ok(Value {
+        shape,
+        data,
+        dtype: x.dtype,
+    })
+}
+
+fn concat(values: &[&Value], axis: usize) -> Result<Value> {
+    let first = values[0];
+    let mut shape = first.shape.clone();
+    shape[axis] = values.iter().map(|v| v.shape.get(axis).copied().unwrap_or(0)).sum();
+    let outer: usize = first.shape[..axis].iter().product();
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for v in values {
+            if v.shape.len() != first.shape.len() {
+                bail!("Concat of different ranks");
+            }
+            let inner: usize = v.shape[axis..].iter().product();
+            data.extend_from_slice(&v.data[o * inner..(o + 1) * inner]);
+        }
+    }
+    Ok(Value {
+        shape,
+        data,
+        dtype: first.dtype,
+    })
+}
+
+fn gather(x: &Value, indices: &Value, axis: usize) -> Result<Value> {
+    let dim = x.shape[axis] as i64;
+    let outer: usize = x.shape[..axis].iter().product();
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut shape: Vec<usize> = x.shape[..axis].to_vec();
+    shape.extend(&indices.shape);
+    shape.extend(&x.shape[axis + 1..]);
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for &i in &indices.data {
+            let i = i as i64;
+            let i = if i < 0 { i + dim } else { i };
+            if !(0..dim).contains(&i) {
+                bail!("index {i} out of range");
+            }
+            let start = (o * dim as usize + i as usize) * inner;
+            data.extend_from_slice(&x.data[start..start + inner]);
+        }
+    }
+    Ok(Value {
+        shape,
+        data,
+        dtype: x.dtype,
+    })
+}
+
+fn slice(x: &Value, starts: &[i64], ends: &[i64], axes: &[i64], steps: &[i64]) -> Result<Value> {
+    let rank = x.shape.len();
+    let mut ranges: Vec<(i64, i64, i64)> = x.shape.iter().map(|&d| (0, d as i64, 1)).collect();
+    for k in 0..starts.len() {
+        let axis = axis_index(axes[k], rank)?;
+        let dim = x.shape[axis] as i64;
+        let step = steps[k];
+        if step == 0 {
+            bail!("step 0");
+        }
+        let norm = |v: i64| if v < 0 { v + dim } else { v };
+        let (start, end) = if step > 0 {
+            (norm(starts[k]).clamp(0, dim), norm(ends[k]).clamp(0, dim))
+        } else {
+            (norm(starts[k]).clamp(-1, dim - 1), norm(ends[k]).clamp(-1, dim - 1))
+        };
+        ranges[axis] = (start, end, step);
+    }
+    let picks: Vec<Vec<usize>> = ranges
+        .iter()
+        .map(|&(s, e, st)| {
+            let mut v = vec![];
+            let mut i = s;
+            while (st > 0 && i < e) || (st < 0 && i > e) {
+                v.push(i as usize);
+                i += st;
+            }
+            v
+        })
+        .collect();
+    let shape: Vec<usize> = picks.iter().map(Vec::len).collect();
+    let (si, so) = (strides(&x.shape), strides(&shape));
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|k| {
+            let index: usize = (0..rank).map(|d| picks[d][k / so[d] % shape[d]] * si[d]).sum();
+            x.data[index]
+        })
+        .collect();
+    Ok(Value {
+        shape,
+        data,
+        dtype: x.dtype,
+    })
+}
+
+/// Index of the scale (and zero point) for element `k` of `x`: per tensor, per axis, or per block
+/// along the axis (opset 21).
+fn quantisation_index(x: &Value, scale: &Value, node: &NodeProto) -> Result<Box<dyn Fn(usize) -> usize>> {
+    if scale.len() == 1 {
+        return Ok(Box::new(|_| 0));
+    }
+    let rank = x.shape.len();
+    let axis = axis_index(attr_int(node, "axis", 1), rank)?;
+    let block = attr_int(node, "block_size", 0);
+    let sx = strides(&x.shape);
+    let shape = x.shape.clone();
+    if block <= 0 {
+        if scale.shape.len() != 1 || scale.len() != x.shape[axis] {
+            bail!(
+                "per-axis scale of {} values for a dimension of {}",
+                scale.len(),
+                x.shape[axis]
+            );
+        }
+        return Ok(Box::new(move |k| k / sx[axis] % shape[axis]));
+    }
+    let block = block as usize;
+    if scale.shape.len() != rank || scale.shape[axis] != shape[axis].div_ceil(block) {
+        bail!("blockwise scale of shape {:?} for {:?}", scale.shape, shape);
+    }
+    let ss = strides(&scale.shape);
+    Ok(Box::new(move |k| {
+        (0..rank)
+            .map(|d| {
+                let c = k / sx[d] % shape[d];
+                (if d == axis { c / block } else { c }) * ss[d]
+            })
+            .sum()
+    }))
+}
+
+fn dequantize(node: &NodeProto, x: &Value, scale: &Value, zero: Option<&Value>) -> Result<Value> {
+    let index = quantisation_index(x, scale, node)?;
+    let data = (0..x.len())
+        .map(|k| {
+            let j = index(k);
+            (x.data[k] - zero.map_or(0.0, |z| z.data[j])) * scale.data[j]
+        })
+        .collect();
+    round_to(
+        Value {
+            shape: x.shape.clone(),
+            data,
+            dtype: scale.dtype,
+        },
+        scale.dtype,
+    )
+}
+
+fn quantize(node: &NodeProto, x: &Value, scale: &Value, zero: Option<&Value>) -> Result<Value> {
+    let index = quantisation_index(x, scale, node)?;
+    let dtype = zero.map_or(D::Uint8 as i32, |z| z.dtype);
+    let data = (0..x.len())
+        .map(|k| {
+            let j = index(k);
+            // Round half to even, as ONNX specifies.
+            let q = (x.data[k] / scale.data[j]).round_ties_even();
+            q + zero.map_or(0.0, |z| z.data[j])
+        })
+        .collect();
+    round_to(
+        Value {
+            shape: x.shape.clone(),
+            data,
+            dtype,
+        },
+        dtype,
+    )
+}
+
+/// The value as an initializer named `name`, in its own element type.
+fn to_tensor(name: &str, v: &Value) -> TensorProto {
+    let dtype = D::try_from(v.dtype).unwrap_or(D::Float);
+    let (data_type, raw): (D, Vec<u8>) = match dtype {
+        D::Double => (D::Double, v.data.iter().flat_map(|&a| a.to_le_bytes()).collect()),
+        D::Int64 => (
+            D::Int64,
+            v.data.iter().flat_map(|&a| (a as i64).to_le_bytes()).collect(),
+        ),
+        D::Uint64 => (
+            D::Uint64,
+            v.data.iter().flat_map(|&a| (a as u64).to_le_bytes()).collect(),
+        ),
+        D::Int32 => (
+            D::Int32,
+            v.data.iter().flat_map(|&a| (a as i32).to_le_bytes()).collect(),
+        ),
+        D::Uint32 => (
+            D::Uint32,
+            v.data.iter().flat_map(|&a| (a as u32).to_le_bytes()).collect(),
+        ),
+        D::Int16 => (
+            D::Int16,
+            v.data.iter().flat_map(|&a| (a as i16).to_le_bytes()).collect(),
+        ),
+        D::Uint16 => (
+            D::Uint16,
+            v.data.iter().flat_map(|&a| (a as u16).to_le_bytes()).collect(),
+        ),
+        D::Int8 => (D::Int8, v.data.iter().map(|&a| a as i8 as u8).collect()),
+        D::Uint8 | D::Bool => (dtype, v.data.iter().map(|&a| a as u8).collect()),
+        // f32 values (f16 ones widened: exact) as FLOAT.
+        _ => (
+            D::Float,
+            v.data.iter().flat_map(|&a| (a as f32).to_le_bytes()).collect(),
+        ),
+    };
+    TensorProto {
+        name: name.to_string(),
+        dims: v.shape.iter().map(|&d| d as i64).collect(),
+        data_type: data_type as i32,
+        raw_data: raw,
+        ..Default::default()
+    }
+}
