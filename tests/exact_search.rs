@@ -37,6 +37,18 @@ fn random_case(rows: usize, cols: usize, seed: u64) -> (BlockOperator, NullSpace
     (op, ns, x)
 }
 
+/// A collision: inside [0, 1] exactly, and the layer's output unchanged to rounding.
+fn assert_collision(op: &BlockOperator, x: &[f64], z: &[f64], seed: u64) {
+    assert!(
+        z.iter().all(|v| (0.0..=1.0).contains(v)),
+        "seed {seed}: outside the box"
+    );
+    let (ax, az) = (op.apply_vec(x), op.apply_vec(z));
+    let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+        / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
+    assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+}
+
 /// Solves the equality-constrained projection min ½‖a − c‖² s.t. n_jᵀ a = b_j (j in `set`) by
 /// the normal equations; `None` where the normals are dependent.
 fn equality_projection(normals: &[Vec<f64>], offsets: &[f64], c: &[f64]) -> Option<Vec<f64>> {
@@ -230,11 +242,7 @@ fn far_corner_lp_matches_the_best_vertex() {
             far.bound
         );
         // A collision: inside the box exactly, the layer's output unchanged.
-        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
-        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
-        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
-            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
-        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+        assert_collision(&op, &x, &found.z, seed);
     }
 }
 
@@ -365,11 +373,7 @@ fn far_corner_lp_from_a_degenerate_vertex_matches_the_best_vertex_and_certifies_
                 lp.bound
             );
         }
-        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
-        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
-        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
-            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
-        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+        assert_collision(&op, &x, &found.z, seed);
     }
     // Both outcomes occur: vertices with room to move and vertices that are the whole polytope.
     assert!(with_room > 0 && with_room < 40, "{with_room} of 40 with room");
@@ -420,11 +424,7 @@ fn l1_closest_collision_matches_the_best_point_of_the_arrangement() {
             "seed {seed}: gap {}",
             found.report.kkt_residual
         );
-        assert!(found.z.iter().all(|v| (0.0..=1.0).contains(v)));
-        let (ax, az) = (op.apply_vec(&x), op.apply_vec(&found.z));
-        let rel = ax.iter().zip(&az).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
-            / ax.iter().map(|a| a.abs()).fold(0.0, f64::max);
-        assert!(rel < 1e-12, "seed {seed}: A z − A x relative {rel}");
+        assert_collision(&op, &x, &found.z, seed);
     }
 }
 

@@ -6,6 +6,7 @@
 
 use blindspot::audit::front_end_null_space;
 use blindspot::linop::LinearOperator;
+use blindspot::nullspace::Decomposition;
 use blindspot::preprocess::{decode_image, Pixels};
 use blindspot::search::blockwise::{CollisionSet, PixelRange};
 use blindspot::{open, FrontEnd, Preprocess, RankRule};
@@ -57,15 +58,14 @@ fn relative_front_end_change(fe: &FrontEnd, x: &[f64], z: &[f64]) -> f64 {
     diff / ax.iter().map(|a| a * a).sum::<f64>().sqrt()
 }
 
-#[test]
-fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
-    let (Some(model_path), Some(photo), Some(target)) = (
-        cached("vit_s_focus.onnx"),
-        cached("astronaut.png"),
-        cached("coffee.png"),
-    ) else {
-        return;
-    };
+/// The ViT-S/14's front end and blocks, the astronaut and coffee crops the reference was
+/// computed on, and the reference; `None` before scripts/fetch-models.sh.
+fn astronaut_crop() -> Option<(FrontEnd, Decomposition, Pixels, Pixels, serde_json::Value)> {
+    let (model_path, photo, target) = (
+        cached("vit_s_focus.onnx")?,
+        cached("astronaut.png")?,
+        cached("coffee.png")?,
+    );
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -77,8 +77,16 @@ fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
     let (_, fe) = open(&model_path, None, &imagenet()).unwrap();
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
     let decomposition = ns.decomposition().unwrap();
-    assert_eq!(decomposition.blocks.len(), 256);
     let (x, t) = (crop(&photo, &fe), crop(&target, &fe));
+    Some((fe, decomposition, x, t, reference))
+}
+
+#[test]
+fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
+    let Some((fe, decomposition, x, t, reference)) = astronaut_crop() else {
+        return;
+    };
+    assert_eq!(decomposition.blocks.len(), 256);
     let (lo, hi) = (vec![0.0; x.data.len()], vec![1.0; x.data.len()]);
     let set = CollisionSet::new(&decomposition, &x.data, PixelRange { lo: &lo, hi: &hi });
 
@@ -160,25 +168,9 @@ fn vit_s14_blocks_agree_with_highs_and_clarabel_on_a_saturated_photo() {
 
 #[test]
 fn vit_s14_target_l2_and_l1_equal_clarabel_and_highs_and_beat_the_slsqp_recipe() {
-    let (Some(model_path), Some(photo), Some(target)) = (
-        cached("vit_s_focus.onnx"),
-        cached("astronaut.png"),
-        cached("coffee.png"),
-    ) else {
+    let Some((fe, decomposition, x, t, reference)) = astronaut_crop() else {
         return;
     };
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/exact_search_reference.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let (_, fe) = open(&model_path, None, &imagenet()).unwrap();
-    let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
-    let decomposition = ns.decomposition().unwrap();
-    let (x, t) = (crop(&photo, &fe), crop(&target, &fe));
     let (lo, hi) = (vec![0.0; x.data.len()], vec![1.0; x.data.len()]);
     let set = CollisionSet::new(&decomposition, &x.data, PixelRange { lo: &lo, hi: &hi });
     let whole = &reference["whole_crop"];

@@ -156,12 +156,16 @@ impl<'a> CollisionSet<'a> {
                 solve(&b.polytope, &c)
             })
             .collect();
-        let free: Vec<f64> = self
-            .free
+        let free = self.free_closest_to(w);
+        self.assemble(results, &free, None)
+    }
+
+    /// The free pixels closest to `w` in any distance: each one's value clamped to its range.
+    fn free_closest_to(&self, w: &[f64]) -> Vec<f64> {
+        self.free
             .iter()
             .map(|&k| w[k].clamp(self.range.lo[k], self.range.hi[k]))
-            .collect();
-        self.assemble(results, &free, None)
+            .collect()
     }
 
     /// The collision closest to `w` in weighted L1 (Σ ωᵢ |zᵢ − wᵢ|, ω = `weight` per pixel): the
@@ -183,11 +187,7 @@ impl<'a> CollisionSet<'a> {
                 }
             })
             .collect();
-        let free: Vec<f64> = self
-            .free
-            .iter()
-            .map(|&k| w[k].clamp(self.range.lo[k], self.range.hi[k]))
-            .collect();
+        let free = self.free_closest_to(w);
         let mut out = self.assemble(results, &free, None);
         out.report.solver = SOLVER_L1;
         out.report.objective = (0..w.len()).map(|k| weight[k] * (out.z[k] - w[k]).abs()).sum();
