@@ -315,7 +315,7 @@ fn reshape_dims(shape: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<u
         .collect::<Result<_>>()?;
     let known: usize = dims.iter().flatten().product();
     if let Some(slot) = dims.iter_mut().find(|d| d.is_none()) {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             bail!("cannot infer -1");
         }
         *slot = Some(total / known);

@@ -119,6 +119,15 @@ impl Preprocess {
             Layout::Nchw => (shape[1], shape[2], shape[3]),
             Layout::Nhwc => (shape[3], shape[1], shape[2]),
         };
+        // An image has 1 (grey), 3 (colour) or 4 (with alpha) channels; a requested layout that
+        // puts anything else there reads the tensor wrongly.
+        if self.layout.is_some() && !matches!(c, 1 | 3 | 4) {
+            let (flag, axis) = match layout {
+                Layout::Nchw => ("nchw", "second"),
+                Layout::Nhwc => ("nhwc", "last"),
+            };
+            bail!("--layout {flag} reads the {axis} dimension of the input shape {shape:?} as channels, but an image has 1, 3 or 4, not {c}");
+        }
         Ok(Grid {
             height: h,
             width: w,

@@ -233,6 +233,12 @@ fn inputs_that_are_not_images_are_refused_before_any_work() {
         "more values than blindspot's pixel maps can hold",
     );
     assert_clean_failure(&["audit", s(&mlp), "--input-shape", "1,64"], "the rank differs");
+    let patch = d.join("patch.onnx");
+    std::fs::write(&patch, ob::patch_conv_nchw_normalised(2)).unwrap();
+    assert_clean_failure(
+        &["audit", s(&patch), "--layout", "nhwc"],
+        "an image has 1, 3 or 4, not 12",
+    );
 }
 
 #[test]
