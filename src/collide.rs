@@ -7,7 +7,7 @@ use crate::npy::{encode_f32, write_atomic};
 use crate::nullspace::{NullSpace, RankRule};
 use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::search::{psnr, search, Distance, Mode, Projection, SearchOptions};
-use crate::verify::{control_perturbation, Comparison, Verifier};
+use crate::verify::{control_perturbation, pixel_distances, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -281,28 +281,38 @@ pub fn collide_pixels(
             searched.method
         );
     }
-    let found = search(
-        searched,
-        x,
-        req.mode,
-        target.as_ref().map(|t| t.0.data.as_slice()),
-        &opts,
-        &mut rng,
-        progress,
-    );
-
-    let no_room = found.first().and_then(|p| p.no_room());
     let original_tensor = to_tensor(&fe.preprocess_map, x);
-    let verifier = Verifier::new(model, fe.output_value.as_deref(), &original_tensor)?;
+    // The model's run on the image does not depend on the search: it runs beside it.
+    let (found, verifier) = std::thread::scope(|scope| {
+        let verifier = scope.spawn(|| Verifier::new(model, fe.output_value.as_deref(), &original_tensor));
+        let found = search(
+            searched,
+            x,
+            req.mode,
+            target.as_ref().map(|t| t.0.data.as_slice()),
+            &opts,
+            &mut rng,
+            progress,
+        );
+        (found, verifier.join())
+    });
+    let verifier = verifier.map_err(|_| anyhow::anyhow!("the model's run on the image panicked"))??;
+    let no_room = found.first().and_then(|p| p.no_room());
     let mut collisions = vec![];
     let mut tensors = vec![];
     let mut pixels = vec![];
     for (index, p) in found.into_iter().enumerate() {
         let tensor = to_tensor(&fe.preprocess_map, &p.z);
-        let comparison = verifier.compare(x, &p.z, &tensor)?;
+        // The control has the collision's L2, known before either runs: both go through the
+        // model at once.
+        let control_pixels = control_perturbation(x, pixel_distances(x, &p.z).0, &mut rng);
+        let control_tensor = to_tensor(&fe.preprocess_map, &control_pixels);
+        let (comparison, control) = rayon::join(
+            || verifier.compare(x, &p.z, &tensor),
+            || verifier.compare(x, &control_pixels, &control_tensor),
+        );
+        let (comparison, control) = (comparison?, control?);
         let comparison_l2 = comparison.l2;
-        let control_pixels = control_perturbation(x, comparison.l2, &mut rng);
-        let control = verifier.compare(x, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
         let psnr_to_target = target.as_ref().map(|t| psnr(&p.z, &t.0.data));
         let mean_abs_to_target = target.as_ref().map(|t| mean_abs_difference(&p.z, &t.0.data));
         collisions.push(CollisionRecord {
