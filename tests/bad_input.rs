@@ -1,7 +1,7 @@
 //! Bad input gets one line on stderr, exit code 2, no panic and no partial output.
 mod common;
 
-use common::cli::blindspot;
+use common::cli::{blindspot, collide_verified};
 
 use common::onnx_builder as ob;
 use std::path::Path;
@@ -297,23 +297,7 @@ fn external_data_is_read_from_beside_the_model_and_a_missing_or_short_file_is_na
     assert_eq!(external["nullity"], 9 * 42);
     assert_eq!(external["nullity"], inline["nullity"]);
     assert_eq!(external["smallest_singular_value"], inline["smallest_singular_value"]);
-    let (code, _, err) = blindspot(&[
-        "collide",
-        s(&path),
-        s(&image),
-        "--count",
-        "1",
-        "--out",
-        s(&out),
-        "--quiet",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let c = &report["collisions"][0];
-    let output_rel = c["outputs"][0]["rel_diff"].as_f64().unwrap();
-    let control_rel = c["control"]["outputs"][0]["rel_diff"].as_f64().unwrap();
-    assert!(output_rel < 1e-5 && control_rel > 100.0 * output_rel, "{c}");
+    collide_verified(&path, &image, &out);
 }
 
 #[test]
@@ -330,20 +314,7 @@ fn an_open_height_and_width_take_the_image_size() {
         .unwrap();
     // Without an image there is no size to take.
     assert_clean_failure(&["audit", s(&path)], "give --input-shape");
-    let out = d.join("out");
-    let (code, _, err) = blindspot(&[
-        "collide",
-        s(&path),
-        s(&image),
-        "--count",
-        "1",
-        "--quiet",
-        "--out",
-        s(&out),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = collide_verified(&path, &image, &d.join("out"));
     assert_eq!(report["input"]["shape"], serde_json::json!([1, 3, 12, 12]));
     assert_eq!(report["front_end"]["nullity"], 9 * 42);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use blindspot::onnx_graph::OnnxGraph;
-use common::cli::blindspot;
+use common::cli::{blindspot, collide_verified};
 use common::onnx_builder as ob;
 use ob::{ModelSpec, Node};
 use std::path::Path;
@@ -45,26 +45,6 @@ fn audit(path: &Path) -> serde_json::Value {
     let (code, out, err) = blindspot(&["audit", path.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{}: {err}", path.display());
     serde_json::from_str::<serde_json::Value>(&out).unwrap()["front_end"].clone()
-}
-
-fn collide_verified(path: &Path, image: &Path, out: &Path) {
-    let (code, _, err) = blindspot(&[
-        "collide",
-        path.to_str().unwrap(),
-        image.to_str().unwrap(),
-        "--count",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let c = &report["collisions"][0];
-    let output = c["outputs"][0]["rel_diff"].as_f64().unwrap();
-    let control = c["control"]["outputs"][0]["rel_diff"].as_f64().unwrap();
-    assert!(output < 1e-5 && control > 100.0 * output, "{c}");
 }
 
 #[test]
