@@ -103,6 +103,8 @@ pub struct ModelSpec {
     pub opset: i64,
     /// The graph input's element type (ONNX code; FLOAT unless a test needs another).
     pub input_elem_type: i64,
+    /// List every initializer among the graph's inputs too, as exporters before IR version 4 do.
+    pub initializers_as_inputs: bool,
 }
 
 impl ModelSpec {
@@ -115,6 +117,7 @@ impl ModelSpec {
             initializers: vec![],
             opset: OPSET,
             input_elem_type: DT_FLOAT,
+            initializers_as_inputs: false,
         }
     }
 
@@ -249,6 +252,16 @@ fn encode_model_with(m: &ModelSpec, external: &mut dyn FnMut(&Initializer, &mut 
         graph.msg(5, encode_tensor(i, external)); // GraphProto.initializer
     }
     graph.msg(11, encode_value_info(INPUT, m.input_elem_type, &m.input_shape)); // GraphProto.input
+    if m.initializers_as_inputs {
+        for i in &m.initializers {
+            let dtype = match i.data {
+                TensorData::F32(_) => DT_FLOAT,
+                TensorData::I64(_) => DT_INT64,
+                TensorData::I8(_) => DT_INT8,
+            };
+            graph.msg(11, encode_value_info(&i.name, dtype, &i.dims));
+        }
+    }
     graph.msg(12, encode_value_info(OUTPUT, DT_FLOAT, &m.output_shape)); // GraphProto.output
     model.msg(7, graph); // ModelProto.graph
     let mut opset = Pb::default();

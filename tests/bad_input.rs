@@ -318,3 +318,36 @@ fn an_open_height_and_width_take_the_image_size() {
     assert_eq!(report["input"]["shape"], serde_json::json!([1, 3, 12, 12]));
     assert_eq!(report["front_end"]["nullity"], 9 * 42);
 }
+
+#[test]
+fn initializers_listed_as_graph_inputs_are_constants() {
+    // Exporters before IR version 4 list every weight among the graph's inputs: the model still
+    // has one input, the image, and the same front end.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ob::patch_conv_nchw_normalised_spec(2);
+    let plain = dir.path().join("plain.onnx");
+    ob::write_model(&plain, &spec);
+    spec.initializers_as_inputs = true;
+    let listed = dir.path().join("listed.onnx");
+    ob::write_model(&listed, &spec);
+    let graph = blindspot::onnx_graph::OnnxGraph::from_bytes(&std::fs::read(&listed).unwrap()).unwrap();
+    assert!(graph.graph.input.len() > 4, "the weights are listed as inputs");
+    let audit = |p: &Path| {
+        let (code, out, err) = blindspot(&["audit", s(p), "--json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let (a, b) = (audit(&plain), audit(&listed));
+    assert_eq!(b["input"]["name"], a["input"]["name"]);
+    assert_eq!(b["front_end"]["nullity"], 9 * 42);
+    assert_eq!(
+        b["front_end"]["smallest_singular_value"],
+        a["front_end"]["smallest_singular_value"]
+    );
+    // tract runs it with the weights as constants too.
+    let image = dir.path().join("x.png");
+    image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([(x * 20) as u8, (y * 20) as u8, 90]))
+        .save(&image)
+        .unwrap();
+    collide_verified(&listed, &image, &dir.path().join("out"));
+}
