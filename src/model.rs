@@ -158,10 +158,18 @@ impl Model {
         let graph = OnnxGraph::from_proto(proto.clone()).with_context(|| format!("{}", path.display()))?;
         let inputs = graph.data_inputs();
         let [input] = inputs.as_slice() else {
+            let names: Vec<String> = inputs
+                .iter()
+                .map(|i| match OnnxGraph::declared_shape(i) {
+                    Some(d) => format!("{} {}", i.name, show_dims(&d)),
+                    None => i.name.clone(),
+                })
+                .collect();
             bail!(
-                "{}: blindspot handles models with one input; this one has {}",
+                "{}: blindspot handles models with one input; this one has {}: {}",
                 path.display(),
-                inputs.len()
+                inputs.len(),
+                names.join(", ")
             );
         };
         let input_name = input.name.clone();

@@ -105,6 +105,8 @@ pub struct ModelSpec {
     pub input_elem_type: i64,
     /// List every initializer among the graph's inputs too, as exporters before IR version 4 do.
     pub initializers_as_inputs: bool,
+    /// Further float graph inputs (name, shape) after the image input.
+    pub extra_inputs: Vec<(String, Vec<i64>)>,
 }
 
 impl ModelSpec {
@@ -118,6 +120,7 @@ impl ModelSpec {
             opset: OPSET,
             input_elem_type: DT_FLOAT,
             initializers_as_inputs: false,
+            extra_inputs: vec![],
         }
     }
 
@@ -252,6 +255,9 @@ fn encode_model_with(m: &ModelSpec, external: &mut dyn FnMut(&Initializer, &mut 
         graph.msg(5, encode_tensor(i, external)); // GraphProto.initializer
     }
     graph.msg(11, encode_value_info(INPUT, m.input_elem_type, &m.input_shape)); // GraphProto.input
+    for (name, shape) in &m.extra_inputs {
+        graph.msg(11, encode_value_info(name, DT_FLOAT, shape));
+    }
     if m.initializers_as_inputs {
         for i in &m.initializers {
             let dtype = match i.data {
