@@ -105,10 +105,7 @@ fn evaluate(node: &NodeProto, inputs: &[Option<Value>], opset: i64) -> Result<Ve
     let x = input(0)?;
     let out = match node.op_type.as_str() {
         "Identity" => x.clone(),
-        "Cast" => {
-            let to = attr_int(node, "to", 0) as i32;
-            cast(x, to)?
-        }
+        "Cast" => round_to(x.clone(), attr_int(node, "to", 0) as i32)?,
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" if inputs.len() == 2 => {
             let y = input(1)?;
             let integer = is_integer(x.dtype);
@@ -278,10 +275,6 @@ fn round_to(mut v: Value, dtype: i32) -> Result<Value> {
     }
     v.dtype = dtype;
     Ok(v)
-}
-
-fn cast(x: &Value, to: i32) -> Result<Value> {
-    round_to(x.clone(), to)
 }
 
 fn axis_index(axis: i64, rank: usize) -> Result<usize> {

@@ -432,11 +432,22 @@ impl BlockPolytope<'_> {
         }
     }
 
-    /// ‖g + Σ max(μ, 0) n‖ over the bounds held: what the multipliers leave of the LP's
-    /// stationarity condition, computed from the normals themselves.
-    fn stationarity(&self, g: &[f64], held: &[Bound], mu: &[f64], normal: &mut [f64]) -> f64 {
+    /// The largest ‖a‖ (= ‖N a‖) the box allows: what weak-duality bounds charge the rounding
+    /// left in their dual vector at.
+    pub fn largest_move(&self) -> f64 {
+        self.lo
+            .iter()
+            .zip(&self.hi)
+            .map(|(l, h)| l.abs().max(h.abs()).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// ‖g + Σ max(μ, 0) n‖ over the bounds held and their multipliers: what they leave of the
+    /// LP's stationarity condition, computed from the normals themselves.
+    fn stationarity(&self, g: &[f64], held: impl Iterator<Item = (Bound, f64)>, normal: &mut [f64]) -> f64 {
         let mut r = g.to_vec();
-        for (&b, &m) in held.iter().zip(mu) {
+        for (b, m) in held {
             self.normal_into(b, normal);
             for (ri, ni) in r.iter_mut().zip(normal.iter()) {
                 *ri += m.max(0.0) * ni;
@@ -483,13 +494,7 @@ impl BlockPolytope<'_> {
     pub fn maximise(&self, g_hat: &[f64], start: Vec<f64>, held: &[Bound]) -> LpSolution {
         let k = self.dim;
         let gn = dot(g_hat, g_hat).sqrt();
-        let scale = self
-            .lo
-            .iter()
-            .zip(&self.hi)
-            .map(|(l, h)| l.abs().max(h.abs()).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let scale = self.largest_move();
         let mut a = start;
         let mut delta = self.delta_of(&a);
         if gn == 0.0 {
@@ -656,7 +661,10 @@ impl BlockPolytope<'_> {
                 negative.min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
             };
             match worst {
-                None if refactorings < 3 && self.stationarity(&g, &active, &mu[..q], &mut normal) > 1e-9 => {
+                None if refactorings < 3
+                    && self.stationarity(&g, active.iter().copied().zip(mu[..q].iter().copied()), &mut normal)
+                        > 1e-9 =>
+                {
                     // The multipliers do not satisfy what they solve: R lost accuracy on nearly
                     // dependent normals (tiles of a convolution repeat rows). Factor the working
                     // set afresh, leaving out normals that are dependent to 1e-7 of their length
@@ -717,15 +725,7 @@ impl BlockPolytope<'_> {
                 active.iter().copied().zip(mu[..q].iter().copied()).collect()
             }
         };
-        let mut r = g.clone();
-        for &(bound, m) in &certificate {
-            self.normal_into(bound, &mut normal);
-            let m = m.max(0.0);
-            for (ri, ni) in r.iter_mut().zip(&normal) {
-                *ri += m * ni;
-            }
-        }
-        let residual = dot(&r, &r).sqrt();
+        let residual = self.stationarity(&g, certificate.iter().copied(), &mut normal);
         let delta = self.delta_of(&a);
         let value = dot(g_hat, &a);
         LpSolution {

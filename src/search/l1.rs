@@ -65,11 +65,10 @@ pub fn closest_l1(p: &BlockPolytope, d: &[f64], weight: &[f64]) -> L1Solution {
     let mut held: Vec<Bound> = vec![];
     let (mut iterations, mut rounds) = (0, 0);
     let mut multipliers: Vec<(Bound, f64)> = vec![];
-    let mut sub = p.clone();
     while rounds < ROUNDS_PER_PIXEL * rows + 8 {
         rounds += 1;
         let (sub_lo, sub_hi) = sub_box(&lo, &hi, d, &side);
-        sub = p.with_range(sub_lo, sub_hi);
+        let sub = p.with_range(sub_lo, sub_hi);
         let gradient: Vec<f64> = side.iter().zip(weight).map(|(s, w)| -s * w).collect();
         let lp = sub.maximise(&sub.coordinates_of(&gradient), a, &held);
         iterations += lp.iterations;
@@ -92,9 +91,9 @@ pub fn closest_l1(p: &BlockPolytope, d: &[f64], weight: &[f64]) -> L1Solution {
             .filter(|b| !crossing.contains(&b.pixel))
             .collect();
     }
-    let delta = sub.delta_of(&a);
+    let delta = p.delta_of(&a);
     let distance: f64 = (0..rows).map(|i| weight[i] * (delta[i] - d[i]).abs()).sum();
-    let lower_bound = certified_lower_bound(&sub, &side, &multipliers, (&lo, &hi), d, weight);
+    let lower_bound = certified_lower_bound(p, &side, &multipliers, d, weight);
     L1Solution {
         coordinates: a,
         delta,
@@ -133,15 +132,15 @@ fn is_breakpoint(b: Bound, side: &[f64], d: &[f64], lo: &[f64], hi: &[f64]) -> b
 
 /// Σᵢ min over [loᵢ, hiᵢ] of (wᵢ|s − dᵢ| + uᵢ s) for u = −σw + Σ μ (±eᵢ) from the LP's last
 /// multipliers, projected so that Nᵀu = 0 (what rounding leaves of Nᵀu is charged at the largest
-/// ‖a‖ the box allows).
+/// ‖a‖ the box allows); lo and hi are `p`'s whole range, not the last sub-box.
 fn certified_lower_bound(
     p: &BlockPolytope,
     side: &[f64],
     multipliers: &[(Bound, f64)],
-    (lo, hi): (&[f64], &[f64]),
     d: &[f64],
     weight: &[f64],
 ) -> f64 {
+    let (lo, hi) = (p.lo(), p.hi());
     let mut u: Vec<f64> = side.iter().zip(weight).map(|(s, w)| -s * w).collect();
     for &(b, m) in multipliers {
         u[b.pixel] += if b.upper { -m.max(0.0) } else { m.max(0.0) };
@@ -151,12 +150,7 @@ fn certified_lower_bound(
         *ui -= ni;
     }
     let left = p.coordinates_of(&u);
-    let scale = lo
-        .iter()
-        .zip(hi)
-        .map(|(l, h)| l.abs().max(h.abs()).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let scale = p.largest_move();
     let per_pixel: f64 = (0..d.len())
         .map(|i| {
             let f = |s: f64| weight[i] * (s - d[i]).abs() + u[i] * s;
