@@ -305,8 +305,19 @@ fn projection_equals_long_dykstra_on_a_larger_block() {
 
 /// Plain Dykstra between the affine set x + null space and the box, written out here.
 fn dykstra_oracle(ns: &NullSpace, x: &[f64], w: &[f64], iterations: usize) -> Vec<f64> {
+    dykstra_ball_oracle(ns, x, w, None, iterations)
+}
+
+/// Dykstra between the affine set, the box and (when given) the ball ‖z − centre‖ ≤ radius.
+fn dykstra_ball_oracle(
+    ns: &NullSpace,
+    x: &[f64],
+    w: &[f64],
+    ball: Option<(&[f64], f64)>,
+    iterations: usize,
+) -> Vec<f64> {
     let n = x.len();
-    let (mut y, mut p, mut q) = (w.to_vec(), vec![0.0; n], vec![0.0; n]);
+    let (mut y, mut p, mut q, mut r) = (w.to_vec(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut u = x.to_vec();
     for _ in 0..iterations {
         let t: Vec<f64> = (0..n).map(|i| y[i] + p[i] - x[i]).collect();
@@ -318,8 +329,78 @@ fn dykstra_oracle(ns: &NullSpace, x: &[f64], w: &[f64], iterations: usize) -> Ve
             y[i] = t2.clamp(0.0, 1.0);
             q[i] = t2 - y[i];
         }
+        if let Some((c, radius)) = ball {
+            let v: Vec<f64> = (0..n).map(|i| y[i] + r[i]).collect();
+            let len = (0..n).map(|i| (v[i] - c[i]).powi(2)).sum::<f64>().sqrt();
+            let f = if len > radius { radius / len } else { 1.0 };
+            for i in 0..n {
+                y[i] = c[i] + f * (v[i] - c[i]);
+                r[i] = v[i] - y[i];
+            }
+        }
     }
-    y
+    u
+}
+
+#[test]
+fn projection_inside_an_l2_ball_equals_three_set_dykstra_across_two_blocks() {
+    // The ball couples two blocks of 10 × 24; an independent algorithm (Dykstra between the
+    // affine set, the box and the ball) run to convergence is the oracle.
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let blocks = (0..2)
+        .map(|b| Block {
+            rows: (10 * b..10 * b + 10).collect(),
+            cols: (24 * b..24 * b + 24).collect(),
+            matrix: Arc::new(Mat::from_fn(10, 24, |_, _| rng.gen_range(-1.0..1.0))),
+        })
+        .collect();
+    let op = BlockOperator {
+        input_dim: 48,
+        output_dim: 20,
+        blocks,
+    };
+    let ns = NullSpace::of(&op, (20, 48), f32::EPSILON as f64, RankRule::default()).unwrap();
+    let d = ns.decomposition().unwrap();
+    assert_eq!(d.blocks.len(), 2);
+    let clean: Vec<f64> = (0..48)
+        .map(|i| if i % 5 == 0 { 0.0 } else { rng.gen_range(0.1..0.9) })
+        .collect();
+    // The adversarial image: the clean one moved a little, inside the box and the ball.
+    let x: Vec<f64> = clean
+        .iter()
+        .map(|v| (v + rng.gen_range(-0.05..0.05)).clamp(0.0, 1.0))
+        .collect();
+    let radius = 0.6;
+    assert!(blindspot::search::distance(&x, &clean) < radius);
+    let (lo, hi) = (vec![0.0; 48], vec![1.0; 48]);
+    let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo, hi: &hi });
+    // A box corner far outside the ball, and a point inside it (the ball then does nothing).
+    let corner: Vec<f64> = x.iter().map(|&v| if v < 0.5 { 1.0 } else { 0.0 }).collect();
+    let near: Vec<f64> = x.iter().map(|v| v + rng.gen_range(-0.01..0.01)).collect();
+    for (what, w) in [("corner", &corner), ("near", &near)] {
+        let exact = set.project_in_ball(w, &clean, radius);
+        let dykstra = dykstra_ball_oracle(&ns, &x, w, Some((&clean, radius)), 100_000);
+        let err = exact
+            .z
+            .iter()
+            .zip(&dykstra)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-6, "{what}: exact vs Dykstra {err}");
+        assert_collision(&op, &x, &exact.z, 21);
+        let reach = blindspot::search::distance(&exact.z, &clean);
+        assert!(reach <= radius, "{what}: outside the ball ({reach})");
+        if what == "corner" {
+            assert!(reach > radius * (1.0 - 1e-8), "{what}: the ball is not tight ({reach})");
+        } else {
+            assert_eq!(exact.z, set.project(w).z, "inside the ball, the plain projection");
+        }
+        assert!(
+            exact.report.kkt_residual < 1e-8,
+            "{what}: {}",
+            exact.report.kkt_residual
+        );
+    }
 }
 
 #[test]

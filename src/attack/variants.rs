@@ -40,11 +40,12 @@ pub fn null_space_variants(
         dykstra_far_steps: 0,
         ..SearchOptions::new(count, 0.0)
     };
-    // Block null spaces are searched exactly, per block, whatever lies on the edge. Otherwise the
-    // pixels of the adversarial image on the edge of the region stay there: held from the start,
-    // Dykstra needs one restricted null space instead of discovering them one step at a time.
+    // Block null spaces are searched exactly, per block, whatever lies on the edge (inside an L2
+    // ball too: see `blockwise::CollisionSet::project_in_ball`). Otherwise the pixels of the
+    // adversarial image on the edge of the region stay there: held from the start, Dykstra needs
+    // one restricted null space instead of discovering them one step at a time.
     let held;
-    let searched = if !ns.is_matrix_free() && !region.has_ball() {
+    let searched = if !ns.is_matrix_free() {
         ns
     } else {
         held = ns.pinned(&region.on_edge(adversarial))?;

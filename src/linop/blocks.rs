@@ -20,6 +20,22 @@ pub struct BlockOperator {
     pub blocks: Vec<Block>,
 }
 
+impl BlockOperator {
+    /// The blocks grouped by the matrix they share, in order of first appearance.
+    fn by_matrix(&self) -> Vec<(&Mat<f64>, Vec<&Block>)> {
+        let mut groups: Vec<(&Mat<f64>, Vec<&Block>)> = vec![];
+        let mut index: std::collections::HashMap<*const Mat<f64>, usize> = Default::default();
+        for b in &self.blocks {
+            let g = *index.entry(Arc::as_ptr(&b.matrix)).or_insert_with(|| {
+                groups.push((&*b.matrix, vec![]));
+                groups.len() - 1
+            });
+            groups[g].1.push(b);
+        }
+        groups
+    }
+}
+
 impl LinearOperator for BlockOperator {
     fn input_dim(&self) -> usize {
         self.input_dim
@@ -29,27 +45,26 @@ impl LinearOperator for BlockOperator {
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         y.fill(0.0);
-        for b in &self.blocks {
-            let m = &*b.matrix;
-            for (jj, &j) in b.cols.iter().enumerate() {
-                let xj = x[j];
-                if xj == 0.0 {
-                    continue;
-                }
-                let col = m.col(jj);
-                for (ii, &i) in b.rows.iter().enumerate() {
-                    y[i] += col[ii] * xj;
+        for (m, members) in self.by_matrix() {
+            // The blocks' inputs side by side: one matrix product for all of them.
+            let xs = Mat::from_fn(m.ncols(), members.len(), |jj, b| x[members[b].cols[jj]]);
+            let ys = m * &xs;
+            for (b, block) in members.iter().enumerate() {
+                for (ii, &i) in block.rows.iter().enumerate() {
+                    y[i] += ys[(ii, b)];
                 }
             }
         }
     }
     fn adjoint(&self, y: &[f64], x: &mut [f64]) {
         x.fill(0.0);
-        for b in &self.blocks {
-            let m = &*b.matrix;
-            for (jj, &j) in b.cols.iter().enumerate() {
-                let col = m.col(jj);
-                x[j] += b.rows.iter().enumerate().map(|(ii, &i)| col[ii] * y[i]).sum::<f64>();
+        for (m, members) in self.by_matrix() {
+            let ys = Mat::from_fn(m.nrows(), members.len(), |ii, b| y[members[b].rows[ii]]);
+            let xs = m.transpose() * &ys;
+            for (b, block) in members.iter().enumerate() {
+                for (jj, &j) in block.cols.iter().enumerate() {
+                    x[j] += xs[(jj, b)];
+                }
             }
         }
     }

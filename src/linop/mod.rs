@@ -8,6 +8,7 @@ mod compose;
 mod conv;
 mod conv_tiles;
 mod gather;
+pub mod kernels;
 mod mask;
 mod resample;
 
@@ -56,20 +57,7 @@ pub trait LinearOperator: Send + Sync {
 }
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    // Eight partial sums: the products vectorise (a single running sum forces one add after
-    // another), and the rounding error grows more slowly too.
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f64>() + tail
+    kernels::dot(a, b)
 }
 
 pub fn norm(a: &[f64]) -> f64 {

@@ -16,7 +16,7 @@
 //! of the active bounds (J, R with Jᵀ N_A = [R; 0]) is updated by Givens rotations only.
 //! Because a = 0 (the image itself) is always feasible, the polytope is never empty.
 
-use crate::linop::dot;
+use crate::linop::{dot, kernels};
 use faer::Mat;
 
 /// A block's null basis N row by row, shared by every block with the same matrix.
@@ -188,19 +188,15 @@ impl<'a> BlockPolytope<'a> {
 
     /// N a: the pixel change of null-space coordinates `a`.
     pub fn delta_of(&self, a: &[f64]) -> Vec<f64> {
-        (0..self.rows).map(|i| dot(self.row(i), a)).collect()
+        let mut out = vec![0.0; self.rows];
+        kernels::rows_times(&self.basis.data, a, &mut out);
+        out
     }
 
     /// Nᵀ v: the null-space coordinates of the pixel change v's projection.
     pub fn coordinates_of(&self, v: &[f64]) -> Vec<f64> {
         let mut a = vec![0.0; self.dim];
-        for (i, &vi) in v.iter().enumerate() {
-            if vi != 0.0 {
-                for (aj, nj) in a.iter_mut().zip(self.row(i)) {
-                    *aj += vi * nj;
-                }
-            }
-        }
+        kernels::combine_rows(&self.basis.data, v, &mut a);
         a
     }
 
@@ -768,24 +764,14 @@ impl Factor {
 
     /// d = Jᵀ v.
     fn transpose_times(&self, v: &[f64], d: &mut [f64]) {
-        let k = self.k;
-        for i in 0..k {
-            d[i] = dot(&self.j[i * k..(i + 1) * k], v);
-        }
+        // Column i of J is row i of the column-major storage read as row-major.
+        kernels::rows_times(&self.j, v, &mut d[..self.k]);
     }
 
     /// out = J₂ d₂: the part of J d outside the span of the active normals.
     fn null_part(&self, d: &[f64], out: &mut [f64]) {
-        let k = self.k;
-        out.fill(0.0);
-        for i in self.q..k {
-            let di = d[i];
-            if di != 0.0 {
-                for (s, jv) in out.iter_mut().zip(&self.j[i * k..(i + 1) * k]) {
-                    *s += di * jv;
-                }
-            }
-        }
+        let (k, q) = (self.k, self.q);
+        kernels::combine_rows(&self.j[q * k..], &d[q..k], &mut out[..k]);
     }
 
     /// Solves R x = b (b of length q) by back-substitution.
@@ -857,9 +843,5 @@ fn rotate_columns(m: &mut [f64], k: usize, i: usize, j: usize, c: f64, s: f64) {
     let (lo, hi) = m.split_at_mut(j * k);
     let ci = &mut lo[i * k..(i + 1) * k];
     let cj = &mut hi[..k];
-    for (x, y) in ci.iter_mut().zip(cj.iter_mut()) {
-        let (a, b) = (*x, *y);
-        *x = c * a + s * b;
-        *y = -s * a + c * b;
-    }
+    kernels::rotate(ci, cj, c, s);
 }

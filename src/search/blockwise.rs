@@ -107,6 +107,11 @@ struct BlockResult {
 pub const FAR_STEPS: usize = 1;
 pub const FAR_STEP_ITERATIONS: usize = 64;
 
+/// Exact projections at most that an L2 ball's multiplier may take, and how close to the ball's
+/// surface (relative to its radius) the collision must come to stop earlier.
+const BALL_ROUNDS: usize = 40;
+const BALL_TIGHT: f64 = 1e-9;
+
 /// A pixel change below this (pixel units) is no move.
 const NO_MOVE: f64 = 1e-9;
 
@@ -158,6 +163,72 @@ impl<'a> CollisionSet<'a> {
             .collect();
         let free = self.free_closest_to(w);
         self.assemble(results, &free, None)
+    }
+
+    /// The collision closest to `w` in L2 that also lies in the ball ‖z − center‖ ≤ radius (an
+    /// L2 threat model around the clean image; the image x itself must lie in it).
+    ///
+    /// The ball couples the blocks, but only through one multiplier λ ≥ 0: the KKT conditions
+    /// make the answer the exact projection of (w + λ·center)/(1 + λ), block by block, with λ = 0
+    /// when that point lies in the ball and ‖z − center‖ = radius otherwise. Along t = 1/(1 + λ)
+    /// the distance to the centre of the projection of t·w + (1 − t)·center never decreases
+    /// (the penalty's value falls as its weight grows), and at t = 0 it is at most ‖x − center‖
+    /// ≤ radius: so t is found by a safeguarded regula falsi that keeps a point inside the ball
+    /// at every step, and the collision returned is that point — exact in its blocks, inside the
+    /// ball in f64. `kkt_residual` includes how far the ball is from tight, relative to radius.
+    pub fn project_in_ball(&self, w: &[f64], center: &[f64], radius: f64) -> ExactCollision {
+        let mixed = |t: f64| -> Vec<f64> { w.iter().zip(center).map(|(a, c)| t * a + (1.0 - t) * c).collect() };
+        let reach = |z: &[f64]| super::distance(z, center);
+        let whole = self.project_blocks(w);
+        if reach(&whole.z) <= radius {
+            let mut out = whole;
+            out.report.objective = super::distance(&out.z, w);
+            return out;
+        }
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        let mut inside = self.project_blocks(&mixed(0.0));
+        let mut iterations = whole.report.iterations + inside.report.iterations;
+        if reach(&inside.z) > radius {
+            // Rounding only (the image is in the ball): the image itself is the answer's floor.
+            inside = self.project_blocks(self.x);
+        }
+        // The gap at the inside end (≤ 0), and the values the interpolation uses.
+        let mut gap = reach(&inside.z) - radius;
+        let (mut f_lo, mut f_hi) = (gap, reach(&whole.z) - radius);
+        // Regula falsi with the Illinois rule (the end that stays is halved), at most
+        // `BALL_ROUNDS` exact projections; every inside point is kept, so stopping early is safe.
+        let mut side = 0i8;
+        for _ in 0..BALL_ROUNDS {
+            if -gap <= BALL_TIGHT * radius || hi - lo <= 1e-15 {
+                break;
+            }
+            let t = if f_hi > f_lo {
+                (lo - f_lo * (hi - lo) / (f_hi - f_lo)).clamp(lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo))
+            } else {
+                0.5 * (lo + hi)
+            };
+            let trial = self.project_blocks(&mixed(t));
+            iterations += trial.report.iterations;
+            let f = reach(&trial.z) - radius;
+            if f <= 0.0 {
+                (lo, f_lo, gap, inside) = (t, f, f, trial);
+                if side == -1 {
+                    f_hi *= 0.5;
+                }
+                side = -1;
+            } else {
+                (hi, f_hi) = (t, f);
+                if side == 1 {
+                    f_lo *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        let mut out = inside;
+        out.report.iterations = iterations;
+        out.report.kkt_residual = out.report.kkt_residual.max(-(reach(&out.z) - radius) / radius);
+        out.report.objective = super::distance(&out.z, w);
+        out
     }
 
     /// The free pixels closest to `w` in any distance: each one's value clamped to its range.

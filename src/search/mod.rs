@@ -3,10 +3,13 @@
 //! image: a smaller box for L∞, a box and a ball for L2.
 //!
 //! Feasibility is part of the search, never a clip afterwards: every point returned is
-//! x + (a null-space vector), computed by Dykstra's alternating projections between the affine set
-//! {z : A z = A x}, the box and the ball. The last iterate lies on the affine set; if it still
-//! leaves the region by rounding, it is pulled back along the segment towards x, which stays on the
-//! affine set.
+//! x + (a null-space vector). Where the null space is block-diagonal (dense layers, patchify
+//! convolutions, token MatMuls, tiles of a convolution) every mode is solved exactly, block by
+//! block ([`blockwise`]), the L2 ball through its one multiplier. Null spaces known only by
+//! projection (matrix-free) use Dykstra's alternating projections between the affine set
+//! {z : A z = A x}, the box and the ball; the last iterate lies on the affine set, and if it
+//! still leaves the region by rounding, it is pulled back along the segment towards x, which
+//! stays on the affine set.
 
 pub mod active_set;
 pub mod blockwise;
@@ -455,10 +458,8 @@ pub fn search_in(
     rng: &mut ChaCha8Rng,
     progress: &dyn Fn(),
 ) -> Vec<Projection> {
-    if region.ball.is_none() {
-        if let Some(decomposition) = ns.decomposition() {
-            return search_exact(ns, &decomposition, x, region, mode, target, opts, rng, progress);
-        }
+    if let Some(decomposition) = ns.decomposition() {
+        return search_exact(ns, &decomposition, x, region, mode, target, opts, rng, progress);
     }
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
@@ -473,8 +474,9 @@ pub fn search_in(
     out
 }
 
-/// [`search_in`] where the null space is block-diagonal and the region a box: every collision is
-/// the exact solution of its mode, block by block (see [`blockwise`]).
+/// [`search_in`] where the null space is block-diagonal: every collision is the exact solution of
+/// its mode, block by block (see [`blockwise`]). Inside an L2 ball every mode projects: far mode
+/// the far corner of the box, the others their point, onto the collision set ∩ ball.
 #[allow(clippy::too_many_arguments)]
 fn search_exact(
     ns: &NullSpace,
@@ -497,13 +499,15 @@ fn search_exact(
     );
     let mut out = Vec::with_capacity(opts.count);
     for k in 0..opts.count {
-        let found = match point_to_project(ns, x, mode, target, k, opts, rng) {
-            Some(w) if mode == Mode::Target && opts.distance == Distance::L1 => {
+        let found = match (point_to_project(ns, x, mode, target, k, opts, rng), &region.ball) {
+            (Some(w), Some(ball)) => set.project_in_ball(&w, &ball.center, ball.radius),
+            (None, Some(ball)) => set.project_in_ball(&far_corner_point(x, region, k, rng), &ball.center, ball.radius),
+            (Some(w), None) if mode == Mode::Target && opts.distance == Distance::L1 => {
                 let ones = vec![1.0; x.len()];
                 set.closest_l1(&w, opts.l1_weights.as_deref().unwrap_or(&ones))
             }
-            Some(w) => set.project(&w),
-            None => set.far(&far_corner(x, region, k, rng), opts.far_steps, opts.far_step_iterations),
+            (Some(w), None) => set.project(&w),
+            (None, None) => set.far(&far_corner(x, region, k, rng), opts.far_steps, opts.far_step_iterations),
         };
         out.push(Projection {
             z: found.z,
@@ -560,6 +564,15 @@ fn far_corner(x: &[f64], region: &Region, start: usize, rng: &mut ChaCha8Rng) ->
         .collect()
 }
 
+/// The corner of the region's box that [`far_corner`] points to.
+fn far_corner_point(x: &[f64], region: &Region, start: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    far_corner(x, region, start, rng)
+        .iter()
+        .zip(region.lo.iter().zip(&region.hi))
+        .map(|(&s, (&lo, &hi))| if s > 0.0 { hi } else { lo })
+        .collect()
+}
+
 /// Projected ascent on ||z − x|| from a far corner of the region's box.
 fn far_from(
     ns: &NullSpace,
@@ -569,11 +582,7 @@ fn far_from(
     opts: &SearchOptions,
     rng: &mut ChaCha8Rng,
 ) -> Projection {
-    let corner: Vec<f64> = far_corner(x, region, start, rng)
-        .iter()
-        .zip(region.lo.iter().zip(&region.hi))
-        .map(|(&s, (&lo, &hi))| if s > 0.0 { hi } else { lo })
-        .collect();
+    let corner = far_corner_point(x, region, start, rng);
     let mut best = project_into(ns, x, region, &corner, opts.max_iterations);
     let mut best_distance = distance(&best.z, x);
     for _ in 0..opts.dykstra_far_steps {
