@@ -382,6 +382,38 @@ pub struct LpSolution {
     /// The bounds held at the end and their multipliers in the units of ĝ (ĝ ≈ −Σ μ n, n the
     /// bound's normal): what the L1 search reads its optimality conditions from.
     pub multipliers: Vec<(Bound, f64)>,
+    /// The factorisation of the bounds held at the end: the next LP from this point (another
+    /// objective, or sub-box bounds that moved only where they stay tight) starts from it
+    /// instead of factoring its working set afresh.
+    pub warm: Option<WarmStart>,
+}
+
+/// An LP's working set and its factorisation, handed to the next LP ([`LpSolution::warm`]).
+#[derive(Clone)]
+pub struct WarmStart {
+    factor: Factor,
+    active: Vec<Bound>,
+}
+
+impl std::fmt::Debug for WarmStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WarmStart({} bounds held)", self.active.len())
+    }
+}
+
+impl WarmStart {
+    /// Holds the other bound of its pixel at the same value instead of `bound` (where the
+    /// sub-box of an L1 search moves a breakpoint from one side of the pixel to the other): the
+    /// normal changes sign, and so does its column of R.
+    pub fn flip(&mut self, bound: Bound) {
+        if let Some(l) = self.active.iter().position(|&b| b == bound) {
+            self.active[l].upper = !self.active[l].upper;
+            let k = self.factor.k;
+            for i in 0..=l {
+                self.factor.r[i * k + l] = -self.factor.r[i * k + l];
+            }
+        }
+    }
 }
 
 impl BlockPolytope<'_> {
@@ -488,6 +520,12 @@ impl BlockPolytope<'_> {
     /// for a Frank–Wolfe step); those not tight at `start` or dependent on earlier ones are
     /// skipped.
     pub fn maximise(&self, g_hat: &[f64], start: Vec<f64>, held: &[Bound]) -> LpSolution {
+        self.maximise_from(g_hat, start, held, None)
+    }
+
+    /// [`Self::maximise`] from the working set and factorisation of the LP that ended at `start`
+    /// (its bounds tight there, in this polytope too); `held` is then not read.
+    pub fn maximise_from(&self, g_hat: &[f64], start: Vec<f64>, held: &[Bound], warm: Option<WarmStart>) -> LpSolution {
         let k = self.dim;
         let gn = dot(g_hat, g_hat).sqrt();
         let scale = self.largest_move();
@@ -503,10 +541,11 @@ impl BlockPolytope<'_> {
                 iterations: 0,
                 working_set: held.to_vec(),
                 multipliers: vec![],
+                warm: None,
             };
         }
         let g: Vec<f64> = g_hat.iter().map(|v| v / gn).collect();
-        let mut f = Factor::new(k);
+        let mut f = Factor::tracking(k, &g);
         let mut active: Vec<Bound> = vec![];
         let mut is_active = vec![[false; 2]; self.rows];
         let mut normal = vec![0.0; k];
@@ -515,9 +554,23 @@ impl BlockPolytope<'_> {
         let mut mu = vec![0.0; k];
         let mut iterations = 0;
         let max_iterations = (20 * (self.rows + k) + 100).min(self.iteration_limit.unwrap_or(usize::MAX));
-        for &b in held {
-            if !is_active[b.pixel][b.upper as usize] && self.slack(b, &delta).abs() <= TIGHT {
-                self.hold_if_independent(b, 1e-10, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
+        match warm {
+            Some(w) => {
+                f = w.factor;
+                let mut tracked = vec![0.0; k];
+                f.transpose_times(&g, &mut tracked);
+                f.tracked = tracked;
+                for b in &w.active {
+                    is_active[b.pixel][b.upper as usize] = true;
+                }
+                active = w.active;
+            }
+            None => {
+                for &b in held {
+                    if !is_active[b.pixel][b.upper as usize] && self.slack(b, &delta).abs() <= TIGHT {
+                        self.hold_if_independent(b, 1e-10, &mut f, &mut active, &mut is_active, &mut normal, &mut d);
+                    }
+                }
             }
         }
         let mut degenerate = false;
@@ -569,7 +622,7 @@ impl BlockPolytope<'_> {
                 delta = self.delta_of(&a);
                 // Hold again the bounds whose multipliers were positive: the move kept them tight,
                 // and they are independent; the pivots go on from there.
-                f = Factor::new(k);
+                f = Factor::tracking(k, &g);
                 active.clear();
                 is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
                 for (b, m) in cone_active {
@@ -582,7 +635,7 @@ impl BlockPolytope<'_> {
                 continue;
             }
             let q = active.len();
-            f.transpose_times(&g, &mut d);
+            d.copy_from_slice(f.tracked());
             f.null_part(&d, &mut p);
             let pn = dot(&p, &p).sqrt();
             // ĝ is of unit length: a projection this short is rounding.
@@ -667,7 +720,7 @@ impl BlockPolytope<'_> {
                     // (the point stays where it is); the pivots go on from there.
                     refactorings += 1;
                     let held = std::mem::take(&mut active);
-                    f = Factor::new(k);
+                    f = Factor::tracking(k, &g);
                     is_active.iter_mut().for_each(|flags| *flags = [false; 2]);
                     for b in held {
                         let outside = 1e-7 * self.row_norms[b.pixel];
@@ -733,17 +786,23 @@ impl BlockPolytope<'_> {
             multipliers: certificate.iter().map(|&(b, m)| (b, gn * m)).collect(),
             dual_residual: residual,
             iterations,
+            warm: Some(WarmStart { factor: f, active }),
         }
     }
 }
 
-/// Jᵀ N_A = [R; 0] for the active normals N_A: J (k × k, orthogonal) and R (upper triangular),
-/// both column-major, updated by Givens rotations as bounds are added and dropped.
+/// Jᵀ N_A = [R; 0] for the active normals N_A: J (k × k, orthogonal; column-major) and R (upper
+/// triangular; row-major, so that back-substitution and the rotations of a drop run along
+/// contiguous rows), updated by Givens rotations as bounds are added and dropped.
+#[derive(Clone)]
 struct Factor {
     k: usize,
     q: usize,
     j: Vec<f64>,
     r: Vec<f64>,
+    /// Jᵀ v for the vector v given to `track` (the LP's objective), rotated with J's columns:
+    /// two entries per rotation instead of a k × k product per iteration.
+    tracked: Vec<f64>,
 }
 
 // Indices name rows and columns of J and R, as in the paper.
@@ -759,6 +818,29 @@ impl Factor {
             q: 0,
             j,
             r: vec![0.0; k * k],
+            tracked: vec![],
+        }
+    }
+
+    /// Factor::new(k) that keeps Jᵀ v up to date ([`Factor::tracked`]).
+    fn tracking(k: usize, v: &[f64]) -> Factor {
+        let mut f = Factor::new(k);
+        f.tracked = v.to_vec();
+        f
+    }
+
+    /// Jᵀ v for the vector given to [`Factor::tracking`].
+    fn tracked(&self) -> &[f64] {
+        &self.tracked
+    }
+
+    /// Rotates columns i, i + 1 of J, and the tracked vector with them.
+    fn rotate(&mut self, i: usize, c: f64, s: f64) {
+        rotate_columns(&mut self.j, self.k, i, i + 1, c, s);
+        if !self.tracked.is_empty() {
+            let (a, b) = (self.tracked[i], self.tracked[i + 1]);
+            self.tracked[i] = c * a + s * b;
+            self.tracked[i + 1] = -s * a + c * b;
         }
     }
 
@@ -776,13 +858,10 @@ impl Factor {
 
     /// Solves R x = b (b of length q) by back-substitution.
     fn solve_r(&self, b: &[f64], x: &mut [f64]) {
-        let k = self.k;
-        for i in (0..self.q).rev() {
-            let mut v = b[i];
-            for l in i + 1..self.q {
-                v -= self.r[l * k + i] * x[l];
-            }
-            x[i] = v / self.r[i * k + i];
+        let (k, q) = (self.k, self.q);
+        for i in (0..q).rev() {
+            let row = &self.r[i * k..i * k + q];
+            x[i] = (b[i] - dot(&row[i + 1..], &x[i + 1..q])) / row[i];
         }
     }
 
@@ -794,11 +873,11 @@ impl Factor {
                 let (c, s) = givens(d[i - 1], d[i]);
                 d[i - 1] = c * d[i - 1] + s * d[i];
                 d[i] = 0.0;
-                rotate_columns(&mut self.j, k, i - 1, i, c, s);
+                self.rotate(i - 1, c, s);
             }
         }
         for i in 0..=q {
-            self.r[q * k + i] = d[i];
+            self.r[i * k + q] = d[i];
         }
         self.q += 1;
     }
@@ -806,23 +885,18 @@ impl Factor {
     /// Drops the active normal at position l and restores R's triangle.
     fn drop(&mut self, l: usize) {
         let (k, q) = (self.k, self.q);
-        for col in l..q - 1 {
-            for i in 0..k {
-                self.r[col * k + i] = self.r[(col + 1) * k + i];
-            }
-        }
-        for i in 0..k {
-            self.r[(q - 1) * k + i] = 0.0;
+        // Column l leaves: every row's later entries move one to the left.
+        for i in 0..q {
+            let row = &mut self.r[i * k..i * k + q];
+            row.copy_within(l + 1.., l);
+            row[q - 1] = 0.0;
         }
         for col in l..q - 1 {
-            let (c, s) = givens(self.r[col * k + col], self.r[col * k + col + 1]);
-            for cc in col..q - 1 {
-                let (x0, x1) = (self.r[cc * k + col], self.r[cc * k + col + 1]);
-                self.r[cc * k + col] = c * x0 + s * x1;
-                self.r[cc * k + col + 1] = -s * x0 + c * x1;
-            }
-            self.r[col * k + col + 1] = 0.0;
-            rotate_columns(&mut self.j, k, col, col + 1, c, s);
+            let (c, s) = givens(self.r[col * k + col], self.r[(col + 1) * k + col]);
+            let (upper, lower) = self.r.split_at_mut((col + 1) * k);
+            kernels::rotate(&mut upper[col * k + col..col * k + q - 1], &mut lower[col..q - 1], c, s);
+            self.r[(col + 1) * k + col] = 0.0;
+            self.rotate(col, c, s);
         }
         self.q -= 1;
     }
@@ -830,7 +904,14 @@ impl Factor {
 
 /// (c, s) with c·a + s·b = ‖(a, b)‖ and −s·a + c·b = 0.
 fn givens(a: f64, b: f64) -> (f64, f64) {
-    let h = a.hypot(b);
+    // The plain square root where squaring cannot overflow or underflow (every entry here is of
+    // the order of a pixel); `hypot`'s care elsewhere.
+    let m = a.abs().max(b.abs());
+    let h = if (1e-150..1e150).contains(&m) {
+        (a * a + b * b).sqrt()
+    } else {
+        a.hypot(b)
+    };
     if h == 0.0 {
         (1.0, 0.0)
     } else {

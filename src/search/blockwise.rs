@@ -9,7 +9,7 @@
 //! - linear programs (the far corner, Frank–Wolfe steps, the proof of no room): the primal
 //!   active-set method, warm-started at the last vertex, certified by its multipliers.
 
-use super::active_set::{BlockPolytope, Bound, RowBasis};
+use super::active_set::{BlockPolytope, Bound, RowBasis, WarmStart};
 use crate::linop::dot;
 use crate::nullspace::{Decomposition, NullBlock};
 use rayon::prelude::*;
@@ -94,18 +94,19 @@ struct BlockResult {
     iterations: usize,
     /// The LP's final working set (empty for a projection).
     working_set: Vec<Bound>,
+    /// The LP's final factorisation, for the next LP from its point.
+    warm: Option<WarmStart>,
 }
 
-/// Frank–Wolfe steps of `far` mode per block at most, and the LP iterations each may take.
-/// Every iteration of a step already moves to a point farther from the image (‖·‖² is convex and
-/// the step's LP increases its linearisation), so a step cut short is still an ascent. The gain is
-/// about proportional to the iterations spent (ViT-S/14 on coffee.png, 2 cores: L2 92.7 after the
-/// LP to the far corner in 4.8 s; one step of 50, 100, 150 and all ~280 iterations per block:
-/// 94.6, 95.8, 96.6, 97.5, the time growing alike), while the move towards the far corner
-/// falls (99.2 %, 98.4 %, 97.7 %, 96.7 % of the LP's bound): one step of 64 keeps the whole
-/// command near 10 s.
+/// Frank–Wolfe steps of `far` mode per block at most (`SearchOptions::far_step_iterations`
+/// can cut each one short: every iteration of a step already moves to a point farther from the
+/// image, since ‖·‖² is convex and the step's LP increases its linearisation). Each step gains
+/// distance and loses some of the move towards the far corner the first LP maximised (ViT-S/14
+/// on coffee.png, one collision, 2 cores, whole command: the far-corner LP alone L2 92.7; one step
+/// to its optimum 97.5 at 96.7 % of the LP's bound in 3.3 s; three 100.7 at 91.7 % in 4.5 s; eight
+/// 103.0 at 86.0 % in 6.0 s): one step keeps far mode well inside its promise of ≥ 90 % of the
+/// bound on every photo.
 pub const FAR_STEPS: usize = 1;
-pub const FAR_STEP_ITERATIONS: usize = 64;
 
 /// Exact projections at most that an L2 ball's multiplier may take, and how close to the ball's
 /// surface (relative to its radius) the collision must come to stop earlier.
@@ -255,6 +256,7 @@ impl<'a> CollisionSet<'a> {
                     kkt: s.gap,
                     iterations: s.iterations,
                     working_set: vec![],
+                    warm: None,
                 }
             })
             .collect();
@@ -263,33 +265,6 @@ impl<'a> CollisionSet<'a> {
         out.report.solver = SOLVER_L1;
         out.report.objective = (0..w.len()).map(|k| weight[k] * (out.z[k] - w[k]).abs()).sum();
         out
-    }
-
-    /// The collision maximising Σ gᵢ (zᵢ − xᵢ), block by block, with the certified optimum.
-    fn maximise(&self, g: &[f64]) -> (Vec<BlockResult>, Vec<f64>, f64) {
-        let solved: Vec<(BlockResult, f64)> = self
-            .blocks
-            .par_iter()
-            .map(|b| {
-                let gb: Vec<f64> = b.block.pixels.iter().map(|&k| g[k]).collect();
-                let start = vec![0.0; b.polytope.dim()];
-                maximise_linear(&b.polytope, &gb, start, &[])
-            })
-            .collect();
-        let mut bound = 0.0;
-        let mut results = Vec::with_capacity(solved.len());
-        for (r, b) in solved {
-            bound += b;
-            results.push(r);
-        }
-        let free: Vec<f64> = self.free.iter().map(|&k| self.box_corner(k, g[k])).collect();
-        bound += self
-            .free
-            .iter()
-            .zip(&free)
-            .map(|(&k, z)| g[k] * (z - self.x[k]))
-            .sum::<f64>();
-        (results, free, bound)
     }
 
     /// The free pixel `k` at the bound `g` points to.
@@ -307,12 +282,12 @@ impl<'a> CollisionSet<'a> {
     /// Frank–Wolfe ascent steps of ‖z − x‖ by linearised LPs of at most `step_iterations` each,
     /// block by block, while the distance grows.
     pub fn far(&self, corner: &[f64], steps: usize, step_iterations: Option<usize>) -> ExactCollision {
-        let (start, free, bound) = self.maximise(corner);
-        let results: Vec<BlockResult> = self
+        let solved: Vec<(BlockResult, f64)> = self
             .blocks
             .par_iter()
-            .zip(start)
-            .map(|(b, mut best)| {
+            .map(|b| {
+                let gb: Vec<f64> = b.block.pixels.iter().map(|&k| corner[k]).collect();
+                let (mut best, bound) = maximise_linear(&b.polytope, &gb, vec![0.0; b.polytope.dim()], &[], None);
                 // The KKT residual reported is the far-corner LP's: the ascent steps after it
                 // optimise nothing to the end.
                 let (mut iterations, lp_kkt) = (best.iterations, best.kkt);
@@ -321,11 +296,13 @@ impl<'a> CollisionSet<'a> {
                     if best_norm == 0.0 {
                         break;
                     }
+                    // From the last LP's factorisation: only the objective changes.
                     let (next, _) = maximise_linear(
                         &b.polytope.clone().with_iteration_limit(step_iterations),
                         &best.delta,
                         best.coordinates.clone(),
                         &best.working_set,
+                        best.warm.take(),
                     );
                     iterations += next.iterations;
                     let norm = dot(&next.delta, &next.delta);
@@ -337,9 +314,23 @@ impl<'a> CollisionSet<'a> {
                 }
                 best.iterations = iterations;
                 best.kkt = lp_kkt;
-                best
+                // Every block's factorisation at once would take k² · 2 floats per block.
+                best.warm = None;
+                (best, bound)
             })
             .collect();
+        let (mut results, mut bound) = (Vec::with_capacity(solved.len()), 0.0);
+        for (r, b) in solved {
+            bound += b;
+            results.push(r);
+        }
+        let free: Vec<f64> = self.free.iter().map(|&k| self.box_corner(k, corner[k])).collect();
+        bound += self
+            .free
+            .iter()
+            .zip(&free)
+            .map(|(&k, z)| corner[k] * (z - self.x[k]))
+            .sum::<f64>();
         let mut out = self.assemble(results, &free, None);
         let reached = out
             .z
@@ -377,7 +368,7 @@ impl<'a> CollisionSet<'a> {
         if on_bound.len() < basis.dim() || !full_column_rank(basis, &on_bound) {
             return true;
         }
-        let (r, _) = maximise_linear(&b.polytope, &inwards, vec![0.0; basis.dim()], &[]);
+        let (r, _) = maximise_linear(&b.polytope, &inwards, vec![0.0; basis.dim()], &[], None);
         r.delta.iter().any(|d| d.abs() > NO_MOVE)
     }
 
@@ -448,13 +439,20 @@ fn solve(p: &BlockPolytope, c: &[f64]) -> BlockResult {
         kkt: s.kkt_residual,
         iterations: s.iterations,
         working_set: vec![],
+        warm: None,
     }
 }
 
 /// max gᵀ(N a) over the polytope from `start` (feasible); returns the point reached and the
 /// certified upper bound of the optimum.
-fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>, held: &[Bound]) -> (BlockResult, f64) {
-    let lp = p.maximise(&p.coordinates_of(g), start, held);
+fn maximise_linear(
+    p: &BlockPolytope,
+    g: &[f64],
+    start: Vec<f64>,
+    held: &[Bound],
+    warm: Option<WarmStart>,
+) -> (BlockResult, f64) {
+    let lp = p.maximise_from(&p.coordinates_of(g), start, held, warm);
     let bound = lp.bound;
     (
         BlockResult {
@@ -463,6 +461,7 @@ fn maximise_linear(p: &BlockPolytope, g: &[f64], start: Vec<f64>, held: &[Bound]
             kkt: lp.dual_residual,
             iterations: lp.iterations,
             working_set: lp.working_set,
+            warm: lp.warm,
         },
         bound,
     )

@@ -23,7 +23,7 @@
 //! a sum of one-dimensional minima. u is built from the final multipliers and projected onto
 //! the complement of N's range; the gap to the distance reached is the reported residual.
 
-use super::active_set::{BlockPolytope, Bound};
+use super::active_set::{BlockPolytope, Bound, WarmStart};
 use crate::linop::dot;
 
 /// The L1-closest point of a block's polytope, with its certificate.
@@ -65,31 +65,40 @@ pub fn closest_l1(p: &BlockPolytope, d: &[f64], weight: &[f64]) -> L1Solution {
     let mut held: Vec<Bound> = vec![];
     let (mut iterations, mut rounds) = (0, 0);
     let mut multipliers: Vec<(Bound, f64)> = vec![];
+    // The last LP's factorisation: the next round's working set is the same but for the
+    // breakpoints crossed, which stay held as the other bound at the same value.
+    let mut warm: Option<WarmStart> = None;
     while rounds < ROUNDS_PER_PIXEL * rows + 8 {
         rounds += 1;
         let (sub_lo, sub_hi) = sub_box(&lo, &hi, d, &side);
         let sub = p.with_range(sub_lo, sub_hi);
         let gradient: Vec<f64> = side.iter().zip(weight).map(|(s, w)| -s * w).collect();
-        let lp = sub.maximise(&sub.coordinates_of(&gradient), a, &held);
+        let lp = sub.maximise_from(&sub.coordinates_of(&gradient), a, &held, warm.take());
         iterations += lp.iterations;
         a = lp.coordinates;
         multipliers = lp.multipliers;
-        let crossing: Vec<usize> = multipliers
+        let crossing: Vec<Bound> = multipliers
             .iter()
             .filter(|&&(b, m)| m > 2.0 * weight[b.pixel] * (1.0 + CROSS_MARGIN) && is_breakpoint(b, &side, d, &lo, &hi))
-            .map(|&(b, _)| b.pixel)
+            .map(|&(b, _)| b)
             .collect();
         if crossing.is_empty() {
             break;
         }
-        for &i in &crossing {
-            side[i] = -side[i];
+        for b in &crossing {
+            side[b.pixel] = -side[b.pixel];
         }
         held = lp
             .working_set
             .into_iter()
-            .filter(|b| !crossing.contains(&b.pixel))
+            .filter(|b| !crossing.iter().any(|c| c.pixel == b.pixel))
             .collect();
+        warm = lp.warm;
+        if let Some(w) = &mut warm {
+            for &b in &crossing {
+                w.flip(b);
+            }
+        }
     }
     let delta = p.delta_of(&a);
     let distance: f64 = (0..rows).map(|i| weight[i] * (delta[i] - d[i]).abs()).sum();

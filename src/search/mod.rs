@@ -207,7 +207,7 @@ impl SearchOptions {
             strength,
             max_iterations: 300,
             far_steps: blockwise::FAR_STEPS,
-            far_step_iterations: Some(blockwise::FAR_STEP_ITERATIONS),
+            far_step_iterations: None,
             dykstra_far_steps: 8,
         }
     }
