@@ -140,17 +140,22 @@ fn combine_rows_body(m: &[f64], c: &[f64], out: &mut [f64]) {
     if cols == 0 {
         return;
     }
-    let rows: Vec<usize> = (0..c.len()).filter(|&i| c[i] != 0.0).collect();
     let row = |i: usize| &m[i * cols..(i + 1) * cols];
-    let mut quads = rows.chunks_exact(4);
-    for q in &mut quads {
-        let (c0, c1, c2, c3) = (c[q[0]], c[q[1]], c[q[2]], c[q[3]]);
-        let (r0, r1, r2, r3) = (row(q[0]), row(q[1]), row(q[2]), row(q[3]));
-        for j in 0..cols {
-            out[j] = out[j] + c0 * r0[j] + c1 * r1[j] + c2 * r2[j] + c3 * r3[j];
+    let mut quad = [0usize; 4];
+    let mut filled = 0;
+    for i in (0..c.len()).filter(|&i| c[i] != 0.0) {
+        quad[filled] = i;
+        filled += 1;
+        if filled == 4 {
+            filled = 0;
+            let (c0, c1, c2, c3) = (c[quad[0]], c[quad[1]], c[quad[2]], c[quad[3]]);
+            let (r0, r1, r2, r3) = (row(quad[0]), row(quad[1]), row(quad[2]), row(quad[3]));
+            for j in 0..cols {
+                out[j] = out[j] + c0 * r0[j] + c1 * r1[j] + c2 * r2[j] + c3 * r3[j];
+            }
         }
     }
-    for &i in quads.remainder() {
+    for &i in &quad[..filled] {
         for (o, r) in out.iter_mut().zip(row(i)) {
             *o += c[i] * r;
         }

@@ -557,9 +557,7 @@ impl BlockPolytope<'_> {
         match warm {
             Some(w) => {
                 f = w.factor;
-                let mut tracked = vec![0.0; k];
-                f.transpose_times(&g, &mut tracked);
-                f.tracked = tracked;
+                f.track(&g);
                 for b in &w.active {
                     is_active[b.pixel][b.upper as usize] = true;
                 }
@@ -800,8 +798,8 @@ struct Factor {
     q: usize,
     j: Vec<f64>,
     r: Vec<f64>,
-    /// Jᵀ v for the vector v given to `track` (the LP's objective), rotated with J's columns:
-    /// two entries per rotation instead of a k × k product per iteration.
+    /// Jᵀ v for the vector v given to `tracking` or `track` (the LP's objective), rotated with
+    /// J's columns: two entries per rotation instead of a k × k product per iteration.
     tracked: Vec<f64>,
 }
 
@@ -829,7 +827,14 @@ impl Factor {
         f
     }
 
-    /// Jᵀ v for the vector given to [`Factor::tracking`].
+    /// Keeps Jᵀ v up to date from now on (a new objective for a factorisation carried over).
+    fn track(&mut self, v: &[f64]) {
+        let mut tracked = vec![0.0; self.k];
+        self.transpose_times(v, &mut tracked);
+        self.tracked = tracked;
+    }
+
+    /// Jᵀ v for the vector given to [`Factor::tracking`] or [`Factor::track`].
     fn tracked(&self) -> &[f64] {
         &self.tracked
     }
