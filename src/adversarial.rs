@@ -375,10 +375,7 @@ pub fn attack_pixels(
     let any = !records.is_empty();
     let report = AttackReport {
         model: model.path.display().to_string(),
-        input: InputInfo {
-            name: model.input_name.clone(),
-            shape: model.input_shape.clone(),
-        },
+        input: InputInfo::of(model),
         image: image_notes,
         method: settings.method,
         norm: threat.norm,

@@ -1,6 +1,6 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
-use crate::conv_spectrum::{structural_nullity, CirculantPreconditioner};
+use crate::conv_spectrum::{structural_nullity_with, CirculantPreconditioner, Effort};
 use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind, DENSE_CONV_MAX_COLS, DENSE_CONV_MAX_ENTRIES};
 use crate::linop::{Block, BlockOperator, LinearOperator};
 use crate::matrix_free_projection::Preconditioner;
@@ -25,6 +25,19 @@ pub struct AuditReport {
 pub struct InputInfo {
     pub name: String,
     pub shape: Vec<usize>,
+    /// The model's other inputs, fed unchanged to every run (`--hold`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+}
+
+impl InputInfo {
+    pub fn of(model: &Model) -> InputInfo {
+        InputInfo {
+            name: model.input_name.clone(),
+            shape: model.input_shape.clone(),
+            held: model.held_inputs.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -94,6 +107,17 @@ pub const CONV_TILE: usize = 16;
 /// The null space of the front end, where its structure lets blindspot compute it: exactly, or
 /// with `--tol` the directions whose response is at most that fraction of σ_max.
 pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
+    front_end_null_space_with(fe, rule, Effort::SEARCH, &|_, _| {})
+}
+
+/// [`front_end_null_space`] with the effort spent on proofs (`Effort::AUDIT` runs costlier
+/// certificates); `progress` hears a certificate's (blocks factored, blocks).
+pub fn front_end_null_space_with(
+    fe: &FrontEnd,
+    rule: RankRule,
+    effort: Effort,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Option<NullSpace>> {
     let Some(layer) = fe.first_layer.as_ref() else {
         return Ok(None);
     };
@@ -121,7 +145,7 @@ pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<Null
     if rule.relative.is_some() {
         return tiled_null_space(fe, rule);
     }
-    Ok(Some(conv_null_space(fe, conv, layer, rule)))
+    Ok(Some(conv_null_space(fe, conv, layer, rule, effort, progress)))
 }
 
 /// For a convolution front end: the directions supported inside disjoint input tiles (gaps held
@@ -153,7 +177,14 @@ pub fn tiled_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpac
 
 /// The exact null space of a convolution known by its action: projection by preconditioned
 /// conjugate gradients, the nullity from the convolution's structure where it can be read off.
-fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule: RankRule) -> NullSpace {
+fn conv_null_space(
+    fe: &FrontEnd,
+    conv: &ConvFrontEnd,
+    layer: &FirstLayer,
+    rule: RankRule,
+    effort: Effort,
+    progress: &dyn Fn(usize, usize),
+) -> NullSpace {
     let lower = fe.input_dim().saturating_sub(fe.output_dim());
     let projection = "projection by conjugate gradients on A Aᵀ (stop at ‖A z‖ ≤ 1e-10 of the image's ‖A x‖)";
     let Some(pixel_conv) = conv.pixel_conv.as_ref() else {
@@ -169,7 +200,7 @@ fn conv_null_space(fe: &FrontEnd, conv: &ConvFrontEnd, layer: &FirstLayer, rule:
             smallest_singular_value_upper_bound: None,
         });
     };
-    let structure = structural_nullity(pixel_conv, layer.eps, rule);
+    let structure = structural_nullity_with(pixel_conv, layer.eps, rule, effort, progress);
     let (nullity, method) = (structure.nullity, structure.method.clone());
     let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
     let mut upper_bound = structure.sigma_min_upper_bound();
@@ -276,10 +307,7 @@ pub fn audit(
     let layers = layer_profile(model, rule, progress)?;
     Ok(AuditReport {
         model: model.path.display().to_string(),
-        input: InputInfo {
-            name: model.input_name.clone(),
-            shape: model.input_shape.clone(),
-        },
+        input: InputInfo::of(model),
         front_end,
         first_layer,
         layers,

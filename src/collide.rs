@@ -333,10 +333,7 @@ pub fn collide_pixels(
     files.extend(["original.npy", "overview.png", "report.json"].map(String::from));
     let report = CollideReport {
         model: model.path.display().to_string(),
-        input: InputInfo {
-            name: model.input_name.clone(),
-            shape: model.input_shape.clone(),
-        },
+        input: InputInfo::of(model),
         image: image_notes,
         target: target.as_ref().map(|t| t.1.clone()),
         mode: req.mode,

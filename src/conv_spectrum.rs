@@ -20,7 +20,7 @@
 //!   approximate inverse of A Aᵀ for the conjugate-gradient null-space projection.
 
 pub use crate::circulant_preconditioner::CirculantPreconditioner;
-use crate::conv_certificate::{certify_full_rank, NoCertificate, RankCertificate};
+use crate::conv_certificate::{certify_full_rank_within, NoCertificate, RankCertificate};
 use crate::linop::{Conv2d, LinearOperator};
 use crate::nullspace::RankRule;
 use faer::{c64, Mat};
@@ -498,19 +498,30 @@ pub struct Effort {
     pub max_grid: usize,
     /// Symbol evaluations for one branch-and-bound proof of the symbol bound.
     pub proof_budget: usize,
+    /// n · bandwidth² up to which the banded Cholesky certificate is run.
+    pub certificate_budget: f64,
 }
 
 impl Effort {
-    /// What `audit` spends on one model.
+    /// What `audit` spends on one model: the certificate where it costs up to 1e12 operations
+    /// (a 3×3 stride-2 stem at 224²: tens of seconds on 2 cores).
     pub const AUDIT: Effort = Effort {
         max_grid: 96,
         proof_budget: 200_000,
+        certificate_budget: 1e12,
+    };
+    /// What a search (`collide`, `attack`) spends before it starts: the audit's estimates, and
+    /// the certificate only where it takes seconds.
+    pub const SEARCH: Effort = Effort {
+        certificate_budget: crate::conv_certificate::MAX_FLOPS,
+        ..Effort::AUDIT
     };
     /// What the survey spends on each of its dozens of architectures: coarser σ estimates; the
     /// counts themselves are the same.
     pub const SURVEY: Effort = Effort {
         max_grid: 24,
         proof_budget: 20_000,
+        certificate_budget: crate::conv_certificate::MAX_FLOPS,
     };
 }
 
@@ -541,11 +552,18 @@ impl Effort {
 /// although |W(ω)| never vanishes), so a frequency count proves nothing; `expected_nullity` and
 /// the σ estimates say what to expect.
 pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> StructuralNullity {
-    structural_nullity_with(conv, eps, rule, Effort::AUDIT)
+    structural_nullity_with(conv, eps, rule, Effort::SEARCH, &|_, _| {})
 }
 
-/// [`structural_nullity`] with a chosen effort.
-pub fn structural_nullity_with(conv: &Conv2d, eps: f64, rule: RankRule, effort: Effort) -> StructuralNullity {
+/// [`structural_nullity`] with a chosen effort; `progress` hears the certificate's (blocks
+/// factored, blocks) where one runs.
+pub fn structural_nullity_with(
+    conv: &Conv2d,
+    eps: f64,
+    rule: RankRule,
+    effort: Effort,
+    progress: &dyn Fn(usize, usize),
+) -> StructuralNullity {
     let geometry = &conv.geometry;
     let [c, h, w] = geometry.in_shape;
     let [oh, ow] = geometry.out;
@@ -718,7 +736,9 @@ pub fn structural_nullity_with(conv: &Conv2d, eps: f64, rule: RankRule, effort: 
             }
             // 4. a banded Cholesky factorisation of the whole operator's short-side Gram matrix
             //    (see `conv_certificate`), where affordable
-            if let Ok(proof) = banded.get_or_insert_with(|| certify_full_rank(conv, tolerance_upper)) {
+            if let Ok(proof) = banded.get_or_insert_with(|| {
+                certify_full_rank_within(conv, tolerance_upper, effort.certificate_budget, progress)
+            }) {
                 how.push(format!(
                     "group {g}: banded Cholesky certificate of the whole operator's Gram matrix over its {n} {side} (bandwidth {b}) minus tolerance² and a rounding margin",
                     n = proof.gram_size,

@@ -63,7 +63,7 @@ pub mod survey_figure;
 pub mod verify;
 
 pub use frontend::FrontEnd;
-pub use model::Model;
+pub use model::{HeldInput, InputChoice, LoadRequest, Model};
 pub use nullspace::{NullSpace, RankRule};
 pub use preprocess::Preprocess;
 
@@ -72,9 +72,14 @@ use std::path::Path;
 
 /// Loads a model and folds its front end under the given preprocessing.
 pub fn open(path: &Path, input_shape: Option<&[usize]>, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
-    let model = Model::load(path, input_shape)?;
-    let fe = front_end(&model, pre)?;
-    Ok((model, fe))
+    open_with(
+        path,
+        &LoadRequest {
+            input_shape,
+            ..Default::default()
+        },
+        pre,
+    )
 }
 
 /// [`open`] for a command that runs on `image`: an open height and width take the image's.
@@ -84,7 +89,27 @@ pub fn open_for_image(
     pre: &Preprocess,
     image: &Path,
 ) -> Result<(Model, FrontEnd)> {
-    let model = Model::load_for_image(path, input_shape, image)?;
+    open_with(
+        path,
+        &LoadRequest {
+            input_shape,
+            image: Some(image),
+            ..Default::default()
+        },
+        pre,
+    )
+}
+
+/// Loads a model as `request` says (image input, shape, held inputs, preprocessed by `pre` where
+/// they are images) and folds the chosen input's front end.
+pub fn open_with(path: &Path, request: &LoadRequest, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
+    let model = Model::load_with(
+        path,
+        &LoadRequest {
+            preprocess: Some(pre),
+            ..*request
+        },
+    )?;
     let fe = front_end(&model, pre)?;
     Ok((model, fe))
 }

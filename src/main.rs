@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use blindspot::adversarial::{attack, AttackMethod, AttackSettings, VARIANT_MARGIN};
 use blindspot::attack::{Norm, ThreatModel};
 use blindspot::collide::{collide, CollideRequest, SearchSettings};
+use blindspot::conv_spectrum::Effort;
 use blindspot::explain::comparison::{explain, ExplainRequest};
 use blindspot::explain::{Baseline, Method};
 use blindspot::preprocess::{ChannelOrder, Layout};
@@ -76,9 +77,50 @@ struct ModelArgs {
     /// first-layer response is at most this fraction of σ_max, with the guaranteed bound reported.
     #[arg(long, visible_alias = "budget", value_name = "REL", value_parser = fraction_of_sigma_max)]
     tol: Option<f64>,
+    #[command(flatten)]
+    inputs: InputArgs,
     /// Print the JSON report instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// Models with several inputs: which one is the image, and what the others are fed.
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// The image input of a model with several inputs (default: the only one not held).
+    #[arg(long = "input", value_name = "NAME")]
+    image_input: Option<String>,
+    /// Another input, fed unchanged to every run: NAME=FILE, an image (preprocessed like the
+    /// image input) or a .npy float32 tensor exactly as fed. Repeat for each.
+    #[arg(long = "hold", value_name = "NAME=FILE", value_parser = held_input)]
+    hold: Vec<blindspot::HeldInput>,
+}
+
+fn held_input(s: &str) -> Result<blindspot::HeldInput, String> {
+    blindspot::HeldInput::parse(s).map_err(|e| e.to_string())
+}
+
+impl InputArgs {
+    fn choice(&self) -> blindspot::InputChoice {
+        blindspot::InputChoice {
+            image: self.image_input.clone(),
+            held: self.hold.clone(),
+        }
+    }
+}
+
+/// What a command loads its model for.
+fn load_request<'a>(
+    shape: Option<&'a [usize]>,
+    image: Option<&'a std::path::Path>,
+    inputs: &'a blindspot::InputChoice,
+) -> blindspot::LoadRequest<'a> {
+    blindspot::LoadRequest {
+        input_shape: shape,
+        image,
+        inputs: Some(inputs),
+        preprocess: None,
+    }
 }
 
 #[derive(Args, Clone)]
@@ -237,6 +279,8 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         input_shape: Option<Vec<usize>>,
         #[command(flatten)]
+        inputs: InputArgs,
+        #[command(flatten)]
         pre: PreprocessArgs,
         #[arg(long, value_enum, default_value = "gradient")]
         method: Method,
@@ -282,6 +326,8 @@ enum Command {
         /// Input shape where the model's is dynamic, e.g. 1,3,224,224.
         #[arg(long, value_delimiter = ',')]
         input_shape: Option<Vec<usize>>,
+        #[command(flatten)]
+        inputs: InputArgs,
         #[command(flatten)]
         pre: PreprocessArgs,
         /// Layers (ONNX value names) of the feature distance (default: four spread through the network).
@@ -392,9 +438,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit { model, pre } => {
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let choice = model.inputs.choice();
+            let request = load_request(shape.as_deref(), None, &choice);
+            let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let rule = RankRule { relative: model.tol };
-            let ns = audit::front_end_null_space(&fe, rule)?;
+            let proof_bar = progress_bar(cli.quiet, 0, "proving the rank (banded Cholesky)");
+            let ns = audit::front_end_null_space_with(&fe, rule, Effort::AUDIT, &|done, blocks| {
+                proof_bar.set_length(blocks as u64);
+                proof_bar.set_position(done as u64);
+            })?;
+            proof_bar.finish_and_clear();
             let bar = progress_bar(cli.quiet, 0, "ranking layers");
             let report = audit::audit(&m, &fe, ns.as_ref(), rule, &|name| {
                 bar.set_message(name.to_string());
@@ -423,7 +476,9 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--count must be at least 1");
             }
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open_for_image(&model.model, shape.as_deref(), &pre.preprocess()?, &image)?;
+            let choice = model.inputs.choice();
+            let request = load_request(shape.as_deref(), Some(&image), &choice);
+            let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let req = CollideRequest {
                 image,
                 target,
@@ -464,7 +519,9 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open_for_image(&model.model, shape.as_deref(), &pre.preprocess()?, &image)?;
+            let choice = model.inputs.choice();
+            let request = load_request(shape.as_deref(), Some(&image), &choice);
+            let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let settings = AttackSettings {
                 threat: ThreatModel { eps, norm },
                 method,
@@ -535,6 +592,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             image,
             input_shape,
+            inputs,
             pre,
             method,
             output_index,
@@ -549,7 +607,15 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let shape = pre.input_shape(&input_shape)?;
-            let m = blindspot::Model::load_for_image(&model, shape.as_deref(), &image)?;
+            let choice = inputs.choice();
+            let pre_map = pre.preprocess()?;
+            let m = blindspot::Model::load_with(
+                &model,
+                &blindspot::LoadRequest {
+                    preprocess: Some(&pre_map),
+                    ..load_request(shape.as_deref(), Some(&image), &choice)
+                },
+            )?;
             let req = ExplainRequest {
                 image,
                 compare,
@@ -580,12 +646,21 @@ fn run(cli: Cli) -> Result<()> {
             b,
             model,
             input_shape,
+            inputs,
             pre,
             layers,
             json,
         } => {
+            let shape = pre.input_shape(&input_shape)?;
+            let (choice, pre_map) = (inputs.choice(), pre.preprocess()?);
             let m = match &model {
-                Some(path) => Some(blindspot::Model::load(path, pre.input_shape(&input_shape)?.as_deref())?),
+                Some(path) => Some(blindspot::Model::load_with(
+                    path,
+                    &blindspot::LoadRequest {
+                        preprocess: Some(&pre_map),
+                        ..load_request(shape.as_deref(), None, &choice)
+                    },
+                )?),
                 None => None,
             };
             let load = |p: &PathBuf| match &m {
@@ -607,7 +682,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify { model, a, b, pre } => {
             let shape = pre.input_shape(&model.input_shape)?;
-            let (m, fe) = blindspot::open(&model.model, shape.as_deref(), &pre.preprocess()?)?;
+            let choice = model.inputs.choice();
+            let request = load_request(shape.as_deref(), None, &choice);
+            let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let read = |p: &PathBuf| -> Result<Vec<f32>> {
                 let (s, data) = npy::read_f32(p)?;
                 if s != m.input_shape {

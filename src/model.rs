@@ -2,6 +2,7 @@
 //! of intermediate values as outputs.
 
 use crate::onnx_graph::OnnxGraph;
+use crate::preprocess::Preprocess;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,9 +14,53 @@ pub struct Model {
     pub input_name: String,
     pub input_shape: Vec<usize>,
     pub output_names: Vec<String>,
+    /// The other inputs, fed the same value in every run (`--hold`), in the graph's order.
+    pub held_inputs: Vec<String>,
     inference: InferenceModel,
     /// Prepared plans by requested values and optimisation: preparing is the slow part.
     plans: std::sync::Mutex<std::collections::HashMap<(Vec<String>, bool), Runner>>,
+}
+
+/// Which input of a model is the image, and what each other input is fed.
+#[derive(Clone, Debug, Default)]
+pub struct InputChoice {
+    /// The image input (`--input`); default: the only input the held ones leave.
+    pub image: Option<String>,
+    /// The other inputs (`--hold NAME=FILE`).
+    pub held: Vec<HeldInput>,
+}
+
+/// An input fed the same value in every run: an image, preprocessed as the image input is, or a
+/// `.npy` float32 tensor exactly as fed.
+#[derive(Clone, Debug)]
+pub struct HeldInput {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+impl HeldInput {
+    /// Parses `NAME=FILE`.
+    pub fn parse(spec: &str) -> Result<HeldInput> {
+        match spec.split_once('=') {
+            Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok(HeldInput {
+                name: name.to_string(),
+                file: PathBuf::from(file),
+            }),
+            _ => bail!("--hold takes NAME=FILE (an image or a .npy tensor), not {spec}"),
+        }
+    }
+}
+
+/// What a model is loaded for.
+#[derive(Clone, Copy, Default)]
+pub struct LoadRequest<'a> {
+    /// The image input's shape where the model's is open or is to be overridden.
+    pub input_shape: Option<&'a [usize]>,
+    /// The image the model runs on: an open height and width take its size.
+    pub image: Option<&'a Path>,
+    pub inputs: Option<&'a InputChoice>,
+    /// How a held image becomes its tensor (default: pixels in [0, 1]).
+    pub preprocess: Option<&'a Preprocess>,
 }
 
 /// One named value the model computed, widened to f64.
@@ -124,62 +169,69 @@ impl Model {
     /// Loads `path`; `input_shape` is required only where the model's own shape is not fixed
     /// (a symbolic batch dimension is taken as 1).
     pub fn load(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
-        Model::from_bytes(&bytes, path, input_shape)
+        Model::load_with(
+            path,
+            &LoadRequest {
+                input_shape,
+                ..Default::default()
+            },
+        )
     }
 
     /// Loads `path` to run on `image`: where the model leaves its height and width open and no
     /// shape is requested, they are the image's own (its file's header is read for them).
     pub fn load_for_image(path: &Path, input_shape: Option<&[usize]>, image: &Path) -> Result<Model> {
+        Model::load_with(
+            path,
+            &LoadRequest {
+                input_shape,
+                image: Some(image),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Loads `path` as `request` says: the image input, its shape, and the held inputs.
+    pub fn load_with(path: &Path, request: &LoadRequest) -> Result<Model> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
-        // An unreadable image is reported by the image loader, with its own message.
-        let size = image::image_dimensions(image)
-            .ok()
-            .map(|(w, h)| (h as usize, w as usize));
-        Model::from_bytes_sized(&bytes, path, input_shape, size)
+        Model::from_bytes_with(&bytes, path, request)
     }
 
     /// Loads a model held in memory (an embedded one); `path` names it in messages and reports.
     pub fn from_bytes(bytes: &[u8], path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
-        Model::from_bytes_sized(bytes, path, input_shape, None)
+        Model::from_bytes_with(
+            bytes,
+            path,
+            &LoadRequest {
+                input_shape,
+                ..Default::default()
+            },
+        )
     }
 
-    /// [`Model::from_bytes`], with the (height, width) an open spatial size takes.
-    fn from_bytes_sized(
-        bytes: &[u8],
-        path: &Path,
-        input_shape: Option<&[usize]>,
-        image_size: Option<(usize, usize)>,
-    ) -> Result<Model> {
+    /// [`Model::load_with`] for a model held in memory.
+    pub fn from_bytes_with(bytes: &[u8], path: &Path, request: &LoadRequest) -> Result<Model> {
+        let input_shape = request.input_shape;
+        // An unreadable image is reported by the image loader, with its own message.
+        let image_size = request
+            .image
+            .and_then(|image| image::image_dimensions(image).ok())
+            .map(|(w, h)| (h as usize, w as usize));
         let mut proto = OnnxGraph::parse(bytes).with_context(|| format!("{}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
         crate::external_data::inline_external_data(&mut proto, folder)
             .with_context(|| format!("{}", path.display()))?;
-        let graph = OnnxGraph::from_proto(proto.clone()).with_context(|| format!("{}", path.display()))?;
-        let inputs = graph.data_inputs();
-        let [input] = inputs.as_slice() else {
-            let names: Vec<String> = inputs
-                .iter()
-                .map(|i| match OnnxGraph::declared_shape(i) {
-                    Some(d) => format!("{} {}", i.name, show_dims(&d)),
-                    None => i.name.clone(),
-                })
-                .collect();
-            bail!(
-                "{}: blindspot handles models with one input; this one has {}: {}",
-                path.display(),
-                inputs.len(),
-                names.join(", ")
-            );
-        };
+        let no_choice = InputChoice::default();
+        let choice = request.inputs.unwrap_or(&no_choice);
+        let (input, held) = choose_inputs(&proto, choice).with_context(|| format!("{}", path.display()))?;
         let input_name = input.name.clone();
-        if let Some(code) = OnnxGraph::declared_elem_type(input).filter(|&c| c != 0 && !FLOAT_TYPES.contains(&c)) {
+        if let Some(code) = OnnxGraph::declared_elem_type(&input).filter(|&c| c != 0 && !FLOAT_TYPES.contains(&c)) {
             bail!(
                 "the input {input_name} holds {} values (token ids or indices?): blindspot needs an image-like float input",
                 elem_type_name(code)
             );
         }
-        let declared = OnnxGraph::declared_shape(input);
+        let declared = OnnxGraph::declared_shape(&input);
         let shape = match (input_shape, &declared) {
             // A requested shape of the same rank re-types the input, static dimensions included,
             // as deployment code does (a declared batch of 10 run on one image).
@@ -207,15 +259,23 @@ impl Model {
                 .collect::<Result<_>>()?,
             (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
         };
-        let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if values.is_none_or(|n| n > MAX_INPUT_VALUES) {
-            bail!(
-                "the input shape {shape:?} holds more values than blindspot's pixel maps can hold in memory (at most {MAX_INPUT_VALUES}); give a smaller --input-shape"
-            );
+        check_size(&shape)?;
+        let no_preprocess = Preprocess::default();
+        let preprocess = request.preprocess.unwrap_or(&no_preprocess);
+        let mut held_inputs = vec![];
+        for (info, file) in &held {
+            let tensor = held_tensor(info, file, &shape, preprocess)?;
+            proto
+                .graph
+                .as_mut()
+                .context("the ONNX file has no graph")?
+                .initializer
+                .push(tensor);
+            held_inputs.push(info.name.clone());
         }
-        if shape.contains(&0) {
-            bail!("the input shape {shape:?} has an empty dimension");
-        }
+        // Held inputs are initializers now: constants to blindspot's reading of the graph (and
+        // to its constant folding), and values tract feeds unchanged to every run.
+        let graph = OnnxGraph::from_proto(proto.clone()).with_context(|| format!("{}", path.display()))?;
         let what = format!("{}: tract cannot load this model", path.display());
         let inference = guarded(&what, || {
             // Shapes recorded in the file for intermediate values and outputs may hold symbols
@@ -233,6 +293,7 @@ impl Model {
             input_name,
             input_shape: shape,
             output_names,
+            held_inputs,
             inference,
             plans: Default::default(),
         })
@@ -294,6 +355,177 @@ impl Model {
         }
         names
     }
+}
+
+/// Refuses shapes that would not fit in memory, or hold nothing.
+fn check_size(shape: &[usize]) -> Result<()> {
+    let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if values.is_none_or(|n| n > MAX_INPUT_VALUES) {
+        bail!(
+            "the input shape {shape:?} holds more values than blindspot's pixel maps can hold in memory (at most {MAX_INPUT_VALUES}); give a smaller --input-shape"
+        );
+    }
+    if shape.contains(&0) {
+        bail!("the input shape {shape:?} has an empty dimension");
+    }
+    Ok(())
+}
+
+/// The graph inputs a user feeds (initializers listed as inputs are constants).
+fn fed_inputs(proto: &tract_onnx::pb::ModelProto) -> Vec<tract_onnx::pb::ValueInfoProto> {
+    let Some(graph) = proto.graph.as_ref() else {
+        return vec![];
+    };
+    let constants: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    graph
+        .input
+        .iter()
+        .filter(|i| !constants.contains(i.name.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn describe(inputs: &[tract_onnx::pb::ValueInfoProto]) -> String {
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| match OnnxGraph::declared_shape(i) {
+            Some(d) => format!("{} {}", i.name, show_dims(&d)),
+            None => i.name.clone(),
+        })
+        .collect();
+    names.join(", ")
+}
+
+type HeldValue = (tract_onnx::pb::ValueInfoProto, PathBuf);
+
+/// The image input and the held ones, as `choice` names them: every fed input is either the
+/// image or held.
+fn choose_inputs(
+    proto: &tract_onnx::pb::ModelProto,
+    choice: &InputChoice,
+) -> Result<(tract_onnx::pb::ValueInfoProto, Vec<HeldValue>)> {
+    let inputs = fed_inputs(proto);
+    let find = |name: &str| inputs.iter().find(|i| i.name == name);
+    let mut held = vec![];
+    for h in &choice.held {
+        let info = find(&h.name).with_context(|| {
+            format!(
+                "--hold {}: the model has no input of that name; its inputs: {}",
+                h.name,
+                describe(&inputs)
+            )
+        })?;
+        if held.iter().any(|(i, _): &HeldValue| i.name == h.name) {
+            bail!("--hold {} is given twice", h.name);
+        }
+        held.push((info.clone(), h.file.clone()));
+    }
+    let left: Vec<_> = inputs
+        .iter()
+        .filter(|i| !held.iter().any(|(h, _)| h.name == i.name))
+        .cloned()
+        .collect();
+    let image = match &choice.image {
+        Some(name) => {
+            if held.iter().any(|(h, _)| &h.name == name) {
+                bail!("the input {name} is both the image (--input) and held (--hold)");
+            }
+            find(name)
+                .with_context(|| format!("--input {name}: the model has no input of that name; its inputs: {}", describe(&inputs)))?
+                .clone()
+        }
+        None => match left.as_slice() {
+            [only] => only.clone(),
+            [] => bail!("every input is held: name the image input with --input NAME"),
+            _ => bail!(
+                "the model has {} inputs ({}): name the image input with --input NAME and give every other one with --hold NAME=FILE (an image or a .npy)",
+                left.len(),
+                describe(&left)
+            ),
+        },
+    };
+    let unfed: Vec<_> = left.iter().filter(|i| i.name != image.name).cloned().collect();
+    if !unfed.is_empty() {
+        bail!(
+            "the model has other inputs besides {}: {}; give each with --hold NAME=FILE (an image or a .npy)",
+            image.name,
+            describe(&unfed)
+        );
+    }
+    Ok((image, held))
+}
+
+/// A held input's value as an initializer: its declared float type, its declared shape with
+/// open dimensions taken from the file (a .npy) or from the image input's shape (an image).
+fn held_tensor(
+    info: &tract_onnx::pb::ValueInfoProto,
+    file: &Path,
+    image_shape: &[usize],
+    preprocess: &Preprocess,
+) -> Result<tract_onnx::pb::TensorProto> {
+    let name = &info.name;
+    let code = OnnxGraph::declared_elem_type(info).unwrap_or(1);
+    if code != 1 && code != 11 {
+        bail!(
+            "the held input {name} holds {} values; --hold feeds float or double tensors",
+            if code == 10 {
+                "float16".to_string()
+            } else {
+                elem_type_name(code)
+            }
+        );
+    }
+    let declared = OnnxGraph::declared_shape(info);
+    let is_npy = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let (shape, data) = if is_npy {
+        let (shape, data) = crate::npy::read_f32(file)?;
+        if let Some(d) = &declared {
+            let fits = d.len() == shape.len() && d.iter().zip(&shape).all(|(d, s)| d.is_none_or(|d| d == *s));
+            if !fits {
+                bail!(
+                    "--hold {name}: {} has shape {shape:?}, the input {name} is declared {}",
+                    file.display(),
+                    show_dims(d)
+                );
+            }
+        }
+        (shape, data)
+    } else {
+        let shape: Vec<usize> = match &declared {
+            Some(d) if d.len() == image_shape.len() => d
+                .iter()
+                .zip(image_shape)
+                .enumerate()
+                .map(|(i, (d, s))| d.unwrap_or(if i == 0 { 1 } else { *s }))
+                .collect(),
+            Some(d) if d.iter().all(Option::is_some) => d.iter().flatten().copied().collect(),
+            _ => bail!(
+                "--hold {name}: the input's shape {} cannot be taken from the image input's; give a .npy tensor",
+                declared.as_deref().map_or("(none)".into(), show_dims)
+            ),
+        };
+        check_size(&shape)?;
+        let grid = preprocess.grid(&shape)?;
+        let (pixels, _) = crate::preprocess::load_image(file, &grid).with_context(|| format!("--hold {name}"))?;
+        let data = crate::preprocess::to_tensor(&preprocess.gather(&shape)?, &pixels.data);
+        (shape, data)
+    };
+    check_size(&shape)?;
+    if data.iter().any(|v| !v.is_finite()) {
+        bail!("--hold {name}: {} holds NaN or infinite values", file.display());
+    }
+    let mut tensor = tract_onnx::pb::TensorProto {
+        name: name.clone(),
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: code,
+        ..Default::default()
+    };
+    if code == 11 {
+        tensor.double_data = data.iter().map(|&v| v as f64).collect();
+    } else {
+        tensor.float_data = data;
+    }
+    Ok(tensor)
 }
 
 fn show_dims(d: &[Option<usize>]) -> String {

@@ -217,7 +217,7 @@ pub fn random_conv(layer: &FirstConv, [c, h, w]: [usize; 3], seed: u64) -> Resul
 /// One catalogue entry, computed.
 pub fn survey_architecture(arch: &Architecture, side: Option<usize>, seed: u64) -> Result<SurveyRow> {
     let conv = generic_conv(arch, side, seed)?;
-    let structure = structural_nullity_with(&conv, GENERIC_EPS, RankRule::default(), Effort::SURVEY);
+    let structure = structural_nullity_with(&conv, GENERIC_EPS, RankRule::default(), Effort::SURVEY, &|_, _| {});
     let before = match arch.before {
         BeforeFirstLayer::Nothing => "nothing (per-channel normalisation only)".to_string(),
         BeforeFirstLayer::SpaceToDepth { block } => {
@@ -424,7 +424,8 @@ pub fn survey_model(path: &Path, input_shape: Option<&[usize]>, seed: u64) -> Re
                 groups: geometry.group,
             };
             let conv = random_conv(&first, geometry.in_shape, seed)?;
-            let structure = structural_nullity_with(&conv, GENERIC_EPS, RankRule::default(), Effort::SURVEY);
+            let structure =
+                structural_nullity_with(&conv, GENERIC_EPS, RankRule::default(), Effort::SURVEY, &|_, _| {});
             conv_row(&conv, &structure, text)
         }
         None => dense_row(&fe, layer.op.clone(), text, seed)?,

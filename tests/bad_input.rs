@@ -233,14 +233,14 @@ fn inputs_that_are_not_images_are_refused_before_any_work() {
         "more values than blindspot's pixel maps can hold",
     );
     assert_clean_failure(&["audit", s(&mlp), "--input-shape", "1,64"], "the rank differs");
-    // Two real inputs: refused, with every input named and shaped.
+    // Two real inputs and no --input/--hold: refused, with every input named and shaped.
     let mut pair = ob::mlp_gemm_spec(true, 1);
     pair.extra_inputs.push(("second_image".to_string(), vec![1, 1, 8, 8]));
     let pair_path = d.join("pair.onnx");
     ob::write_model(&pair_path, &pair);
     assert_clean_failure(
         &["audit", s(&pair_path)],
-        "this one has 2: input [1,1,8,8], second_image [1,1,8,8]",
+        "the model has 2 inputs (input [1,1,8,8], second_image [1,1,8,8]): name the image input with --input NAME",
     );
     let patch = d.join("patch.onnx");
     std::fs::write(&patch, ob::patch_conv_nchw_normalised(2)).unwrap();

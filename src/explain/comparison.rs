@@ -343,10 +343,7 @@ pub fn explain_pixels(
         image: notes,
         compare: compare.as_ref().map(|c| c.0.clone()),
         method: req.method,
-        input: InputInfo {
-            name: model.input_name.clone(),
-            shape: model.input_shape.clone(),
-        },
+        input: InputInfo::of(model),
         output_index: index,
         output_name,
         settings: settings_report(req, &details),
