@@ -448,22 +448,36 @@ pub(super) fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Re
     if kernel.len() != spatial.len() {
         bail!("kernel_shape {kernel:?} does not fit the input {:?}", x.dims());
     }
-    if attr_int(node, "ceil_mode", 0) != 0 {
-        bail!("{} with ceil_mode=1 is not supported", node.op_type);
-    }
+    let ceil_mode = attr_int(node, "ceil_mode", 0) != 0;
     let w = Window::of(node, &spatial, kernel)?;
-    let out = (0..spatial.len())
-        .map(|i| w.out_len(i, spatial[i]))
-        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(spatial.len());
+    // ceil_mode keeps a last, partial window wherever one starts inside the input or its begin
+    // padding; it reads fill values past the end padding (`extra`).
+    let mut extra = Vec::with_capacity(spatial.len());
+    for (i, &len) in spatial.iter().enumerate() {
+        let floor = w.out_len(i, len)?;
+        let padded = len + w.pads[i].0 + w.pads[i].1;
+        let mut n = floor;
+        if ceil_mode && (padded - w.span(i)) % w.strides[i] != 0 {
+            n += 1;
+            if (n - 1) * w.strides[i] >= len + w.pads[i].0 {
+                n -= 1;
+            }
+        }
+        out.push(n);
+        extra.push(((n - 1) * w.strides[i] + w.span(i)).saturating_sub(padded));
+    }
     let fill = if kind == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
-    let xp = pad_spatial(x, &w.pads, fill)?;
+    let all_pads: Vec<(usize, usize)> = w.pads.iter().zip(&extra).map(|(&(b, e), &x)| (b, e + x)).collect();
+    let xp = pad_spatial(x, &all_pads, fill)?;
     let taps = kernel_taps(&w.kernel);
     let mut acc: Option<Tensor> = None;
     for tap in &taps {
         let view = tap_view(&xp, &w, tap, &out)?;
         acc = Some(match (acc, kind) {
             (None, _) => view,
-            (Some(a), Pooling::Max) => a.maximum(&view)?,
+            // A selection: at a tie the gradient goes to the first tap alone.
+            (Some(a), Pooling::Max) => view.gt(&a)?.where_cond(&view, &a)?,
             (Some(a), Pooling::Average) => (a + view)?,
         });
     }
@@ -471,14 +485,19 @@ pub(super) fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Re
     if kind == Pooling::Max {
         return Ok(y);
     }
-    let padded = w.pads.iter().any(|&(a, b)| a + b > 0);
-    if !padded || attr_int(node, "count_include_pad", 0) != 0 {
+    let padded = all_pads.iter().any(|&(a, b)| a + b > 0);
+    let include_pad = attr_int(node, "count_include_pad", 0) != 0;
+    if !padded || include_pad && extra.iter().all(|&e| e == 0) {
         return Ok(y.affine(1.0 / taps.len() as f64, 0.0)?);
     }
-    // Divide each window by the number of real (unpadded) values it covers.
+    // Divide each window by the number of values it covers: real ones, and the declared padding
+    // where count_include_pad says so.
     let mut ones_dims = vec![1, 1];
     ones_dims.extend_from_slice(&spatial);
-    let ones = pad_spatial(&Tensor::ones(ones_dims, ctx.dtype, ctx.device)?, &w.pads, 0.0)?;
+    let declared_fill = if include_pad { 1.0 } else { 0.0 };
+    let ones = pad_spatial(&Tensor::ones(ones_dims, ctx.dtype, ctx.device)?, &w.pads, declared_fill)?;
+    let extra_pads: Vec<(usize, usize)> = extra.iter().map(|&e| (0, e)).collect();
+    let ones = pad_spatial(&ones, &extra_pads, 0.0)?;
     let mut count: Option<Tensor> = None;
     for tap in &taps {
         let view = tap_view(&ones, &w, tap, &out)?;

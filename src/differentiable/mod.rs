@@ -12,10 +12,15 @@
 //! (`backward.rs`), for the values that depend on the input only — no gradient is ever formed
 //! for a weight.
 
+mod activations;
 mod backward;
 mod conv;
+mod indexing;
 mod kernels;
+mod losses;
+mod normalisation;
 mod ops;
+mod recurrent;
 mod resize;
 
 use crate::model::{Model, Value};
@@ -75,6 +80,13 @@ pub struct LayerGradient {
     pub gradient: Value,
 }
 
+/// The value an evaluator differentiates with respect to: a graph input, and the shape it is fed in.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+}
+
 /// Evaluation context shared by the op translations.
 pub(crate) struct Ctx<'a> {
     pub opset: i64,
@@ -95,11 +107,28 @@ impl Differentiable {
 
     /// An evaluator on `device` computing floats in `dtype` (F32 or F64).
     pub fn on(model: &Model, device: &Device, dtype: DType) -> Result<Differentiable> {
+        let what = model.path.display().to_string();
+        let input = Input {
+            name: &model.input_name,
+            shape: &model.input_shape,
+        };
+        Differentiable::of_graph(&model.graph, &what, input, &model.output_names, device, dtype)
+    }
+
+    /// An evaluator of `graph` from the value `input` to `output_names`, every other graph input
+    /// being an initializer: for graphs that are not loaded as a [`Model`] (ONNX's node tests, some
+    /// of which tract does not load). `what` names the graph in messages.
+    pub fn of_graph(
+        graph: &OnnxGraph,
+        what: &str,
+        input: Input,
+        output_names: &[String],
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Differentiable> {
         if !matches!(dtype, DType::F32 | DType::F64) {
             bail!("the gradient engine computes in f32 or f64, not {dtype:?}");
         }
-        let graph: &OnnxGraph = &model.graph;
-        let what = model.path.display().to_string();
         for node in &graph.graph.node {
             if !node.domain.is_empty() && node.domain != "ai.onnx" {
                 bail!(
@@ -129,10 +158,11 @@ impl Differentiable {
         }
         // One pass on a zero input gives every shape; values that do not depend on it are kept.
         let mut values: HashMap<String, Tensor> = HashMap::new();
-        let zero = Tensor::zeros(model.input_shape.as_slice(), dtype, device)?;
-        values.insert(model.input_name.clone(), zero);
+        let zero = Tensor::zeros(input.shape, dtype, device)?;
+        values.insert(input.name.to_string(), zero);
         let (mut nodes, mut shapes, mut order) = (vec![], HashMap::new(), vec![]);
         for node in &graph.graph.node {
+            let node = &with_integer_type(node, graph);
             let label = || format!("{what}: node {} ({})", node_label(node), node.op_type);
             if node.op_type == "Constant" {
                 let c = graph.constant(&node.output[0])?.with_context(label)?;
@@ -143,7 +173,9 @@ impl Differentiable {
                 continue;
             }
             let present: Vec<&String> = node.input.iter().filter(|i| !i.is_empty()).collect();
-            let is_static = node.op_type == "Shape" || present.iter().all(|i| statics.contains_key(*i));
+            // Shape and Size read only the input's shape, which is fixed.
+            let is_static =
+                matches!(node.op_type.as_str(), "Shape" | "Size") || present.iter().all(|i| statics.contains_key(*i));
             let inputs = gather_inputs(node, &values, &statics).with_context(label)?;
             let outputs = ops::eval(node, &inputs, &ctx).with_context(label)?;
             for (name, t) in node.output.iter().zip(outputs) {
@@ -162,7 +194,7 @@ impl Differentiable {
                 nodes.push(node.clone());
             }
         }
-        for name in &model.output_names {
+        for name in output_names {
             if !values.contains_key(name) && !statics.contains_key(name) {
                 bail!("{what}: the output {name} is computed by no node");
             }
@@ -172,13 +204,17 @@ impl Differentiable {
             statics,
             shapes,
             order,
-            input_name: model.input_name.clone(),
-            input_shape: model.input_shape.clone(),
-            output_names: model.output_names.clone(),
+            input_name: input.name.to_string(),
+            input_shape: input.shape.to_vec(),
+            output_names: output_names.to_vec(),
             device: device.clone(),
             dtype,
             opset: graph.opset,
         })
+    }
+
+    pub fn input_name(&self) -> &str {
+        &self.input_name
     }
 
     pub fn input_shape(&self) -> &[usize] {
@@ -295,10 +331,14 @@ impl Differentiable {
             if !needs.iter().any(|&n| n) {
                 continue;
             }
+            // An omitted optional output (an empty name) stands as a scalar no gradient reaches.
             let outputs: Vec<Tensor> = node
                 .output
                 .iter()
-                .map(|o| pass.values.get(o).cloned().context("a node output was not kept"))
+                .map(|o| match o.is_empty() {
+                    true => Ok(Tensor::zeros((), self.dtype, &self.device)?),
+                    false => pass.values.get(o).cloned().context("a node output was not kept"),
+                })
                 .collect::<Result<_>>()?;
             let in_grads = backward::vjp(node, &inputs, &outputs, &out_grads, &needs, &ctx)
                 .with_context(|| format!("gradient of node {} ({})", node_label(node), node.op_type))?;
@@ -424,6 +464,26 @@ impl Pass {
             .to_scalar::<f64>()?;
         Ok((seed, score))
     }
+}
+
+/// The node, with QuantizeLinear's integer type (`output_dtype`, opset 21) made explicit from
+/// its constant zero point: the evaluator holds every integer as i64, so the type that sets the
+/// saturation range is read here, from the graph.
+fn with_integer_type(node: &NodeProto, graph: &OnnxGraph) -> NodeProto {
+    let mut node = node.clone();
+    let zero_point = node.input.get(2).filter(|z| !z.is_empty());
+    let declared = node.attribute.iter().any(|a| a.name == "output_dtype");
+    if let (true, Some(zero_point), false) = (node.op_type == "QuantizeLinear", zero_point, declared) {
+        if let Some(code) = graph.constant_type(zero_point) {
+            node.attribute.push(tract_onnx::pb::AttributeProto {
+                name: "output_dtype".into(),
+                r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+                i: code as i64,
+                ..Default::default()
+            });
+        }
+    }
+    node
 }
 
 fn accumulate(grads: &mut HashMap<String, Tensor>, name: &str, g: Tensor) -> Result<()> {

@@ -4,7 +4,7 @@
 //! the op is written as a sum or maximum over shifted, strided views of its input, whose backward
 //! pass candle derives.
 
-use super::{conv, kernels, resize, Ctx};
+use super::{activations, conv, indexing, kernels, losses, normalisation, recurrent, resize, Ctx};
 use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute, Constant};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -12,11 +12,22 @@ use tract_onnx::pb::NodeProto;
 
 pub const SUPPORTED: &[&str] = &[
     "Abs",
+    "Acos",
+    "Acosh",
     "Add",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "Asin",
+    "Asinh",
+    "Atan",
+    "Atanh",
     "AveragePool",
     "BatchNormalization",
     "Cast",
+    "CastLike",
     "Ceil",
+    "Celu",
     "Clip",
     "Concat",
     "Constant",
@@ -24,64 +35,107 @@ pub const SUPPORTED: &[&str] = &[
     "Conv",
     "ConvTranspose",
     "Cos",
+    "Cosh",
+    "CumSum",
+    "DepthToSpace",
+    "DequantizeLinear",
     "Div",
     "Dropout",
+    "Elu",
     "Equal",
     "Erf",
     "Exp",
     "Expand",
     "Flatten",
     "Floor",
+    "GRU",
     "Gather",
+    "GatherElements",
     "Gelu",
     "Gemm",
     "GlobalAveragePool",
     "GlobalMaxPool",
     "Greater",
     "GreaterOrEqual",
+    "GroupNormalization",
     "HardSigmoid",
     "HardSwish",
+    "Hardmax",
     "Identity",
+    "InstanceNormalization",
+    "IsInf",
+    "IsNaN",
+    "LRN",
+    "LSTM",
     "LayerNormalization",
     "LeakyRelu",
     "Less",
     "LessOrEqual",
     "Log",
     "LogSoftmax",
+    "LpNormalization",
     "MatMul",
     "Max",
     "MaxPool",
     "Mean",
+    "MeanVarianceNormalization",
     "Min",
+    "Mish",
+    "Mod",
     "Mul",
     "Neg",
+    "NegativeLogLikelihoodLoss",
+    "Not",
+    "Or",
+    "PRelu",
     "Pad",
     "Pow",
+    "QuantizeLinear",
+    "RNN",
     "Range",
     "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
     "ReduceMax",
     "ReduceMean",
     "ReduceMin",
+    "ReduceProd",
     "ReduceSum",
+    "ReduceSumSquare",
     "Relu",
     "Reshape",
     "Resize",
+    "Round",
+    "Selu",
     "Shape",
+    "Shrink",
     "Sigmoid",
+    "Sign",
     "Sin",
+    "Sinh",
+    "Size",
     "Slice",
     "Softmax",
+    "SoftmaxCrossEntropyLoss",
+    "Softplus",
+    "Softsign",
+    "SpaceToDepth",
     "Split",
     "Sqrt",
     "Squeeze",
     "Sub",
     "Sum",
+    "Tan",
     "Tanh",
+    "ThresholdedRelu",
     "Tile",
     "Transpose",
     "Unsqueeze",
     "Upsample",
     "Where",
+    "Xor",
 ];
 
 /// A constant read from the graph as a tensor: floats in the evaluator's dtype, integers as i64.
@@ -105,7 +159,9 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
     let x = || arg(0);
     let one = |t: Tensor| Ok(vec![t]);
     match node.op_type.as_str() {
-        "Identity" | "Dropout" => one(x()?.clone()),
+        "Identity" => one(x()?.clone()),
+        // Inference: the identity, and a mask that keeps everything.
+        "Dropout" => Ok(vec![x()?.clone(), x()?.ones_like()?.to_dtype(DType::U8)?]),
         "Relu" => one(x()?.relu()?),
         // exp(min(x, 0)) / (1 + exp(-|x|)): no overflow forward or backward (1/(1+exp(-x))
         // gives 0·∞ in its backward pass) and full relative precision for very negative x.
@@ -129,7 +185,9 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         "LeakyRelu" => {
             let alpha = attr_float(node, "alpha", 0.01);
             let x = x()?;
-            one((x.relu()? - x.neg()?.relu()?.affine(alpha, 0.0)?)?)
+            // A selection rather than relu(x) − α·relu(−x), whose gradient at 0 would be 0: at a
+            // kink the gradient is the left slope, as for Relu.
+            one(x.gt(0.0)?.where_cond(x, &x.affine(alpha, 0.0)?)?)
         }
         "HardSigmoid" => {
             let (alpha, beta) = (attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5));
@@ -173,11 +231,8 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             one(x.mean_keepdim(dims)?)
         }
         "GlobalMaxPool" => {
-            let mut x = x()?.clone();
-            for d in 2..x.rank() {
-                x = x.max_keepdim(d)?;
-            }
-            one(x)
+            let x = x()?;
+            one(extreme_along(x, &(2..x.rank()).collect::<Vec<_>>(), true)?)
         }
         "BatchNormalization" => {
             let (x, scale, bias, mean, var) = (x()?, arg(1)?, arg(2)?, arg(3)?, arg(4)?);
@@ -191,9 +246,10 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             let b = (bias - (mean * &s)?)?;
             one(x.broadcast_mul(&per_channel(&s)?)?.broadcast_add(&per_channel(&b)?)?)
         }
-        "LayerNormalization" => one(layer_norm(node, inputs)?),
+        "LayerNormalization" => layer_norm(node, inputs),
         "Softmax" | "LogSoftmax" => one(softmax(node, x()?, ctx)?),
-        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => one(reduce(node, inputs, ctx)?),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
+        | "ReduceLogSumExp" | "ReduceProd" | "ReduceSumSquare" => one(reduce(node, inputs, ctx)?),
         "Reshape" => {
             let x = x()?;
             let spec = ints(arg(1)?)?;
@@ -315,9 +371,22 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
                 bail!("Range with delta 0");
             }
             let n = ((l - s) / d).ceil().max(0.0) as usize;
-            let values: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
-            one(Tensor::from_vec(values, n, ctx.device)?.to_dtype(start.dtype())?)
+            // start + i·delta as tensor arithmetic: differentiable in start and delta.
+            let steps = Tensor::arange(0i64, n as i64, ctx.device)?.to_dtype(start.dtype())?;
+            let delta = delta.flatten_all()?.reshape(())?;
+            let start = start.flatten_all()?.reshape(())?;
+            one(steps.broadcast_mul(&delta)?.broadcast_add(&start)?)
         }
+        "Elu" | "Selu" | "Celu" | "Softplus" | "Softsign" | "Mish" | "ThresholdedRelu" | "PRelu" | "Shrink"
+        | "Sign" | "Round" | "Tan" | "Sinh" | "Cosh" | "Asin" | "Acos" | "Atan" | "Asinh" | "Acosh" | "Atanh"
+        | "IsNaN" | "IsInf" | "Mod" | "Not" | "And" | "Or" | "Xor" => one(activations::eval(node, inputs)?),
+        "InstanceNormalization" | "GroupNormalization" | "LpNormalization" | "MeanVarianceNormalization" | "LRN" => {
+            one(normalisation::eval(node, inputs)?)
+        }
+        "ArgMax" | "ArgMin" | "Hardmax" | "CumSum" | "GatherElements" | "DepthToSpace" | "SpaceToDepth" | "Size"
+        | "CastLike" | "QuantizeLinear" | "DequantizeLinear" => one(indexing::eval(node, inputs, ctx)?),
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => losses::eval(node, inputs, ctx),
+        "RNN" | "GRU" | "LSTM" => recurrent::eval(node, inputs),
         "Constant" => bail!("Constant nodes are read when the evaluator is built"),
         "Pad" => one(pad(node, inputs, ctx)?),
         "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),
@@ -325,7 +394,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
     }
 }
 
-fn sigmoid(x: &Tensor) -> Result<Tensor> {
+pub(super) fn sigmoid(x: &Tensor) -> Result<Tensor> {
     let numerator = x.neg()?.relu()?.neg()?.exp()?;
     let denominator = x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?;
     Ok((numerator / denominator)?)
@@ -341,7 +410,7 @@ pub(super) fn floats(t: &Tensor) -> Result<Vec<f64>> {
 }
 
 /// An int list from attribute `attr` (older opsets) or else from input `i`.
-fn ints_from(node: &NodeProto, inputs: &[Option<Tensor>], i: usize, attr: &str) -> Result<Option<Vec<i64>>> {
+pub(super) fn ints_from(node: &NodeProto, inputs: &[Option<Tensor>], i: usize, attr: &str) -> Result<Option<Vec<i64>>> {
     if let Some(v) = attr_ints(node, attr) {
         return Ok(Some(v));
     }
@@ -413,6 +482,15 @@ fn clip(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor
 }
 
 fn pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor> {
+    // The result has the base's type: an integer base is raised in f64 and rounded back.
+    if !base.dtype().is_float() {
+        let y = float_pow(&base.to_dtype(DType::F64)?, &exponent.to_dtype(DType::F64)?)?;
+        return Ok(activations::round_half_even(&y)?.to_dtype(base.dtype())?);
+    }
+    float_pow(base, &exponent.to_dtype(base.dtype())?)
+}
+
+fn float_pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor> {
     if exponent.elem_count() == 1 {
         let e = floats(exponent)?[0];
         return Ok(match e {
@@ -451,13 +529,38 @@ fn variadic(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
     let mut y = (*first).clone();
     for t in rest {
         y = match node.op_type.as_str() {
-            "Max" => y.broadcast_maximum(t)?,
-            "Min" => y.broadcast_minimum(t)?,
+            "Max" => select_extreme(&y, t, true)?,
+            "Min" => select_extreme(&y, t, false)?,
             _ => y.broadcast_add(t)?,
         };
     }
     if node.op_type == "Mean" {
         y = y.affine(1.0 / parts.len() as f64, 0.0)?;
+    }
+    Ok(y)
+}
+
+/// The elementwise maximum (or minimum) of `a` and `b`, broadcast, as a selection: at a tie the
+/// gradient goes to `a` alone (candle's maximum gives it to both, twice the slope of either).
+pub(super) fn select_extreme(a: &Tensor, b: &Tensor, largest: bool) -> Result<Tensor> {
+    let shape = broadcast_shape(&[a.dims(), b.dims()])?;
+    let (a, b) = (a.broadcast_as(shape.as_slice())?, b.broadcast_as(shape.as_slice())?);
+    let b_wins = if largest { b.gt(&a)? } else { b.lt(&a)? };
+    Ok(b_wins.where_cond(&b, &a)?)
+}
+
+/// The maximum (or minimum) over `axes`, kept as axes of length 1, as a gather of the first
+/// extreme position: at a tie the gradient goes to one entry (candle's max_keepdim gives it to
+/// every tied entry).
+pub(super) fn extreme_along(x: &Tensor, axes: &[usize], largest: bool) -> Result<Tensor> {
+    let mut y = x.clone();
+    for &a in axes {
+        let at = if largest {
+            y.argmax_keepdim(a)?
+        } else {
+            y.argmin_keepdim(a)?
+        };
+        y = y.contiguous()?.gather(&at, a)?;
     }
     Ok(y)
 }
@@ -528,7 +631,8 @@ fn gemm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
     Ok(y)
 }
 
-fn layer_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
+/// LayerNormalization's output, and its optional Mean and InvStdDev outputs.
+fn layer_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = inputs[0].as_ref().context("LayerNormalization without input")?;
     let axis = axis_of(attr_int(node, "axis", -1), x.rank())?;
     let eps = attr_float(node, "epsilon", 1e-5);
@@ -536,14 +640,15 @@ fn layer_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
     let mean = x.mean_keepdim(dims.clone())?;
     let centred = x.broadcast_sub(&mean)?;
     let var = centred.sqr()?.mean_keepdim(dims)?;
-    let mut y = centred.broadcast_div(&var.affine(1.0, eps)?.sqrt()?)?;
+    let inverse_deviation = var.affine(1.0, eps)?.sqrt()?.recip()?;
+    let mut y = centred.broadcast_mul(&inverse_deviation)?;
     if let Some(scale) = inputs.get(1).and_then(Option::as_ref) {
         y = y.broadcast_mul(scale)?;
     }
     if let Some(bias) = inputs.get(2).and_then(Option::as_ref) {
         y = y.broadcast_add(bias)?;
     }
-    Ok(y)
+    Ok(vec![y, mean, inverse_deviation])
 }
 
 /// Softmax and LogSoftmax; before opset 13 the input is taken as a matrix split at `axis`.
@@ -556,15 +661,20 @@ fn softmax(node: &NodeProto, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     } else {
         (x.clone(), axis)
     };
+    let y = softmax_along(&t, dim, node.op_type == "LogSoftmax")?;
+    Ok(y.reshape(x.dims())?)
+}
+
+/// Softmax (or LogSoftmax, with `log`) along one axis.
+pub(super) fn softmax_along(t: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     // The maximum only shifts the exponent: it carries no gradient.
     let shifted = t.broadcast_sub(&t.max_keepdim(dim)?.detach())?;
     let sum = shifted.exp()?.sum_keepdim(dim)?;
-    let y = if node.op_type == "LogSoftmax" {
+    Ok(if log {
         shifted.broadcast_sub(&sum.log()?)?
     } else {
         shifted.exp()?.broadcast_div(&sum)?
-    };
-    Ok(y.reshape(x.dims())?)
+    })
 }
 
 fn reduce(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
@@ -583,21 +693,52 @@ fn reduce(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tens
         _ if attr_int(node, "noop_with_empty_axes", 0) != 0 => return Ok(x.clone()),
         _ => (0..x.rank()).collect(),
     };
-    let mut y = x.clone();
-    for &a in &axes {
-        y = match node.op_type.as_str() {
-            "ReduceMean" => y.mean_keepdim(a)?,
-            "ReduceSum" => y.sum_keepdim(a)?,
-            "ReduceMax" => y.max_keepdim(a)?,
-            _ => y.min_keepdim(a)?,
-        };
-    }
+    let sum = |t: &Tensor| -> Result<Tensor> { Ok(t.sum_keepdim(axes.clone())?) };
+    let y = match node.op_type.as_str() {
+        "ReduceMean" => x.mean_keepdim(axes.clone())?,
+        "ReduceSum" => sum(x)?,
+        "ReduceL1" => sum(&x.abs()?)?,
+        "ReduceL2" => sum(&x.sqr()?)?.sqrt()?,
+        "ReduceSumSquare" => sum(&x.sqr()?)?,
+        "ReduceLogSum" => sum(x)?.log()?,
+        "ReduceLogSumExp" => {
+            // The maximum only shifts the exponent: it carries no gradient.
+            let mut peak = x.clone();
+            for &a in &axes {
+                peak = peak.max_keepdim(a)?;
+            }
+            let peak = peak.detach();
+            sum(&x.broadcast_sub(&peak)?.exp()?)?.log()?.add(&peak)?
+        }
+        _ => {
+            let mut y = x.clone();
+            for &a in &axes {
+                y = match node.op_type.as_str() {
+                    "ReduceMax" => extreme_along(&y, &[a], true)?,
+                    "ReduceMin" => extreme_along(&y, &[a], false)?,
+                    _ => product_along(&y, a)?,
+                };
+            }
+            y
+        }
+    };
+    let mut y = y;
     if attr_int(node, "keepdims", 1) == 0 {
         let dims: Vec<usize> = (0..x.rank())
             .filter(|a| !axes.contains(a))
             .map(|a| x.dims()[a])
             .collect();
         y = y.reshape(dims)?;
+    }
+    Ok(y)
+}
+
+/// The product along `axis`, kept as an axis of length 1 (one multiplication per entry: its
+/// backward pass holds no division, so zeros are no special case).
+fn product_along(x: &Tensor, axis: usize) -> Result<Tensor> {
+    let mut y = x.narrow(axis, 0, 1)?;
+    for k in 1..x.dims()[axis] {
+        y = y.mul(&x.narrow(axis, k, 1)?)?;
     }
     Ok(y)
 }
@@ -670,7 +811,8 @@ fn slice(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tenso
         let a = axis_of(axes[i], x.rank())?;
         let picks = crate::front_end_folds::slice_positions(starts[i], ends[i], steps[i], x.dims()[a])?;
         if picks.is_empty() {
-            bail!("Slice leaves axis {a} empty");
+            y = y.narrow(a, 0, 0)?;
+            continue;
         }
         let contiguous_run = picks.windows(2).all(|p| p[1] == p[0] + 1);
         y = if contiguous_run {
@@ -690,7 +832,7 @@ fn slice(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tenso
 fn pad(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
     let x = inputs[0].as_ref().context("Pad without input")?;
     let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
+    if !matches!(mode.as_str(), "constant" | "reflect" | "edge") {
         bail!("Pad mode {mode} is not supported");
     }
     let pads = ints_from(node, inputs, 1, "pads")?.context("Pad without pads")?;
@@ -720,7 +862,40 @@ fn pad(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor>
             bail!("Pad crops more than axis {a} holds");
         }
         y = y.narrow(a, cb as usize, (len - cb - ce) as usize)?;
-        y = conv::pad_axis(&y, a, begin.max(0) as usize, end.max(0) as usize, value)?;
+        let (begin, end) = (begin.max(0) as usize, end.max(0) as usize);
+        y = match mode.as_str() {
+            "constant" => conv::pad_axis(&y, a, begin, end, value)?,
+            _ => pad_by_copies(&y, a, begin, end, mode == "reflect", ctx)?,
+        };
     }
     Ok(y)
+}
+
+/// Edge and reflect padding of one axis as one gather of its own entries (whose backward pass,
+/// an index_add, sums the copies back onto the entry they came from): the edge repeats the first
+/// and last entries, reflect mirrors about them (numpy's "reflect": the edge itself is not repeated).
+fn pad_by_copies(x: &Tensor, axis: usize, begin: usize, end: usize, reflect: bool, ctx: &Ctx) -> Result<Tensor> {
+    if begin == 0 && end == 0 {
+        return Ok(x.clone());
+    }
+    let len = x.dims()[axis];
+    if reflect && (begin >= len || end >= len) {
+        bail!("reflect padding by ({begin}, {end}) of an axis of {len} values");
+    }
+    if len == 0 {
+        bail!("edge padding of an empty axis");
+    }
+    let mut picks: Vec<u32> = Vec::with_capacity(begin + len + end);
+    picks.extend((0..begin).map(|i| if reflect { (begin - i) as u32 } else { 0 }));
+    picks.extend(0..len as u32);
+    picks.extend((0..end).map(|i| {
+        if reflect {
+            (len - 2 - i) as u32
+        } else {
+            (len - 1) as u32
+        }
+    }));
+    let n = picks.len();
+    let ids = Tensor::from_vec(picks, n, ctx.device)?;
+    Ok(x.contiguous()?.index_select(&ids, axis)?)
 }

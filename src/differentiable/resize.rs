@@ -148,7 +148,7 @@ fn taps(
 }
 
 /// `r` (out × in) applied along axis `axis` of `x`.
-fn along_axis(x: &Tensor, axis: usize, r: &Tensor) -> Result<Tensor> {
+pub(super) fn along_axis(x: &Tensor, axis: usize, r: &Tensor) -> Result<Tensor> {
     let last = x.rank() - 1;
     let moved = if axis == last {
         x.clone()
