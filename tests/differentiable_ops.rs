@@ -1163,6 +1163,261 @@ fn resize_cases() -> Vec<Case> {
     cases
 }
 
+/// Activations, normalisations, index and quantisation ops, losses, and the pad and pool forms
+/// checked first against ONNX's node tests (tests/conformance.rs); here on random inputs, where
+/// the conformance data is not fetched.
+fn conformance_family_cases() -> Vec<Case> {
+    let shape = [2, 3, 4];
+    let id = |n: Node| n;
+    let mut cases = vec![];
+    for op in ["Elu", "Selu", "Softsign", "Sinh", "Cosh", "Atan", "Asinh"] {
+        cases.push(case(unary(op, &shape, id, ""), away(-2.0, 2.0, &[0.0])));
+    }
+    cases.push(case(unary("Softplus", &shape, id, ""), range(-3.0, 3.0)));
+    cases.push(case(unary("Tan", &shape, id, ""), range(-1.2, 1.2)));
+    for op in ["Asin", "Acos", "Atanh"] {
+        cases.push(case(unary(op, &shape, id, ""), range(-0.9, 0.9)));
+    }
+    cases.push(case(unary("Acosh", &shape, id, ""), range(1.2, 3.0)));
+    cases.push(case(unary("Sign", &shape, id, ""), away(-2.0, 2.0, &[0.0])));
+    cases.push(case(
+        unary("Round", &shape, id, ""),
+        away(-2.9, 2.9, &[-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]),
+    ));
+    cases.push(case(
+        unary("ThresholdedRelu", &shape, |n| n.float("alpha", 0.5), "_alpha"),
+        away(-2.0, 2.0, &[0.5]),
+    ));
+    cases.push(case(
+        unary("Shrink", &shape, |n| n.float("bias", 0.3).float("lambd", 0.6), "_attrs"),
+        away(-2.0, 2.0, &[-0.6, 0.6]),
+    ));
+    // Celu against max(0, x) + min(0, α(exp(x/α) − 1)) (tract's own Celu differs for α ≠ 1).
+    let mut g = G::new("Celu", &shape).opset(12);
+    let y = g.op("Celu", &[INPUT], |n| n.float("alpha", 0.7));
+    let celu = g.done(y);
+    let mut g = G::new("Celu_oracle", &shape).opset(12);
+    let (alpha, zero) = (g.scalar(0.7), g.scalar(0.0));
+    let scaled = g.op1("Div", &[INPUT, alpha]);
+    let e = g.op1("Exp", &[scaled]);
+    let one = g.scalar(1.0);
+    let em1 = g.op1("Sub", &[e, one]);
+    let negative = g.op1("Mul", &[em1, alpha]);
+    let negative = g.op1("Min", &[negative, zero]);
+    let positive = g.op1("Relu", &[INPUT]);
+    let y = g.op1("Add", &[positive, negative]);
+    cases.push(case_with_oracle(celu, away(-2.0, 2.0, &[0.0]), g.done(y)));
+    let mut g = G::new("PRelu_per_channel", &shape);
+    let slope = g.rand(&[3, 1], 0.05, 0.5);
+    let y = g.op1("PRelu", &[INPUT, slope]);
+    cases.push(case(g.done(y), away(-2.0, 2.0, &[0.0])));
+    let mut g = G::new("Mod_fmod", &shape).opset(13);
+    let divisor = g.rand(&[4], 0.7, 1.3);
+    let y = g.op("Mod", &[INPUT, divisor], |n| n.int("fmod", 1));
+    cases.push(case(g.done(y), away(-2.0, 2.0, &[0.0])));
+
+    // Masks on the float path: the input times a mask that the op computes.
+    let masked = |name: &str, mask: &dyn Fn(&mut G) -> &'static str| {
+        let mut g = G::new(name, &shape);
+        let m = mask(&mut g);
+        let f = g.op("Cast", &[m], |n| n.int("to", 1));
+        let y = g.op1("Mul", &[INPUT, f]);
+        g.done(y)
+    };
+    cases.push(case(masked("IsNaN_mask", &|g| g.op1("IsNaN", &[INPUT])), std_input()));
+    cases.push(case(masked("IsInf_mask", &|g| g.op1("IsInf", &[INPUT])), std_input()));
+    for op in ["And", "Or", "Xor"] {
+        let spec = masked(&format!("{op}_mask"), &|g| {
+            let (a, b) = (g.scalar(-0.5), g.scalar(0.5));
+            let above = g.op1("Greater", &[INPUT, a]);
+            let below = g.op1("Less", &[INPUT, b]);
+            g.op1(op, &[above, below])
+        });
+        cases.push(case(spec, away(-2.0, 2.0, &[-0.5, 0.5])));
+    }
+    let spec = masked("Not_mask", &|g| {
+        let zero = g.scalar(0.0);
+        let above = g.op1("Greater", &[INPUT, zero]);
+        g.op1("Not", &[above])
+    });
+    cases.push(case(spec, away(-2.0, 2.0, &[0.0])));
+
+    // Normalisations.
+    let mut g = G::new("InstanceNormalization", &[2, 3, 4, 4]);
+    let scale = g.rand(&[3], 0.5, 1.5);
+    let bias = g.rand(&[3], -0.5, 0.5);
+    let y = g.op("InstanceNormalization", &[INPUT, scale, bias], |n| n.float("epsilon", 1e-3));
+    cases.push(case(g.done(y), std_input()));
+    for p in [1, 2] {
+        let spec = unary("LpNormalization", &shape, |n| n.int("p", p).int("axis", 1), &format!("_p{p}"));
+        cases.push(case(spec, away(-2.0, 2.0, &[0.0])));
+    }
+    let spec = unary(
+        "LRN",
+        &[1, 5, 3, 3],
+        |n| n.int("size", 3).float("alpha", 0.1).float("beta", 0.6),
+        "",
+    );
+    cases.push(case(spec, std_input()));
+    cases.push(case(
+        unary("MeanVarianceNormalization", &[2, 3, 4, 4], id, ""),
+        std_input(),
+    ));
+
+    // Index ops. Integer outputs reach the float path as a Cast added to the input.
+    for op in ["ArgMax", "ArgMin"] {
+        let mut g = G::new(&format!("{op}_axis1"), &shape);
+        let i = g.op(op, &[INPUT], |n| n.int("axis", 1));
+        let f = g.op("Cast", &[i], |n| n.int("to", 1));
+        let y = g.op1("Add", &[INPUT, f]);
+        cases.push(case(g.done(y), std_input()));
+    }
+    let mut g = G::new("Hardmax_times_input", &shape);
+    let m = g.op1("Hardmax", &[INPUT]);
+    let y = g.op1("Mul", &[INPUT, m]);
+    cases.push(case(g.done(y), std_input()));
+    for (exclusive, reverse) in [(0, 0), (1, 1)] {
+        let mut g = G::new(&format!("CumSum_exclusive{exclusive}_reverse{reverse}"), &shape);
+        let axis = g.i64s(&[], vec![1]);
+        let y = g.op("CumSum", &[INPUT, axis], |n| {
+            n.int("exclusive", exclusive).int("reverse", reverse)
+        });
+        cases.push(case(g.done(y), std_input()));
+    }
+    let mut g = G::new("GatherElements_axis2", &shape);
+    let idx = g.i64s(&[2, 3, 2], vec![0, 3, -1, 2, 1, 1, 0, 0, 3, 2, 1, -4]);
+    let y = g.op("GatherElements", &[INPUT, idx], |n| n.int("axis", 2));
+    cases.push(case(g.done(y), std_input()));
+    for mode in ["DCR", "CRD"] {
+        let spec = unary(
+            "DepthToSpace",
+            &[1, 8, 2, 3],
+            |n| n.int("blocksize", 2).attr("mode", s(mode)),
+            &format!("_{mode}"),
+        );
+        cases.push(case(spec, std_input()));
+    }
+    cases.push(case(
+        unary("SpaceToDepth", &[1, 2, 4, 6], |n| n.int("blocksize", 2), ""),
+        std_input(),
+    ));
+    let mut g = G::new("Size_added", &shape);
+    let n = g.op1("Size", &[INPUT]);
+    let f = g.op("Cast", &[n], |n| n.int("to", 1));
+    let y = g.op1("Add", &[INPUT, f]);
+    cases.push(case(g.done(y), std_input()));
+    let mut g = G::new("CastLike_float", &shape).opset(15);
+    let like = g.scalar(1.0);
+    let y = g.op1("CastLike", &[INPUT, like]);
+    cases.push(case(g.done(y), std_input()));
+    // Quantise then dequantise: the input plus its rounding, a piecewise constant term.
+    let mut g = G::new("QuantizeLinear_DequantizeLinear", &shape).opset(13);
+    let scale = g.scalar(0.05);
+    let zero = g.fresh("z");
+    g.m.init_i8(zero, &[], vec![3]);
+    let q = g.op1("QuantizeLinear", &[INPUT, scale, zero]);
+    let d = g.op1("DequantizeLinear", &[q, scale, zero]);
+    let y = g.op1("Add", &[INPUT, d]);
+    cases.push(case(g.done(y), std_input()));
+
+    // Reductions beyond sum, mean and extrema (opset 13: axes as an attribute).
+    for (op, lo) in [
+        ("ReduceL1", -2.0),
+        ("ReduceL2", -2.0),
+        ("ReduceSumSquare", -2.0),
+        ("ReduceLogSumExp", -2.0),
+        ("ReduceLogSum", 0.5),
+        ("ReduceProd", -2.0),
+    ] {
+        let spec = unary(op, &shape, |n| n.ints("axes", &[1]).int("keepdims", 0), "_axis1");
+        cases.push(case(spec, away(lo, 2.0, &[0.0])));
+    }
+
+    // Pad modes and pools with ceil_mode.
+    for mode in ["reflect", "edge"] {
+        let mut g = G::new(&format!("Pad_{mode}"), &shape);
+        let pads = g.ints(&[0, 1, 2, 0, 1, 3]);
+        let y = g.op("Pad", &[INPUT, pads], |n| n.attr("mode", s(mode)));
+        cases.push(case(g.done(y), std_input()));
+    }
+    for op in ["MaxPool", "AveragePool"] {
+        let mut g = G::new(&format!("{op}_ceil_mode"), &[1, 2, 6, 7]);
+        let y = g.op(op, &[INPUT], |n| {
+            n.ints("kernel_shape", &[3, 3])
+                .ints("strides", &[2, 2])
+                .int("ceil_mode", 1)
+        });
+        cases.push(case(g.done(y), std_input()));
+    }
+
+    // Losses (opset 13) of scores [3, 4] against the classes 2, 0, 3, which tract does not run:
+    // against −Σ of the scores (or log-probabilities) a one-hot mask picks.
+    for op in ["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"] {
+        let mut g = G::new(op, &[3, 4]).opset(13);
+        let classes = g.i64s(&[3], vec![2, 0, 3]);
+        let y = g.op(op, &[INPUT, classes], |n| n.attr("reduction", s("sum")));
+        let loss = g.done(y);
+        let mut g = G::new(&format!("{op}_oracle"), &[3, 4]).opset(13);
+        let scores = if op == "SoftmaxCrossEntropyLoss" {
+            g.op("LogSoftmax", &[INPUT], |n| n.int("axis", 1))
+        } else {
+            INPUT
+        };
+        let one_hot = g.f32s(&[3, 4], vec![0., 0., 1., 0., 1., 0., 0., 0., 0., 0., 0., 1.]);
+        let picked = g.op1("Mul", &[scores, one_hot]);
+        let total = g.op("ReduceSum", &[picked], |n| n.int("keepdims", 0));
+        let y = g.op1("Neg", &[total]);
+        cases.push(case_with_oracle(loss, std_input(), g.done(y)));
+    }
+
+    // Mish and GroupNormalization (opset 18), against graphs of the ops they are defined by.
+    let mut g = G::new("Mish", &shape).opset(18);
+    let y = g.op1("Mish", &[INPUT]);
+    let mish = g.done(y);
+    let mut g = G::new("Mish_oracle", &shape).opset(18);
+    let softplus = g.op1("Softplus", &[INPUT]);
+    let t = g.op1("Tanh", &[softplus]);
+    let y = g.op1("Mul", &[INPUT, t]);
+    cases.push(case_with_oracle(mish, range(-3.0, 3.0), g.done(y)));
+    let mut g = G::new("GroupNormalization_2_groups", &[2, 4, 3, 3]).opset(18);
+    let scale = g.f32s(&[2], vec![0.7, 1.3]);
+    let bias = g.f32s(&[2], vec![-0.2, 0.4]);
+    let y = g.op("GroupNormalization", &[INPUT, scale, bias], |n| {
+        n.int("num_groups", 2).float("epsilon", 1e-3)
+    });
+    let group_norm = g.done(y);
+    let mut g = G::new("GroupNormalization_oracle", &[2, 4, 3, 3]).opset(18);
+    let grouped_shape = g.ints(&[2, 2, 18]);
+    let grouped = g.op1("Reshape", &[INPUT, grouped_shape]);
+    let axes = g.ints(&[2]);
+    let mean = g.op1("ReduceMean", &[grouped, axes]);
+    let centred = g.op1("Sub", &[grouped, mean]);
+    let square = g.op1("Mul", &[centred, centred]);
+    let var = g.op1("ReduceMean", &[square, axes]);
+    let eps = g.scalar(1e-3);
+    let shifted = g.op1("Add", &[var, eps]);
+    let deviation = g.op1("Sqrt", &[shifted]);
+    let normalised = g.op1("Div", &[centred, deviation]);
+    let scale = g.f32s(&[2, 1], vec![0.7, 1.3]);
+    let bias = g.f32s(&[2, 1], vec![-0.2, 0.4]);
+    let scaled = g.op1("Mul", &[normalised, scale]);
+    let shifted = g.op1("Add", &[scaled, bias]);
+    let back = g.ints(&[2, 4, 3, 3]);
+    let y = g.op1("Reshape", &[shifted, back]);
+    cases.push(case_with_oracle(group_norm, std_input(), g.done(y)));
+
+    // Recurrent cells over 4 steps of a batch of 2 (time-major), hidden size 3.
+    for (op, gates) in [("RNN", 1), ("GRU", 3), ("LSTM", 4)] {
+        let mut g = G::new(&format!("{op}_forward"), &[4, 2, 5]);
+        let w = g.rand(&[1, gates * 3, 5], -0.5, 0.5);
+        let r = g.rand(&[1, gates * 3, 3], -0.5, 0.5);
+        let b = g.rand(&[1, 2 * gates * 3], -0.2, 0.2);
+        let y = g.op(op, &[INPUT, w, r, b], |n| n.int("hidden_size", 3));
+        cases.push(case(g.done(y), std_input()));
+    }
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     let mut all = vec![];
     for family in [
@@ -1175,6 +1430,7 @@ fn all_cases() -> Vec<Case> {
         reduce_cases,
         shape_cases,
         resize_cases,
+        conformance_family_cases,
     ] {
         all.extend(family());
     }
@@ -1373,6 +1629,11 @@ fn resize_equals_tract_and_finite_differences() {
     check_all(resize_cases());
 }
 
+#[test]
+fn conformance_family_ops_equal_tract_and_finite_differences() {
+    check_all(conformance_family_cases());
+}
+
 /// Adding an op to `supported_ops()` without a case here fails this test.
 #[test]
 fn every_supported_op_has_a_case() {
@@ -1404,15 +1665,14 @@ fn untranslated_forms_are_refused_with_a_message() {
         n.int("group", 2).ints("strides", &[2, 2])
     });
     let grouped = g.done(y);
-    let mut g = G::new("max_pool_ceil_mode", &[1, 2, 5, 5]);
-    let y = g.op("MaxPool", &[INPUT], |n| {
-        n.ints("kernel_shape", &[2, 2])
-            .ints("strides", &[2, 2])
-            .int("ceil_mode", 1)
+    let mut g = G::new("resize_antialias", &[1, 2, 8, 8]).opset(18);
+    let scales = g.f32s(&[4], vec![1.0, 1.0, 0.5, 0.5]);
+    let y = g.op("Resize", &[INPUT, "", scales], |n| {
+        n.attr("mode", s("linear")).int("antialias", 1)
     });
-    let ceil = g.done(y);
-    let mut g = G::new("pad_reflect", &[2, 3, 4]);
-    let pads = g.ints(&[0, 1, 1, 0, 1, 1]);
+    let antialias = g.done(y);
+    let mut g = G::new("pad_reflect_too_wide", &[2, 3, 4]);
+    let pads = g.ints(&[0, 0, 4, 0, 0, 1]);
     let y = g.op("Pad", &[INPUT, pads], |n| n.attr("mode", s("reflect")));
     let reflect = g.done(y);
     let mut g = G::new("matmul_vector", &[3, 4]);
@@ -1422,8 +1682,8 @@ fn untranslated_forms_are_refused_with_a_message() {
     for (spec, what) in [
         (conv_1d, "rank-3"),
         (grouped, "group 2"),
-        (ceil, "ceil_mode"),
-        (reflect, "reflect"),
+        (antialias, "antialias"),
+        (reflect, "reflect padding"),
         (vector, "vector"),
     ] {
         let model = load(&spec).unwrap();
