@@ -175,39 +175,4 @@ else
   echo "ok       onnx-node-tests ($(find "$NODE_TESTS" -maxdepth 1 -name 'test_*' | wc -l) tests)"
 fi
 
-# ONNX's own node tests (onnx 1.12, Debian's libonnx-testdata) for the conformance figure of the
-# gradient engine (tests/conformance.rs): a whole folder, checked by the .deb's sha256, which a
-# marker file written last records (a folder without it is fetched again).
-NODE_TESTS_DEB="libonnx-testdata=1.12.0-2"
-NODE_TESTS_SHA="7dc0912e02f79ece102331411a751b091bc0e191c9fb1287f8cdfbe5530f6027"
-NODE_TESTS="$CACHE/onnx-node-tests"
-NODE_TESTS_MARKER="$NODE_TESTS/libonnx-testdata.sha256"
-if [[ -f "$NODE_TESTS_MARKER" ]] && [[ "$(cat "$NODE_TESTS_MARKER")" == "$NODE_TESTS_SHA" ]]; then
-  echo "ok       onnx-node-tests (cached)"
-else
-  echo "fetching onnx-node-tests from deb:$NODE_TESTS_DEB"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (needed for $NODE_TESTS_DEB)"
-  dl="$TMP/node-tests"
-  mkdir -p "$dl"
-  (cd "$dl" && apt-get download -q "$NODE_TESTS_DEB" >/dev/null 2>"$dl/apt.log") \
-    || { cat "$dl/apt.log" >&2; die "apt-get download failed for $NODE_TESTS_DEB"; }
-  shopt -s nullglob
-  debs=("$dl"/*.deb)
-  shopt -u nullglob
-  [[ ${#debs[@]} -eq 1 ]] || die "expected one .deb for $NODE_TESTS_DEB, found ${#debs[@]}"
-  got="$(sha256_of "${debs[0]}")"
-  [[ "$got" == "$NODE_TESTS_SHA" ]] \
-    || die "sha256 mismatch for $(basename "${debs[0]}"): expected $NODE_TESTS_SHA, got $got"
-  staging="$dl/unpacked"
-  mkdir -p "$staging"
-  # ./usr/share/libonnx-testdata/data/node/test_*/… → test_*/…
-  dpkg-deb --fsys-tarfile "${debs[0]}" | tar -x -C "$staging" --strip-components=6 \
-    ./usr/share/libonnx-testdata/data/node \
-    || die "could not unpack the node tests from $(basename "${debs[0]}")"
-  rm -rf "$NODE_TESTS"
-  mv "$staging" "$NODE_TESTS"
-  echo "$NODE_TESTS_SHA" >"$NODE_TESTS_MARKER"
-  echo "ok       onnx-node-tests ($(find "$NODE_TESTS" -maxdepth 1 -name 'test_*' | wc -l) tests)"
-fi
-
 echo "cache: $CACHE"
