@@ -1246,10 +1246,17 @@ fn conformance_family_cases() -> Vec<Case> {
     let mut g = G::new("InstanceNormalization", &[2, 3, 4, 4]);
     let scale = g.rand(&[3], 0.5, 1.5);
     let bias = g.rand(&[3], -0.5, 0.5);
-    let y = g.op("InstanceNormalization", &[INPUT, scale, bias], |n| n.float("epsilon", 1e-3));
+    let y = g.op("InstanceNormalization", &[INPUT, scale, bias], |n| {
+        n.float("epsilon", 1e-3)
+    });
     cases.push(case(g.done(y), std_input()));
     for p in [1, 2] {
-        let spec = unary("LpNormalization", &shape, |n| n.int("p", p).int("axis", 1), &format!("_p{p}"));
+        let spec = unary(
+            "LpNormalization",
+            &shape,
+            |n| n.int("p", p).int("axis", 1),
+            &format!("_p{p}"),
+        );
         cases.push(case(spec, away(-2.0, 2.0, &[0.0])));
     }
     let spec = unary(
