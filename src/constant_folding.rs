@@ -606,3 +606,65 @@ fn to_tensor(name: &str, v: &Value) -> TensorProto {
         ..Default::default()
     }
 }
+
+/// The value of `name` where it depends on the image only through shapes — a Reshape's target
+/// computed as `Concat(Gather(Shape(x), 0), [-1])`, as torch exports with dynamic axes write it:
+/// constants, and `Shape` of a value whose shape `shape_of` knows (the front-end walk knows every
+/// shape on its way), through the ops folding evaluates. `None` where it depends on pixel values
+/// or on an op folding does not evaluate.
+pub(crate) fn evaluate_through_shapes(
+    g: &OnnxGraph,
+    name: &str,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> Option<crate::onnx_graph::Constant> {
+    let value = through_shapes(g, name, shape_of, 0)?;
+    Some(crate::onnx_graph::Constant {
+        shape: value.shape,
+        values: value.data,
+        eps: 0.0,
+    })
+}
+
+/// Chains longer than this are not shape arithmetic.
+const SHAPE_CHAIN_DEPTH: usize = 32;
+
+fn through_shapes(
+    g: &OnnxGraph,
+    name: &str,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
+    depth: usize,
+) -> Option<Value> {
+    if let (Ok(Some(c)), Some(dtype)) = (g.constant(name), g.constant_type(name)) {
+        return Some(Value {
+            shape: c.shape,
+            data: c.values,
+            dtype,
+        });
+    }
+    if depth > SHAPE_CHAIN_DEPTH {
+        return None;
+    }
+    let node = g.graph.node.iter().find(|n| n.output.iter().any(|o| o == name))?;
+    let inputs: Vec<Option<Value>> = if node.op_type == "Shape" {
+        // Only the shape is read: a value of that shape stands in for the tensor.
+        let shape = shape_of(node.input.first()?)?;
+        vec![Some(Value {
+            data: vec![0.0; shape.iter().product()],
+            shape,
+            dtype: D::Float as i32,
+        })]
+    } else {
+        node.input
+            .iter()
+            .map(|i| {
+                if i.is_empty() {
+                    Some(None)
+                } else {
+                    through_shapes(g, i, shape_of, depth + 1).map(Some)
+                }
+            })
+            .collect::<Option<_>>()?
+    };
+    let position = node.output.iter().position(|o| o == name)?;
+    evaluate(node, &inputs, g.opset).ok()?.into_iter().nth(position)
+}

@@ -250,9 +250,9 @@ impl BandedGram<'_> {
         );
         let mut next_below = Mat::<f64>::zeros(if blocks > 1 { size(1) } else { 0 }, size(0));
         let mut previous: Option<Mat<f64>> = None;
-        for k in 0..blocks {
+        for (k, lines_here) in by_block.iter().enumerate() {
             let start = k * s;
-            for &l in &by_block[k] {
+            for &l in lines_here {
                 let entries = &self.lines[l];
                 for &(a, va) in entries {
                     let i = self.position[a as usize];

@@ -461,6 +461,7 @@ pub fn fold_fan_out(
     graph: &OnnxGraph,
     value: &str,
     map: &AffineGather,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
 ) -> Result<Option<(AffineGather, String, Vec<String>)>> {
     if graph.is_graph_output(value) {
         return Ok(None);
@@ -489,7 +490,7 @@ pub fn fold_fan_out(
             if !folds_in_a_branch(&node.op_type) || !reads_current {
                 return Ok(None);
             }
-            branch_map = crate::frontend::fold_affine(graph, node, &branch_map)
+            branch_map = crate::frontend::fold_affine(graph, node, &branch_map, shape_of)
                 .with_context(|| format!("{} node {}", node.op_type, node_label(node)))?;
             folded.push(node);
             current = node.output[0].clone();

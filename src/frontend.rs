@@ -174,7 +174,11 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
     };
     let mut map = preprocess_map;
     let mut value = input_name.to_string();
+    // The shape of every value the walk has passed: what a `Shape` node on the way reads.
+    let mut shapes: HashMap<String, Vec<usize>> = HashMap::from([(value.clone(), input_shape.to_vec())]);
     loop {
+        shapes.insert(value.clone(), map.shape.clone());
+        let shape_of = |v: &str| shapes.get(v).cloned();
         // Shape-reading nodes see only the (fixed) shape, never the pixel values.
         let consumers: Vec<_> = graph
             .consumers(&value)
@@ -185,7 +189,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
         // that reads the same value twice.
         let fans_out = consumers.len() > 1 || consumers.first().is_some_and(|n| n.op_type == "Concat");
         if fans_out && !graph.is_graph_output(&value) {
-            match crate::front_end_folds::fold_fan_out(graph, &value, &map) {
+            match crate::front_end_folds::fold_fan_out(graph, &value, &map, &shape_of) {
                 Ok(Some((next, joined, ops))) => {
                     fe.ops.extend(ops);
                     map = next;
@@ -240,7 +244,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
                     })
                 }
             }
-            _ => fold_affine(graph, node, &map),
+            _ => fold_affine(graph, node, &map, &shape_of),
         };
         match step {
             Ok(next) => map = next,
@@ -258,6 +262,7 @@ pub(crate) fn fold_affine(
     graph: &OnnxGraph,
     node: &tract_onnx::pb::NodeProto,
     map: &AffineGather,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
 ) -> Result<AffineGather> {
     let shape = map.shape.clone();
     let const_input = |i: usize| -> Result<Constant> {
@@ -275,6 +280,13 @@ pub(crate) fn fold_affine(
             return Ok(Some(v));
         }
         match node.input.get(i).filter(|n| !n.is_empty()) {
+            // Shapes and pads computed from the shapes on the way (torch's dynamic axes).
+            Some(name) if !graph.is_constant(name) => {
+                match crate::constant_folding::evaluate_through_shapes(graph, name, shape_of) {
+                    Some(c) => Ok(Some(c.values.iter().map(|&v| v as i64).collect())),
+                    None => Ok(Some(const_input(i)?.values.iter().map(|&v| v as i64).collect())),
+                }
+            }
             Some(_) => Ok(Some(const_input(i)?.values.iter().map(|&v| v as i64).collect())),
             None => Ok(None),
         }

@@ -498,3 +498,34 @@ fn null_directions_of_folded_front_ends_leave_tract_unchanged() {
         assert!(front_random > 1e-2, "{}: random control did not move", spec.graph_name);
     }
 }
+
+#[test]
+fn a_reshape_to_a_shape_computed_from_the_input_shape_folds_and_matches_tract() {
+    // torch's `x.view(x.size(0), -1)` with dynamic axes: the target shape is
+    // Concat(Unsqueeze(Gather(Shape(x), 0)), [-1]), known once the input's shape is.
+    use blindspot::onnx_write::{Node, INPUT, OUTPUT};
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut spec = ModelSpec::new("dynamic_view", &[1, 3, 8, 8], &[1, 10]);
+    let weight: Vec<f32> = (0..10 * 192).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+    spec.init_f32("head.weight", &[10, 192], weight)
+        .init_i64("batch_axis", &[], vec![0])
+        .init_i64("unsqueeze_axes", &[1], vec![0])
+        .init_i64("rest", &[1], vec![-1]);
+    spec.node(Node::new("shape", "Shape", &[INPUT], &["input_shape"]))
+        .node(Node::new("batch", "Gather", &["input_shape", "batch_axis"], &["batch_size"]).int("axis", 0))
+        .node(Node::new(
+            "batch_1d",
+            "Unsqueeze",
+            &["batch_size", "unsqueeze_axes"],
+            &["batch_dims"],
+        ))
+        .node(Node::new("view_shape", "Concat", &["batch_dims", "rest"], &["target_shape"]).int("axis", 0))
+        .node(Node::new("view", "Reshape", &[INPUT, "target_shape"], &["flat"]))
+        .node(Node::new("head", "Gemm", &["flat", "head.weight"], &[OUTPUT]).int("transB", 1));
+    assert_matches_tract(&spec, "flat", &["Reshape", "Gemm"]);
+    let (_dir, _model, fe) = open_spec(&spec);
+    let ns = blindspot::audit::front_end_null_space(&fe, Default::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(ns.nullity, 192 - 10);
+}
