@@ -234,7 +234,8 @@ impl BandedGram<'_> {
         let n = self.position.len();
         let s = self.block;
         let blocks = n.div_ceil(s);
-        let size = |k: usize| (n - k * s).min(s);
+        // Indices in block k (none past the last block).
+        let size = |k: usize| if k < blocks { (n - k * s).min(s) } else { 0 };
         // Lines by the block of their first index: they reach that block and the next.
         let mut by_block: Vec<Vec<usize>> = vec![vec![]; blocks];
         for (l, entries) in self.lines.iter().enumerate() {
@@ -244,11 +245,8 @@ impl BandedGram<'_> {
         }
         let mut diagonal = Mat::<f64>::zeros(size(0), size(0));
         let mut below = Mat::<f64>::zeros(0, 0);
-        let mut next_diagonal = Mat::<f64>::zeros(
-            if blocks > 1 { size(1) } else { 0 },
-            if blocks > 1 { size(1) } else { 0 },
-        );
-        let mut next_below = Mat::<f64>::zeros(if blocks > 1 { size(1) } else { 0 }, size(0));
+        let mut next_diagonal = Mat::<f64>::zeros(size(1), size(1));
+        let mut next_below = Mat::<f64>::zeros(size(1), size(0));
         let mut previous: Option<Mat<f64>> = None;
         for (k, lines_here) in by_block.iter().enumerate() {
             let start = k * s;
@@ -300,17 +298,8 @@ impl BandedGram<'_> {
             previous = Some(factor.L().to_owned());
             progress(k + 1, blocks);
             if k + 1 < blocks {
-                diagonal = std::mem::replace(
-                    &mut next_diagonal,
-                    Mat::zeros(
-                        if k + 2 < blocks { size(k + 2) } else { 0 },
-                        if k + 2 < blocks { size(k + 2) } else { 0 },
-                    ),
-                );
-                below = std::mem::replace(
-                    &mut next_below,
-                    Mat::zeros(if k + 2 < blocks { size(k + 2) } else { 0 }, size(k + 1)),
-                );
+                diagonal = std::mem::replace(&mut next_diagonal, Mat::zeros(size(k + 2), size(k + 2)));
+                below = std::mem::replace(&mut next_below, Mat::zeros(size(k + 2), size(k + 1)));
             }
         }
         true

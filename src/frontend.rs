@@ -175,7 +175,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
     let mut map = preprocess_map;
     let mut value = input_name.to_string();
     // The shape of every value the walk has passed: what a `Shape` node on the way reads.
-    let mut shapes: HashMap<String, Vec<usize>> = HashMap::from([(value.clone(), input_shape.to_vec())]);
+    let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
     loop {
         shapes.insert(value.clone(), map.shape.clone());
         let shape_of = |v: &str| shapes.get(v).cloned();
@@ -280,14 +280,15 @@ pub(crate) fn fold_affine(
             return Ok(Some(v));
         }
         match node.input.get(i).filter(|n| !n.is_empty()) {
-            // Shapes and pads computed from the shapes on the way (torch's dynamic axes).
-            Some(name) if !graph.is_constant(name) => {
-                match crate::constant_folding::evaluate_through_shapes(graph, name, shape_of) {
-                    Some(c) => Ok(Some(c.values.iter().map(|&v| v as i64).collect())),
-                    None => Ok(Some(const_input(i)?.values.iter().map(|&v| v as i64).collect())),
-                }
+            // A constant, or shapes and pads computed from the shapes on the way (torch's
+            // dynamic axes); otherwise const_input's error names the input.
+            Some(name) => {
+                let values = match crate::constant_folding::evaluate_through_shapes(graph, name, shape_of) {
+                    Some(c) => c.values,
+                    None => const_input(i)?.values,
+                };
+                Ok(Some(values.iter().map(|&v| v as i64).collect()))
             }
-            Some(_) => Ok(Some(const_input(i)?.values.iter().map(|&v| v as i64).collect())),
             None => Ok(None),
         }
     };

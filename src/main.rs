@@ -109,17 +109,18 @@ impl InputArgs {
     }
 }
 
-/// What a command loads its model for.
+/// What a command loads its model for (`open_with` supplies the preprocessing itself).
 fn load_request<'a>(
     shape: Option<&'a [usize]>,
     image: Option<&'a std::path::Path>,
     inputs: &'a blindspot::InputChoice,
+    preprocess: Option<&'a Preprocess>,
 ) -> blindspot::LoadRequest<'a> {
     blindspot::LoadRequest {
         input_shape: shape,
         image,
         inputs: Some(inputs),
-        preprocess: None,
+        preprocess,
     }
 }
 
@@ -439,7 +440,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit { model, pre } => {
             let shape = pre.input_shape(&model.input_shape)?;
             let choice = model.inputs.choice();
-            let request = load_request(shape.as_deref(), None, &choice);
+            let request = load_request(shape.as_deref(), None, &choice, None);
             let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let rule = RankRule { relative: model.tol };
             let proof_bar = progress_bar(cli.quiet, 0, "proving the rank (banded Cholesky)");
@@ -477,7 +478,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let shape = pre.input_shape(&model.input_shape)?;
             let choice = model.inputs.choice();
-            let request = load_request(shape.as_deref(), Some(&image), &choice);
+            let request = load_request(shape.as_deref(), Some(&image), &choice, None);
             let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let req = CollideRequest {
                 image,
@@ -520,7 +521,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let shape = pre.input_shape(&model.input_shape)?;
             let choice = model.inputs.choice();
-            let request = load_request(shape.as_deref(), Some(&image), &choice);
+            let request = load_request(shape.as_deref(), Some(&image), &choice, None);
             let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let settings = AttackSettings {
                 threat: ThreatModel { eps, norm },
@@ -611,10 +612,7 @@ fn run(cli: Cli) -> Result<()> {
             let pre_map = pre.preprocess()?;
             let m = blindspot::Model::load_with(
                 &model,
-                &blindspot::LoadRequest {
-                    preprocess: Some(&pre_map),
-                    ..load_request(shape.as_deref(), Some(&image), &choice)
-                },
+                &load_request(shape.as_deref(), Some(&image), &choice, Some(&pre_map)),
             )?;
             let req = ExplainRequest {
                 image,
@@ -656,10 +654,7 @@ fn run(cli: Cli) -> Result<()> {
             let m = match &model {
                 Some(path) => Some(blindspot::Model::load_with(
                     path,
-                    &blindspot::LoadRequest {
-                        preprocess: Some(&pre_map),
-                        ..load_request(shape.as_deref(), None, &choice)
-                    },
+                    &load_request(shape.as_deref(), None, &choice, Some(&pre_map)),
                 )?),
                 None => None,
             };
@@ -683,7 +678,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify { model, a, b, pre } => {
             let shape = pre.input_shape(&model.input_shape)?;
             let choice = model.inputs.choice();
-            let request = load_request(shape.as_deref(), None, &choice);
+            let request = load_request(shape.as_deref(), None, &choice, None);
             let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
             let read = |p: &PathBuf| -> Result<Vec<f32>> {
                 let (s, data) = npy::read_f32(p)?;

@@ -479,6 +479,7 @@ fn held_tensor(
     let is_npy = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let (shape, data) = if is_npy {
         let (shape, data) = crate::npy::read_f32(file)?;
+        check_size(&shape)?;
         if let Some(d) = &declared {
             let fits = d.len() == shape.len() && d.iter().zip(&shape).all(|(d, s)| d.is_none_or(|d| d == *s));
             if !fits {
@@ -510,7 +511,6 @@ fn held_tensor(
         let data = crate::preprocess::to_tensor(&preprocess.gather(&shape)?, &pixels.data);
         (shape, data)
     };
-    check_size(&shape)?;
     if data.iter().any(|v| !v.is_finite()) {
         bail!("--hold {name}: {} holds NaN or infinite values", file.display());
     }

@@ -5,6 +5,7 @@ mod common;
 
 use blindspot::differentiable::{DType, Device, Differentiable, Target};
 use blindspot::model::Model;
+use common::engine::forward_gap;
 use common::real_data::cached;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,30 +20,7 @@ fn random_input(n: usize, seed: u64) -> Vec<f64> {
 
 /// max |candle - tract| / max |tract| over every output.
 fn forward_matches_tract(model: &Model, input: &[f64]) -> f64 {
-    let engine = Differentiable::new(model).unwrap();
-    let fed: Vec<f32> = input.iter().map(|&v| v as f32).collect();
-    let reference = model.runner(&model.output_names, true).unwrap().run(&fed).unwrap();
-    let ours = engine.outputs(input).unwrap();
-    assert_eq!(reference.len(), ours.len());
-    let mut worst: f64 = 0.0;
-    for (r, o) in reference.iter().zip(&ours) {
-        assert_eq!(r.shape, o.shape, "{}", r.name);
-        let scale = r.data.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-30);
-        let diff = r
-            .data
-            .iter()
-            .zip(&o.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        eprintln!(
-            "{}: {} max |diff| {diff:.3e}, relative {:.3e}",
-            model.path.display(),
-            r.name,
-            diff / scale
-        );
-        worst = worst.max(diff / scale);
-    }
-    worst
+    forward_gap(model, &Differentiable::new(model).unwrap(), input)
 }
 
 /// A real photo resized to the model's input (NCHW), normalised with ImageNet's mean and std as

@@ -15,6 +15,7 @@ use blindspot::model::{HeldInput, InputChoice, LoadRequest, Model};
 use blindspot::preprocess::{load_image, to_tensor, ChannelOrder};
 use blindspot::Preprocess;
 use common::cli::blindspot;
+use common::engine::forward_gap;
 use common::real_data::cached;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -409,27 +410,6 @@ fn every_real_model_is_audited_or_refused_with_the_op_named() {
         }
     }
     eprintln!("{}", table.join("\n"));
-}
-
-/// max |engine − tract| / max |tract| over every output.
-fn forward_gap(model: &Model, engine: &Differentiable, input: &[f64]) -> f64 {
-    let fed: Vec<f32> = input.iter().map(|&v| v as f32).collect();
-    let reference = model.runner(&model.output_names, true).unwrap().run(&fed).unwrap();
-    let ours = engine.outputs(input).unwrap();
-    let mut worst: f64 = 0.0;
-    for r in &reference {
-        let o = ours.iter().find(|o| o.name == r.name).unwrap();
-        assert_eq!(r.shape, o.shape, "{}", r.name);
-        let scale = r.data.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-30);
-        let diff = r
-            .data
-            .iter()
-            .zip(&o.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        worst = worst.max(diff / scale);
-    }
-    worst
 }
 
 #[test]

@@ -20,8 +20,20 @@ pub fn blindspot(args: &[&str]) -> (i32, String, String) {
 /// checking what every collision must show: the outputs unchanged (relative 1e-5) where the
 /// control of the same L2 moves them at least 100 times as much.
 pub fn collide_verified(model: &std::path::Path, image: &std::path::Path, out: &std::path::Path) -> serde_json::Value {
+    collide_verified_with(model, image, out, &[])
+}
+
+/// [`collide_verified`] with further arguments (`--hold NAME=FILE`, preprocessing).
+pub fn collide_verified_with(
+    model: &std::path::Path,
+    image: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
     let (model, image, dir) = (model.to_str().unwrap(), image.to_str().unwrap(), out.to_str().unwrap());
-    let (code, _, err) = blindspot(&["collide", model, image, "--count", "1", "--quiet", "--out", dir]);
+    let mut args = vec!["collide", model, image, "--count", "1", "--quiet", "--out", dir];
+    args.extend_from_slice(extra);
+    let (code, _, err) = blindspot(&args);
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
