@@ -2,7 +2,7 @@
 //! whole model) on the real ViT-S/14 and a real photo, one collision per mode: what a user waits
 //! for. `cargo bench --bench collide` after scripts/fetch-models.sh (skipped without the files).
 
-use blindspot::collide::{collide, CollideRequest, SearchSettings};
+use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -89,9 +89,9 @@ fn benches(c: &mut Criterion) {
 /// a 3×224×224 image, random weights: plain CG, and CG preconditioned by the circulant inverse of
 /// W(ω)W(ω)ᴴ (`conv_spectrum`). Single-threaded figures: `RAYON_NUM_THREADS=1 cargo bench ...`.
 fn overlapping_convs(c: &mut Criterion) {
-    use blindspot::conv_spectrum::CirculantPreconditioner;
     use blindspot::linop::{Conv2d, ConvGeometry, LinearOperator};
-    use blindspot::matrix_free_projection::CgProjector;
+    use blindspot::nullspace::circulant_preconditioner::CirculantPreconditioner;
+    use blindspot::nullspace::matrix_free_projection::CgProjector;
     let mut g = c.benchmark_group("conv_stem_224_cg_projection");
     g.sample_size(10);
     eprintln!("rayon threads: {}", rayon::current_num_threads());
@@ -158,15 +158,21 @@ fn real_vit(c: &mut Criterion) {
         ..Default::default()
     };
     let (_, fe) = blindspot::open(&model, None, &pre).unwrap();
-    let ns = blindspot::audit::front_end_null_space(&fe, RankRule::default())
+    let ns = blindspot::nullspace::front_end_null_space(&fe, RankRule::default())
         .unwrap()
         .unwrap();
-    let x = blindspot::preprocess::load_image(&photo, &fe.grid).unwrap().0.data;
-    let t = blindspot::preprocess::load_image(&target, &fe.grid).unwrap().0.data;
+    let x = blindspot::model::preprocess::load_image(&photo, &fe.grid)
+        .unwrap()
+        .0
+        .data;
+    let t = blindspot::model::preprocess::load_image(&target, &fe.grid)
+        .unwrap()
+        .0
+        .data;
     let mut g = c.benchmark_group("real_vit_s14_224");
     g.sample_size(10);
     g.bench_function("null_space_of_front_end", |b| {
-        b.iter(|| blindspot::audit::front_end_null_space(&fe, RankRule::default()).unwrap())
+        b.iter(|| blindspot::nullspace::front_end_null_space(&fe, RankRule::default()).unwrap())
     });
     g.bench_function("collide_target_search", |b| {
         b.iter(|| project_feasible(&ns, &x, &t, 900))

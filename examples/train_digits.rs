@@ -10,9 +10,9 @@
 //! Every random choice (initial weights, shuffling, augmentation) comes from `--seed`.
 
 use anyhow::{bail, Context, Result};
-use blindspot::digits::{self, Digit, CLASSES, PIXELS, SIDE};
-use blindspot::npy::write_atomic;
-use blindspot::onnx_write::{model_bytes, AttrValue, ModelSpec, Node, INPUT, OUTPUT};
+use blindspot::model::digits::{self, Digit, CLASSES, PIXELS, SIDE};
+use blindspot::model::npy::write_atomic;
+use blindspot::model::onnx_write::{model_bytes, AttrValue, ModelSpec, Node, INPUT, OUTPUT};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;

@@ -27,94 +27,22 @@
 //! assert!((layer.apply_vec(&z)[0] - layer.apply_vec(&x)[0]).abs() < 1e-15);
 //! ```
 
-pub mod adversarial;
-pub mod architectures;
 pub mod attack;
-pub mod audit;
-pub mod circulant_preconditioner;
-pub mod collide;
-pub mod compare;
-pub mod constant_folding;
-pub mod conv_certificate;
-pub mod conv_spectrum;
-pub mod demo;
-pub mod dense_svd;
 pub mod differentiable;
-pub mod digits;
-pub mod embedded;
+pub mod error;
 pub mod explain;
-pub mod external_data;
-pub mod feature_similarity;
-pub mod front_end_folds;
+pub mod figure;
 pub mod frontend;
 pub mod linop;
-pub mod matrix_free_projection;
 pub mod model;
-pub mod npy;
 pub mod nullspace;
-pub mod onnx_graph;
-pub mod onnx_write;
-pub mod preprocess;
-pub mod report;
+pub mod pipeline;
 pub mod search;
 pub mod similarity;
 pub mod survey;
-pub mod survey_figure;
 pub mod verify;
 
-pub use frontend::FrontEnd;
+pub use frontend::{front_end, open, open_for_image, open_with, FrontEnd};
+pub use model::preprocess::Preprocess;
 pub use model::{HeldInput, InputChoice, LoadRequest, Model};
 pub use nullspace::{NullSpace, RankRule};
-pub use preprocess::Preprocess;
-
-use anyhow::Result;
-use std::path::Path;
-
-/// Loads a model and folds its front end under the given preprocessing.
-pub fn open(path: &Path, input_shape: Option<&[usize]>, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
-    open_with(
-        path,
-        &LoadRequest {
-            input_shape,
-            ..Default::default()
-        },
-        pre,
-    )
-}
-
-/// [`open`] for a command that runs on `image`: an open height and width take the image's.
-pub fn open_for_image(
-    path: &Path,
-    input_shape: Option<&[usize]>,
-    pre: &Preprocess,
-    image: &Path,
-) -> Result<(Model, FrontEnd)> {
-    open_with(
-        path,
-        &LoadRequest {
-            input_shape,
-            image: Some(image),
-            ..Default::default()
-        },
-        pre,
-    )
-}
-
-/// Loads a model as `request` says (image input, shape, held inputs, preprocessed by `pre` where
-/// they are images) and folds the chosen input's front end.
-pub fn open_with(path: &Path, request: &LoadRequest, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
-    let model = Model::load_with(
-        path,
-        &LoadRequest {
-            preprocess: Some(pre),
-            ..*request
-        },
-    )?;
-    let fe = front_end(&model, pre)?;
-    Ok((model, fe))
-}
-
-/// Folds the front end of a loaded model under the given preprocessing.
-pub fn front_end(model: &Model, pre: &Preprocess) -> Result<FrontEnd> {
-    frontend::build(&model.graph, &model.input_name, &model.input_shape, pre)
-}

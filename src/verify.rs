@@ -1,8 +1,9 @@
 //! Whole-model verification: how far apart two inputs are at the front end and at every model
 //! output, beside a random control of the same size.
 
+use crate::model::argmax;
+use crate::model::preprocess::psnr;
 use crate::model::{Model, Runner, Value};
-use crate::search::psnr;
 use anyhow::Result;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -55,19 +56,8 @@ fn looks_like_scores(v: &Value) -> bool {
     n > 1 && v.shape.last() == Some(&n)
 }
 
-/// Index of the largest value (the first on ties).
-pub fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f64::NEG_INFINITY),
-            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
-        )
-        .0
-}
-
 pub fn pixel_distances(x: &[f64], z: &[f64]) -> (f64, f64, f64) {
-    let l2 = crate::search::distance(x, z);
+    let l2 = crate::model::preprocess::distance(x, z);
     let linf = x.iter().zip(z).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     (l2, linf, psnr(z, x))
 }
@@ -166,8 +156,8 @@ pub fn verify_tensors(
     b: (&str, &[f32]),
 ) -> Result<VerifyReport> {
     let verifier = Verifier::new(model, fe.output_value.as_deref(), a.1)?;
-    let xa = crate::preprocess::from_tensor(&fe.preprocess_map, a.1);
-    let xb = crate::preprocess::from_tensor(&fe.preprocess_map, b.1);
+    let xa = crate::model::preprocess::from_tensor(&fe.preprocess_map, a.1);
+    let xb = crate::model::preprocess::from_tensor(&fe.preprocess_map, b.1);
     let comparison = verifier.compare(&xa, &xb, b.1)?;
     let names = model.all_value_names();
     let runner = model.runner(&names, false)?;

@@ -5,11 +5,11 @@
 
 use blindspot::attack::{Attack, Classifier, Fgsm, Goal, Pgd, ThreatModel};
 use blindspot::differentiable::{DType, Device};
-use blindspot::digits::{png_name, EMBEDDED};
-use blindspot::embedded::MODELS;
+use blindspot::model::argmax;
+use blindspot::model::digits::{png_name, EMBEDDED};
+use blindspot::model::embedded::MODELS;
+use blindspot::model::preprocess::{decode_image, to_tensor};
 use blindspot::model::Model;
-use blindspot::preprocess::{decode_image, to_tensor};
-use blindspot::verify::argmax;
 use blindspot::Preprocess;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -7,17 +7,18 @@ mod common;
 
 use common::cli::blindspot;
 
-use blindspot::adversarial::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
 use blindspot::attack::{Norm, ThreatModel};
-use blindspot::digits::{png_name, EMBEDDED};
-use blindspot::embedded::MODELS;
 use blindspot::linop::{Block, BlockOperator};
+use blindspot::model::argmax;
+use blindspot::model::digits::{png_name, EMBEDDED};
+use blindspot::model::embedded::MODELS;
+use blindspot::model::npy::read_f32;
+use blindspot::model::preprocess::distance;
+use blindspot::model::preprocess::{decode_image, to_tensor, ImageNotes, Pixels};
 use blindspot::model::Model;
-use blindspot::npy::read_f32;
 use blindspot::nullspace::{NullSpace, RankRule};
-use blindspot::preprocess::{decode_image, to_tensor, ImageNotes, Pixels};
-use blindspot::search::{distance, project_into, Region};
-use blindspot::verify::argmax;
+use blindspot::pipeline::attack::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
+use blindspot::search::{project_into, Region};
 use blindspot::{front_end, Preprocess};
 use faer::Mat;
 use std::sync::Arc;
@@ -357,7 +358,7 @@ fn variants_of_an_adversarial_text_line_for_the_ppocr_direction_classifier() {
     let threat = ThreatModel::linf(8.0 / 255.0);
     let mut s = settings(threat, AttackMethod::Pgd, 2);
     s.steps = 10;
-    let pixels = blindspot::preprocess::load_image(&image, &fe.grid).unwrap();
+    let pixels = blindspot::model::preprocess::load_image(&image, &fe.grid).unwrap();
     let x = pixels.0.data.clone();
     let result = attack_pixels(&model, &fe, pixels, &s, &|| ()).unwrap();
     let r = &result.report;

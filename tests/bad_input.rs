@@ -81,13 +81,13 @@ fn bad_files_get_one_line_errors() {
 
     // A .npy of the wrong shape, and one with NaN.
     let wrong = d.join("wrong.npy");
-    std::fs::write(&wrong, blindspot::npy::encode_f32(&[1, 1, 4, 4], &[0.0; 16])).unwrap();
+    std::fs::write(&wrong, blindspot::model::npy::encode_f32(&[1, 1, 4, 4], &[0.0; 16])).unwrap();
     let right = d.join("right.npy");
-    std::fs::write(&right, blindspot::npy::encode_f32(&[1, 1, 8, 8], &[0.5; 64])).unwrap();
+    std::fs::write(&right, blindspot::model::npy::encode_f32(&[1, 1, 8, 8], &[0.5; 64])).unwrap();
     let nan_npy = d.join("nan.npy");
     let mut v = [0.5f32; 64];
     v[3] = f32::NAN;
-    std::fs::write(&nan_npy, blindspot::npy::encode_f32(&[1, 1, 8, 8], &v)).unwrap();
+    std::fs::write(&nan_npy, blindspot::model::npy::encode_f32(&[1, 1, 8, 8], &v)).unwrap();
     assert_clean_failure(&["verify", s(&good), s(&right), s(&wrong)], "shape [1, 1, 4, 4]");
     assert_clean_failure(&["verify", s(&good), s(&right), s(&nan_npy)], "NaN");
     assert_clean_failure(&["verify", s(&good), s(&right), s(&text)], "not a readable .npy");
@@ -339,7 +339,7 @@ fn initializers_listed_as_graph_inputs_are_constants() {
     spec.initializers_as_inputs = true;
     let listed = dir.path().join("listed.onnx");
     ob::write_model(&listed, &spec);
-    let graph = blindspot::onnx_graph::OnnxGraph::from_bytes(&std::fs::read(&listed).unwrap()).unwrap();
+    let graph = blindspot::model::onnx_graph::OnnxGraph::from_bytes(&std::fs::read(&listed).unwrap()).unwrap();
     assert!(graph.graph.input.len() > 4, "the weights are listed as inputs");
     let audit = |p: &Path| {
         let (code, out, err) = blindspot(&["audit", s(p), "--json"]);

@@ -3,15 +3,17 @@
 //! a random control of the same size is the other way round), the LPIPS-style distance by hand,
 //! and the command line's JSON and exit codes.
 
-use blindspot::collide::{collide_pixels, null_space_for_collisions, SearchSettings};
-use blindspot::compare::{compare, load_plain, Input};
-use blindspot::feature_similarity::{feature_similarity, layer_distance};
+use blindspot::model::embedded;
+use blindspot::model::preprocess::{decode_image, to_tensor, Pixels};
 use blindspot::model::Value;
-use blindspot::preprocess::{decode_image, to_tensor, Pixels};
+use blindspot::nullspace::null_space_for_collisions;
+use blindspot::pipeline::collide::{collide_pixels, SearchSettings};
 use blindspot::search::Mode;
+use blindspot::similarity::compare::{compare, load_plain, Input};
+use blindspot::similarity::features::{feature_similarity, layer_distance};
 use blindspot::similarity::{psnr, ssim};
 use blindspot::verify::control_perturbation;
-use blindspot::{embedded, front_end, Preprocess, RankRule};
+use blindspot::{front_end, Preprocess, RankRule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -232,9 +234,9 @@ fn bad_inputs_exit_2_with_one_line() {
     let nan = dir.join("nan.npy");
     let mut data = vec![0.5f32; 784];
     data[3] = f32::NAN;
-    std::fs::write(&nan, blindspot::npy::encode_f32(&[1, 1, 28, 28], &data)).unwrap();
+    std::fs::write(&nan, blindspot::model::npy::encode_f32(&[1, 1, 28, 28], &data)).unwrap();
     let wrong = dir.join("wrong.npy");
-    std::fs::write(&wrong, blindspot::npy::encode_f32(&[1, 1, 14, 14], &[0.5; 196])).unwrap();
+    std::fs::write(&wrong, blindspot::model::npy::encode_f32(&[1, 1, 14, 14], &[0.5; 196])).unwrap();
     let digit = "models/digits/3-1900.png";
     let cases: Vec<Vec<&str>> = vec![
         vec!["compare", digit, "no/such/file.png"],
@@ -255,8 +257,8 @@ fn bad_inputs_exit_2_with_one_line() {
 
 #[test]
 fn the_demo_reports_the_far_collision_and_control_similarity() {
-    let opts = blindspot::demo::DemoOptions { seed: 0, pairs: 1 };
-    let demo = blindspot::demo::run(&opts, &|_| {}).unwrap();
+    let opts = blindspot::pipeline::demo::DemoOptions { seed: 0, pairs: 1 };
+    let demo = blindspot::pipeline::demo::run(&opts, &|_| {}).unwrap();
     let mut seen = 0;
     for m in &demo.report.models {
         let Some(sim) = &m.similarity else {
@@ -277,7 +279,7 @@ fn the_demo_reports_the_far_collision_and_control_similarity() {
         );
     }
     assert!(seen >= 2, "mlp and patch_cnn have far collisions");
-    assert!(blindspot::report::demo_table(&demo.report).contains("Similarity"));
+    assert!(blindspot::pipeline::tables::demo_table(&demo.report).contains("Similarity"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! computed values stored, and tract (which runs the model as written) verifies its collisions.
 mod common;
 
-use blindspot::onnx_graph::OnnxGraph;
+use blindspot::model::onnx_graph::OnnxGraph;
 use common::cli::{blindspot, collide_verified};
 use common::onnx_builder as ob;
 use ob::{ModelSpec, Node};

@@ -2,9 +2,10 @@
 //! (same rank rule), the σ estimates and witnesses against the dense singular values, and the
 //! circulant preconditioner: PCG projections equal the dense-SVD projector, masked too.
 
-use blindspot::conv_spectrum::{structural_nullity, CirculantPreconditioner};
 use blindspot::linop::{dot_test, norm, Conv2d, ConvGeometry, LinearOperator};
-use blindspot::matrix_free_projection::{CgProjector, Preconditioner};
+use blindspot::nullspace::circulant_preconditioner::CirculantPreconditioner;
+use blindspot::nullspace::conv_spectrum::structural_nullity;
+use blindspot::nullspace::matrix_free_projection::{CgProjector, Preconditioner};
 use blindspot::nullspace::{rank_of, RankRule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -53,7 +53,7 @@ fn check_model(path: &Path, shape: Option<&[usize]>, photo: &str, normalise: boo
 
 #[test]
 fn embedded_models_forward_equals_tract() {
-    for m in blindspot::embedded::MODELS {
+    for m in blindspot::model::embedded::MODELS {
         let model = m.load().unwrap();
         let n: usize = model.input_shape.iter().product();
         let rel = forward_matches_tract(&model, &random_input(n, 3));
@@ -142,7 +142,7 @@ fn gradient_matches_finite_differences(model: &Model, target: Target, seed: u64)
 
 #[test]
 fn embedded_models_gradients_equal_finite_differences() {
-    for m in blindspot::embedded::MODELS {
+    for m in blindspot::model::embedded::MODELS {
         let model = m.load().unwrap();
         gradient_matches_finite_differences(&model, Target { output: 0, index: 3 }, 11);
     }
@@ -166,7 +166,7 @@ fn real_models_gradients_equal_finite_differences() {
 #[test]
 fn layer_gradients_obey_the_chain_rule_across_a_cut() {
     for (name, layer_at) in [("lenet", 0.5), ("mlp", 0.6), ("patch_cnn", 0.5)] {
-        let model = blindspot::embedded::find(name).unwrap().load().unwrap();
+        let model = blindspot::model::embedded::find(name).unwrap().load().unwrap();
         let engine = Differentiable::on(&model, &Device::Cpu, DType::F64).unwrap();
         let names = engine.value_names();
         let layer = names[(names.len() as f64 * layer_at) as usize].clone();

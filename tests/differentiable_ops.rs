@@ -11,8 +11,8 @@
 //! the float path through them (a mask times the input, a Range added to it).
 
 use blindspot::differentiable::{supported_ops, DType, Device, Differentiable, Target};
+use blindspot::model::onnx_write::{model_bytes, AttrValue, ModelSpec, Node, INPUT, OUTPUT};
 use blindspot::model::Model;
-use blindspot::onnx_write::{model_bytes, AttrValue, ModelSpec, Node, INPUT, OUTPUT};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;

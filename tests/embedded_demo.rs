@@ -2,10 +2,10 @@
 //! the demo end to end with every collision verified, and lenet's honest "no null space".
 mod common;
 
-use blindspot::demo::{self, DemoOptions};
-use blindspot::digits::{self, EMBEDDED, HELD_OUT_PER_CLASS, PER_CLASS, PIXELS};
-use blindspot::embedded::{self, MODELS};
-use blindspot::preprocess::decode_image;
+use blindspot::model::digits::{self, EMBEDDED, HELD_OUT_PER_CLASS, PER_CLASS, PIXELS};
+use blindspot::model::embedded::{self, MODELS};
+use blindspot::model::preprocess::decode_image;
+use blindspot::pipeline::demo::{self, DemoOptions};
 use blindspot::{front_end, Preprocess};
 use common::real_data::cached;
 
@@ -80,7 +80,7 @@ fn embedded_digits_are_the_held_out_digits_they_name() {
         let first = class as usize * PER_CLASS + PER_CLASS - HELD_OUT_PER_CLASS;
         assert_eq!(rows, (first..first + HELD_OUT_PER_CLASS).collect::<Vec<_>>());
     }
-    let grid = blindspot::preprocess::Preprocess::default()
+    let grid = blindspot::model::preprocess::Preprocess::default()
         .grid(&[1, 1, 28, 28])
         .unwrap();
     for e in EMBEDDED {
@@ -160,7 +160,7 @@ fn demo_runs_end_to_end_and_every_collision_verifies() {
             assert!(out < 1e-5 && front < 1e-5, "{what}: output {out}, front end {front}");
             assert!(control > 100.0 * out.max(1e-7), "{what}: control {control} vs {out}");
             // The saved tensor is what the model was fed: it runs to the same logits.
-            let (shape, tensor) = blindspot::npy::read_f32(&dir.path().join(&r.npy)).unwrap();
+            let (shape, tensor) = blindspot::model::npy::read_f32(&dir.path().join(&r.npy)).unwrap();
             assert_eq!(shape, vec![1, 1, 28, 28]);
             let model = embedded::find(&m.name).unwrap().load().unwrap();
             let runner = model.runner(&model.output_names, true).unwrap();
@@ -175,7 +175,7 @@ fn demo_runs_end_to_end_and_every_collision_verifies() {
             }
         }
     }
-    let table = blindspot::report::demo_table(&result.report);
+    let table = blindspot::pipeline::tables::demo_table(&result.report);
     assert!(table.contains("no exact collision exists"), "{table}");
 }
 
@@ -215,7 +215,7 @@ fn demo_explanation_panel_agrees_for_collisions_and_not_for_controls() {
         }
     }
     assert!(panels >= 8, "{panels} maps");
-    assert!(blindspot::report::demo_table(&result.report).contains("Explanations of the first digit"));
+    assert!(blindspot::pipeline::tables::demo_table(&result.report).contains("Explanations of the first digit"));
 }
 
 /// lenet's whole first convolution, Jacobian by finite differences through tract, has full

@@ -371,7 +371,7 @@ fn projection_inside_an_l2_ball_equals_three_set_dykstra_across_two_blocks() {
         .map(|v| (v + rng.gen_range(-0.05..0.05)).clamp(0.0, 1.0))
         .collect();
     let radius = 0.6;
-    assert!(blindspot::search::distance(&x, &clean) < radius);
+    assert!(blindspot::model::preprocess::distance(&x, &clean) < radius);
     let (lo, hi) = (vec![0.0; 48], vec![1.0; 48]);
     let set = CollisionSet::new(&d, &x, PixelRange { lo: &lo, hi: &hi });
     // A box corner far outside the ball, and a point inside it (the ball then does nothing).
@@ -388,7 +388,7 @@ fn projection_inside_an_l2_ball_equals_three_set_dykstra_across_two_blocks() {
             .fold(0.0, f64::max);
         assert!(err < 1e-6, "{what}: exact vs Dykstra {err}");
         assert_collision(&op, &x, &exact.z, 21);
-        let reach = blindspot::search::distance(&exact.z, &clean);
+        let reach = blindspot::model::preprocess::distance(&exact.z, &clean);
         assert!(reach <= radius, "{what}: outside the ball ({reach})");
         if what == "corner" {
             assert!(reach > radius * (1.0 - 1e-8), "{what}: the ball is not tight ({reach})");

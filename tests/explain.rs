@@ -5,13 +5,14 @@
 
 mod common;
 
-use blindspot::collide::{collide_pixels, null_space_for_collisions, SearchSettings};
 use blindspot::differentiable::{DType, Device, Differentiable, Target};
-use blindspot::embedded;
-use blindspot::explain::comparison::{explain_pixels, ExplainRequest, Explanation};
 use blindspot::explain::{agreement, Attribution, Gradient, Method, Settings};
+use blindspot::model::embedded;
+use blindspot::model::preprocess::load_image;
 use blindspot::model::Model;
-use blindspot::preprocess::load_image;
+use blindspot::nullspace::null_space_for_collisions;
+use blindspot::pipeline::collide::{collide_pixels, SearchSettings};
+use blindspot::pipeline::explain::{explain_pixels, ExplainRequest, Explanation};
 use blindspot::search::Mode;
 use blindspot::{front_end, Preprocess, RankRule};
 use common::real_data::cached;
@@ -397,13 +398,15 @@ fn cli_explain_writes_maps_figures_and_report() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let (shape, map) = blindspot::npy::read_f32(&out.join("map-original.npy")).unwrap();
+    let (shape, map) = blindspot::model::npy::read_f32(&out.join("map-original.npy")).unwrap();
     assert_eq!(shape, vec![1, 1, 28, 28]);
     assert!(map.iter().any(|v| *v != 0.0));
     // original.npy is the input as fed: the collision file holds the same tensor collide wrote.
     assert_eq!(
-        blindspot::npy::read_f32(&out.join("original.npy")).unwrap().1,
-        blindspot::npy::read_f32(&collide_out.join("original.npy")).unwrap().1
+        blindspot::model::npy::read_f32(&out.join("original.npy")).unwrap().1,
+        blindspot::model::npy::read_f32(&collide_out.join("original.npy"))
+            .unwrap()
+            .1
     );
     assert!(image::open(out.join("explain.png")).unwrap().width() > 300);
     assert!(std::fs::read_dir(&out)
@@ -412,7 +415,7 @@ fn cli_explain_writes_maps_figures_and_report() {
     // Integrated gradients from a grey baseline file: the report names it, and the map sums to
     // score(x) − score(grey) within the quadrature error.
     let grey = dir.path().join("grey.npy");
-    std::fs::write(&grey, blindspot::npy::encode_f32(&[1, 1, 28, 28], &[0.5; 784])).unwrap();
+    std::fs::write(&grey, blindspot::model::npy::encode_f32(&[1, 1, 28, 28], &[0.5; 784])).unwrap();
     let ig_out = dir.path().join("ig");
     let o = blindspot(&[
         "explain",
@@ -446,11 +449,15 @@ fn cli_bad_compare_file_exits_2_with_one_line_and_writes_nothing() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/patch_cnn.onnx");
     let image = digit("7-3900.png");
     let wrong_shape = dir.path().join("wrong.npy");
-    std::fs::write(&wrong_shape, blindspot::npy::encode_f32(&[1, 28, 28], &[0.0; 784])).unwrap();
+    std::fs::write(
+        &wrong_shape,
+        blindspot::model::npy::encode_f32(&[1, 28, 28], &[0.0; 784]),
+    )
+    .unwrap();
     let nan = dir.path().join("nan.npy");
     let mut data = vec![0.5f32; 784];
     data[17] = f32::NAN;
-    std::fs::write(&nan, blindspot::npy::encode_f32(&[1, 1, 28, 28], &data)).unwrap();
+    std::fs::write(&nan, blindspot::model::npy::encode_f32(&[1, 1, 28, 28], &data)).unwrap();
     let missing = dir.path().join("missing.npy");
     for (bad, says) in [(&wrong_shape, "shape"), (&nan, "NaN"), (&missing, "cannot read")] {
         let out = dir.path().join("out");

@@ -3,9 +3,9 @@
 //! values on fixture models.
 mod common;
 
-use blindspot::front_end_folds::channel_affine_after;
+use blindspot::frontend::folds::channel_affine_after;
 use blindspot::linop::LinearOperator;
-use blindspot::preprocess::{from_tensor, to_tensor};
+use blindspot::model::preprocess::{from_tensor, to_tensor};
 use blindspot::{open, FrontEnd, Model, Preprocess};
 use common::onnx_builder::{self as ob, ModelSpec, ResizeTarget, SliceCase};
 use rand::{Rng, SeedableRng};
@@ -280,7 +280,7 @@ fn linear_resize_front_ends_match_tract_and_their_null_directions_collide() {
         let runner = model.runner(&[fe.output_value.clone().unwrap()], true).unwrap();
         let theirs = runner.run(&tensor).unwrap();
         let err = relative_error(&fe.evaluate(&pixels).unwrap(), &theirs[0].data);
-        let ns = blindspot::audit::front_end_null_space(&fe, blindspot::RankRule::default())
+        let ns = blindspot::nullspace::front_end_null_space(&fe, blindspot::RankRule::default())
             .unwrap()
             .unwrap();
         eprintln!(
@@ -503,7 +503,7 @@ fn null_directions_of_folded_front_ends_leave_tract_unchanged() {
 fn a_reshape_to_a_shape_computed_from_the_input_shape_folds_and_matches_tract() {
     // torch's `x.view(x.size(0), -1)` with dynamic axes: the target shape is
     // Concat(Unsqueeze(Gather(Shape(x), 0)), [-1]), known once the input's shape is.
-    use blindspot::onnx_write::{Node, INPUT, OUTPUT};
+    use blindspot::model::onnx_write::{Node, INPUT, OUTPUT};
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let mut spec = ModelSpec::new("dynamic_view", &[1, 3, 8, 8], &[1, 10]);
     let weight: Vec<f32> = (0..10 * 192).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
@@ -524,7 +524,7 @@ fn a_reshape_to_a_shape_computed_from_the_input_shape_folds_and_matches_tract() 
         .node(Node::new("head", "Gemm", &["flat", "head.weight"], &[OUTPUT]).int("transB", 1));
     assert_matches_tract(&spec, "flat", &["Reshape", "Gemm"]);
     let (_dir, _model, fe) = open_spec(&spec);
-    let ns = blindspot::audit::front_end_null_space(&fe, Default::default())
+    let ns = blindspot::nullspace::front_end_null_space(&fe, Default::default())
         .unwrap()
         .unwrap();
     assert_eq!(ns.nullity, 192 - 10);

@@ -2,10 +2,10 @@
 //! front-end output against tract, and collisions verified through the whole model.
 mod common;
 
-use blindspot::audit::front_end_null_space;
-use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
 use blindspot::linop::{dot_test, Compose, LinearOperator};
+use blindspot::nullspace::front_end_null_space;
+use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
 use common::onnx_builder as ob;
@@ -76,7 +76,7 @@ fn cases() -> Vec<Case> {
             name: "patch_conv_nhwc_transpose",
             bytes: ob::patch_conv_nhwc_transpose(5),
             pre: Preprocess {
-                channels: blindspot::preprocess::ChannelOrder::Bgr,
+                channels: blindspot::model::preprocess::ChannelOrder::Bgr,
                 ..Default::default()
             },
             kind: FrontEndKind::PatchifyConv,
@@ -220,12 +220,12 @@ fn front_end_output_matches_tract() {
         let path = write(dir.path(), case.name, &case.bytes);
         let (model, fe) = open(&path, None, &case.pre).unwrap();
         let pixels: Vec<f64> = (0..fe.input_dim()).map(|_| rng.gen_range(0.0..1.0)).collect();
-        let tensor = blindspot::preprocess::to_tensor(&fe.preprocess_map, &pixels);
+        let tensor = blindspot::model::preprocess::to_tensor(&fe.preprocess_map, &pixels);
         let runner = model.runner(&[fe.output_value.clone().unwrap()], true).unwrap();
         let tract_out = &runner.run(&tensor).unwrap()[0].data;
         // Evaluate ours on the pixels as the f32 tensor represents them.
         let ours = fe
-            .evaluate(&blindspot::preprocess::from_tensor(&fe.preprocess_map, &tensor))
+            .evaluate(&blindspot::model::preprocess::from_tensor(&fe.preprocess_map, &tensor))
             .unwrap();
         let scale = ours.iter().map(|v| v.abs()).fold(0.0, f64::max);
         let err = ours
@@ -364,7 +364,7 @@ fn overlapping_conv_too_large_for_one_matrix_is_matrix_free() {
     assert_eq!(fe.kind, FrontEndKind::Conv);
     assert!(fe.conv.is_some() && fe.operator.is_none());
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
-    let report = blindspot::audit::audit(&model, &fe, Some(&ns), RankRule::default(), &|_| {}).unwrap();
+    let report = blindspot::pipeline::audit::audit(&model, &fe, Some(&ns), RankRule::default(), &|_| {}).unwrap();
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["front_end"]["kind"], "conv");
     assert_eq!(json["front_end"]["nullity_lower_bound"], 0);
@@ -406,11 +406,11 @@ fn tolerance_override_changes_rank_and_is_reported() {
     let ns_strict = front_end_null_space(&fe, strict).unwrap().unwrap();
     let ns_loose = front_end_null_space(&fe, loose).unwrap().unwrap();
     assert!(ns_loose.nullity > ns_strict.nullity);
-    let r = blindspot::audit::audit(&model, &fe, Some(&ns_loose), loose, &|_| {}).unwrap();
+    let r = blindspot::pipeline::audit::audit(&model, &fe, Some(&ns_loose), loose, &|_| {}).unwrap();
     let m = &r.first_layer.unwrap().matrix;
     assert!((m.tolerance - 0.5 * m.sigma_max).abs() < 1e-12 * m.sigma_max);
     // Default rule: numpy's matrix_rank tolerance for f32 weights, by hand.
-    let r = blindspot::audit::audit(&model, &fe, Some(&ns_strict), strict, &|_| {}).unwrap();
+    let r = blindspot::pipeline::audit::audit(&model, &fe, Some(&ns_strict), strict, &|_| {}).unwrap();
     let m = r.first_layer.unwrap().matrix;
     let expected = 64.0 * f32::EPSILON as f64 * m.sigma_max;
     assert!((m.tolerance - expected).abs() < 1e-12 * expected);

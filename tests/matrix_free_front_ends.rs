@@ -3,12 +3,12 @@
 //! whole model by tract, and approximate null spaces from tiles keep their guaranteed bound.
 mod common;
 
-use blindspot::audit::front_end_null_space;
-use blindspot::collide::{collide_pixels, SearchSettings};
 use blindspot::frontend::FrontEndKind;
 use blindspot::linop::{dot_test, norm, Block, BlockOperator, Conv2d, ConvGeometry, LinearOperator};
+use blindspot::model::preprocess::{ImageNotes, Pixels};
+use blindspot::nullspace::front_end_null_space;
 use blindspot::nullspace::{MatrixFreeSource, NullSpace};
-use blindspot::preprocess::{ImageNotes, Pixels};
+use blindspot::pipeline::collide::{collide_pixels, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
 use common::onnx_builder as ob;
@@ -213,7 +213,7 @@ fn conv_tiles_are_the_convolution_and_bound_their_directions() {
 /// and with zero-sum filters.
 #[test]
 fn rank_certificate_agrees_with_the_dense_svd() {
-    use blindspot::conv_certificate::{certify_full_rank, NoCertificate};
+    use blindspot::nullspace::conv_certificate::{certify_full_rank, NoCertificate};
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     // (in channels, out channels, kernel, stride, pad, side, group, dead channel, zero-sum)
     let configs = [

@@ -3,7 +3,7 @@
 mod common;
 
 use blindspot::linop::{dot_test, Conv2d, ConvGeometry, LinearOperator};
-use blindspot::onnx_write::{model_bytes, ModelSpec, Node, INPUT, OUTPUT};
+use blindspot::model::onnx_write::{model_bytes, ModelSpec, Node, INPUT, OUTPUT};
 use blindspot::Model;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -178,7 +178,7 @@ fn dense_null_projection(a: &faer::Mat<f64>, v: &[f64]) -> Vec<f64> {
 
 #[test]
 fn conjugate_gradient_projection_matches_the_dense_svd() {
-    use blindspot::matrix_free_projection::CgProjector;
+    use blindspot::nullspace::matrix_free_projection::CgProjector;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for (k, cfg) in configs().iter().enumerate() {
         let conv = operator(cfg, &mut rng);

@@ -5,9 +5,10 @@
 //! ones with a guaranteed bound.
 mod common;
 
-use blindspot::audit::{audit, front_end_null_space};
-use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
+use blindspot::nullspace::front_end_null_space;
+use blindspot::pipeline::audit::audit;
+use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
 use common::real_data::cached;
@@ -62,7 +63,7 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
     );
     // Without a budget, collide and attack --variants refuse with "no exact collision exists"
     // (exit 1), whether the nullity is proved 0 or could not be established.
-    let Err(refusal) = blindspot::collide::null_space_for_collisions(&fe, RankRule::default()) else {
+    let Err(refusal) = blindspot::nullspace::null_space_for_collisions(&fe, RankRule::default()) else {
         panic!("an exact null space was found where none exists");
     };
     assert!(
@@ -146,7 +147,7 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
     let mut crop = pixel_conv.clone();
     crop.geometry.in_shape = [3, 16, 16];
     crop.geometry.out = [8, 8];
-    let structure = blindspot::conv_spectrum::structural_nullity(&crop, f32::EPSILON as f64, rule);
+    let structure = blindspot::nullspace::conv_spectrum::structural_nullity(&crop, f32::EPSILON as f64, rule);
     let (_, small) = open(&model_path, Some(&[1, 3, 16, 16]), &half).unwrap();
     let dense = front_end_null_space(&small, rule).unwrap().unwrap();
     assert!(dense.method.contains("dense SVD of the whole operator"));

@@ -4,10 +4,10 @@
 //! properties every collision must have: bounds exact, A z = A x to rounding, blocks
 //! independent.
 
-use blindspot::audit::front_end_null_space;
 use blindspot::linop::LinearOperator;
+use blindspot::model::preprocess::{decode_image, Pixels};
+use blindspot::nullspace::front_end_null_space;
 use blindspot::nullspace::Decomposition;
-use blindspot::preprocess::{decode_image, Pixels};
 use blindspot::search::blockwise::{CollisionSet, PixelRange};
 use blindspot::{open, FrontEnd, Preprocess, RankRule};
 mod common;
@@ -30,7 +30,7 @@ fn imagenet() -> Preprocess {
 fn crop(path: &std::path::Path, fe: &FrontEnd) -> Pixels {
     let img = image::open(path).unwrap().to_rgb8();
     let cropped = image::imageops::crop_imm(&img, 0, 0, SIDE as u32, SIDE as u32).to_image();
-    let bytes = blindspot::report::png_bytes(&cropped).unwrap();
+    let bytes = blindspot::figure::png_bytes(&cropped).unwrap();
     decode_image(&bytes, "crop", &fe.grid).unwrap().0
 }
 
@@ -177,7 +177,7 @@ fn vit_s14_target_l2_and_l1_equal_clarabel_and_highs_and_beat_the_slsqp_recipe()
 
     // L2: the whole crop's PSNR to the target as Clarabel's projections reach it.
     let l2 = set.project(&t.data);
-    let psnr = blindspot::search::psnr(&l2.z, &t.data);
+    let psnr = blindspot::model::preprocess::psnr(&l2.z, &t.data);
     let oracle_psnr = whole["l2_psnr_to_target"].as_f64().unwrap();
     assert!(
         (psnr - oracle_psnr).abs() < 0.05 && psnr >= oracle_psnr - 1e-6,
@@ -313,7 +313,7 @@ fn ppocr_far_corner_lp_is_certified(name: &str) {
     };
     let (_, fe) = open(&model_path, Some(&[1, 3, 48, 192]), &pre).unwrap();
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
-    let tiles = blindspot::collide::searchable_null_space(&fe, &ns, RankRule::default())
+    let tiles = blindspot::nullspace::searchable_null_space(&fe, &ns, RankRule::default())
         .unwrap()
         .unwrap();
     let decomposition = tiles.decomposition().unwrap();
@@ -340,7 +340,7 @@ fn ppocr_far_corner_lp_is_certified(name: &str) {
     // The tiles' null bases are f64 SVDs (‖A N‖ ≈ 1e-15 σ_max per unit of move): what the first
     // layer sees of a move of L2 ~40 is rounding of that size, far below float32's resolution.
     let rel = relative_front_end_change(&fe, &x.data, &far.z);
-    let moved = blindspot::search::distance(&far.z, &x.data);
+    let moved = blindspot::model::preprocess::distance(&far.z, &x.data);
     assert!(
         rel < 1e-12 * moved.max(1.0),
         "{name}: ‖A(z − x)‖/‖Ax‖ = {rel} for a move of L2 {moved}"

@@ -11,8 +11,8 @@
 mod common;
 
 use blindspot::differentiable::{DType, Device, Differentiable};
+use blindspot::model::preprocess::{load_image, to_tensor, ChannelOrder};
 use blindspot::model::{HeldInput, InputChoice, LoadRequest, Model};
-use blindspot::preprocess::{load_image, to_tensor, ChannelOrder};
 use blindspot::Preprocess;
 use common::cli::blindspot;
 use common::engine::forward_gap;

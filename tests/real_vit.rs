@@ -2,9 +2,10 @@
 //! both fetched by `scripts/fetch-models.sh`. CI sets BLINDSPOT_REQUIRE_REAL=1 so that a missing
 //! fetch fails instead of skipping.
 
-use blindspot::audit::{audit, front_end_null_space};
-use blindspot::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::frontend::FrontEndKind;
+use blindspot::nullspace::front_end_null_space;
+use blindspot::pipeline::audit::audit;
+use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};
 mod common;

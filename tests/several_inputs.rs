@@ -2,7 +2,7 @@
 //! image input is chosen with --input, every other one is held at a fixed value with --hold.
 mod common;
 
-use blindspot::onnx_write::{ModelSpec, Node, INPUT, OUTPUT};
+use blindspot::model::onnx_write::{ModelSpec, Node, INPUT, OUTPUT};
 use blindspot::{HeldInput, InputChoice, LoadRequest, Model};
 use common::cli::{blindspot, collide_verified_with};
 use common::onnx_builder as ob;
@@ -60,7 +60,7 @@ fn siamese_by_hand(weight: &[f32], a: &[f32], b: &[f32]) -> Vec<f64> {
 }
 
 fn write_npy(path: &Path, data: &[f32]) {
-    std::fs::write(path, blindspot::npy::encode_f32(&[1, 1, SIDE, SIDE], data)).unwrap();
+    std::fs::write(path, blindspot::model::npy::encode_f32(&[1, 1, SIDE, SIDE], data)).unwrap();
 }
 
 fn s(p: &Path) -> &str {
@@ -165,7 +165,7 @@ fn inputs_not_named_or_not_fed_are_refused_with_every_name() {
         .save(&photo)
         .unwrap();
     let wrong = d.join("wrong.npy");
-    std::fs::write(&wrong, blindspot::npy::encode_f32(&[1, 1, 4, 4], &[0.5; 16])).unwrap();
+    std::fs::write(&wrong, blindspot::model::npy::encode_f32(&[1, 1, 4, 4], &[0.5; 16])).unwrap();
     let nan = d.join("nan.npy");
     let mut values = vec![0.5f32; SIDE * SIDE];
     values[7] = f32::NAN;

@@ -2,11 +2,11 @@
 //! against the dense SVD on a small input, and measured rows against `audit`.
 mod common;
 
-use blindspot::architectures::{Architecture, CATALOGUE};
-use blindspot::audit::front_end_null_space;
-use blindspot::conv_spectrum::structural_nullity;
 use blindspot::linop::LinearOperator;
+use blindspot::nullspace::conv_spectrum::structural_nullity;
+use blindspot::nullspace::front_end_null_space;
 use blindspot::nullspace::rank_of;
+use blindspot::survey::architectures::{Architecture, CATALOGUE};
 use blindspot::survey::{generic_conv, survey_architecture, survey_model, SurveyRow, GENERIC_EPS};
 use blindspot::{Preprocess, RankRule};
 use common::real_data::cached;
@@ -89,7 +89,7 @@ fn overlapping_stems_match_the_dense_svd_on_small_inputs() {
         }
         // a few output positions per axis, the padding and the stride all in play
         let block = match arch.before {
-            blindspot::architectures::BeforeFirstLayer::SpaceToDepth { block } => block,
+            blindspot::survey::architectures::BeforeFirstLayer::SpaceToDepth { block } => block,
             _ => 1,
         };
         let span = |a: usize| l.dilation[a] * (l.kernel[a] - 1) + 1;
@@ -129,7 +129,7 @@ fn measured_rows_agree_with_audit() {
             models.push((p, shape));
         }
     }
-    for m in blindspot::embedded::MODELS {
+    for m in blindspot::model::embedded::MODELS {
         models.push((std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(m.path), None));
     }
     for (path, shape) in models {

@@ -1,6 +1,6 @@
 //! The survey figure: a readable PNG whose height follows the number of bars, written atomically.
 
-use blindspot::survey_figure::{draw_survey, Bar};
+use blindspot::survey::figure::{draw_survey, Bar};
 use std::collections::HashSet;
 use std::path::Path;
 

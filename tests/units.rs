@@ -1,10 +1,11 @@
 //! Small pieces against hand-computed values.
 
 use blindspot::linop::{Block, BlockOperator};
-use blindspot::npy::{encode_f32, read_f32};
+use blindspot::model::npy::{encode_f32, read_f32};
+use blindspot::model::preprocess::psnr;
+use blindspot::model::preprocess::{ChannelOrder, Layout, Preprocess};
 use blindspot::nullspace::{NullSpace, RankRule};
-use blindspot::preprocess::{ChannelOrder, Layout, Preprocess};
-use blindspot::search::{project_feasible, psnr};
+use blindspot::search::project_feasible;
 use faer::Mat;
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //!
 //! ```
 //! use blindspot::attack::{Attack, Classifier, Goal, Pgd, ThreatModel};
-//! use blindspot::{digits::EMBEDDED, embedded::MODELS, preprocess::decode_image, Preprocess};
+//! use blindspot::model::{digits::EMBEDDED, embedded::MODELS, preprocess::decode_image};
+//! use blindspot::Preprocess;
 //! use rand::SeedableRng;
 //!
 //! let model = MODELS[0].load().unwrap();
@@ -61,7 +62,8 @@ impl Goal {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     Linf,
@@ -254,7 +256,7 @@ impl Classifier {
 
     /// The class with the largest logit.
     pub fn predict(&self, pixels: &[f64]) -> Result<usize> {
-        Ok(crate::verify::argmax(&self.logits(pixels)?))
+        Ok(crate::model::argmax(&self.logits(pixels)?))
     }
 
     /// The attack objective J and its gradient with respect to the pixels. J is the cross-entropy

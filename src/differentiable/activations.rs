@@ -3,7 +3,7 @@
 //! its derivative overflows: exp only of non-positive arguments, log only of values ≥ 1.
 
 use super::ops::{broadcast_shape, floats};
-use crate::onnx_graph::{attr_float, attr_int};
+use crate::model::onnx_graph::{attr_float, attr_int};
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;

@@ -9,7 +9,7 @@
 
 use super::ops::{self, axis_of, broadcast_batch, floats, rows, with_last};
 use super::{conv, kernels, Ctx};
-use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
 use anyhow::{Context, Result};
 use candle_core::{Tensor, Var};
 use tract_onnx::pb::NodeProto;

@@ -6,7 +6,7 @@
 //! a direct (slow) transposed convolution or refuse overlapping pools.
 
 use super::{kernels, Ctx};
-use crate::onnx_graph::{attr_int, attr_ints, attr_string};
+use crate::model::onnx_graph::{attr_int, attr_ints, attr_string};
 use anyhow::{bail, Context, Result};
 use candle_core::{Tensor, Var};
 use tract_onnx::pb::NodeProto;

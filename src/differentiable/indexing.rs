@@ -6,7 +6,7 @@
 use super::activations::round_half_even;
 use super::ops::{axis_of, floats, ints};
 use super::{resize, Ctx};
-use crate::onnx_graph::{attr_int, attr_string};
+use crate::model::onnx_graph::{attr_int, attr_string};
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;

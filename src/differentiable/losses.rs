@@ -3,7 +3,7 @@
 
 use super::ops::{ints, softmax_along};
 use super::Ctx;
-use crate::onnx_graph::{attr_string, attribute};
+use crate::model::onnx_graph::{attr_string, attribute};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use tract_onnx::pb::NodeProto;

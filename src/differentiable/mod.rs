@@ -20,11 +20,12 @@ mod kernels;
 mod losses;
 mod normalisation;
 mod ops;
+mod quantised;
 mod recurrent;
 mod resize;
 
+use crate::model::onnx_graph::{node_label, OnnxGraph};
 use crate::model::{Model, Value};
-use crate::onnx_graph::{node_label, OnnxGraph};
 use anyhow::{anyhow, bail, Context, Result};
 pub use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
@@ -387,7 +388,7 @@ impl Differentiable {
         let outputs = self.outputs(input)?;
         Ok(Target {
             output: 0,
-            index: crate::verify::argmax(&outputs[0].data),
+            index: crate::model::argmax(&outputs[0].data),
         })
     }
 
@@ -466,15 +467,21 @@ impl Pass {
     }
 }
 
-/// The node, with QuantizeLinear's integer type (`output_dtype`, opset 21) made explicit from
-/// its constant zero point: the evaluator holds every integer as i64, so the type that sets the
-/// saturation range is read here, from the graph.
+/// The node, with the integer type of a quantising op's output (`output_dtype`, opset 21) made
+/// explicit from its constant zero point: the evaluator holds every integer as i64, so the type
+/// that sets the saturation range is read here, from the graph. QuantizeLinear's zero point is
+/// its third input, QLinearConv's and QLinearMatMul's output zero point their eighth.
 fn with_integer_type(node: &NodeProto, graph: &OnnxGraph) -> NodeProto {
     let mut node = node.clone();
-    let zero_point = node.input.get(2).filter(|z| !z.is_empty());
+    let position = match node.op_type.as_str() {
+        "QuantizeLinear" => 2,
+        "QLinearConv" | "QLinearMatMul" => 7,
+        _ => return node,
+    };
+    let zero_point = node.input.get(position).filter(|z| !z.is_empty()).cloned();
     let declared = node.attribute.iter().any(|a| a.name == "output_dtype");
-    if let (true, Some(zero_point), false) = (node.op_type == "QuantizeLinear", zero_point, declared) {
-        if let Some(code) = graph.constant_type(zero_point) {
+    if let (Some(zero_point), false) = (zero_point, declared) {
+        if let Some(code) = graph.constant_type(&zero_point) {
             node.attribute.push(tract_onnx::pb::AttributeProto {
                 name: "output_dtype".into(),
                 r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,

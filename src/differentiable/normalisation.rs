@@ -3,7 +3,7 @@
 //! candle reductions (whose backward passes candle derives).
 
 use super::ops::axis_of;
-use crate::onnx_graph::{attr_float, attr_int, attr_ints};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use tract_onnx::pb::NodeProto;

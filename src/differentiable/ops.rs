@@ -4,8 +4,8 @@
 //! the op is written as a sum or maximum over shifted, strided views of its input, whose backward
 //! pass candle derives.
 
-use super::{activations, conv, indexing, kernels, losses, normalisation, recurrent, resize, Ctx};
-use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute, Constant};
+use super::{activations, conv, indexing, kernels, losses, normalisation, quantised, recurrent, resize, Ctx};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute, Constant};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
@@ -33,6 +33,7 @@ pub const SUPPORTED: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Conv",
+    "ConvInteger",
     "ConvTranspose",
     "Cos",
     "Cosh",
@@ -41,6 +42,7 @@ pub const SUPPORTED: &[&str] = &[
     "DequantizeLinear",
     "Div",
     "Dropout",
+    "DynamicQuantizeLinear",
     "Elu",
     "Equal",
     "Erf",
@@ -75,6 +77,7 @@ pub const SUPPORTED: &[&str] = &[
     "LogSoftmax",
     "LpNormalization",
     "MatMul",
+    "MatMulInteger",
     "Max",
     "MaxPool",
     "Mean",
@@ -90,6 +93,8 @@ pub const SUPPORTED: &[&str] = &[
     "PRelu",
     "Pad",
     "Pow",
+    "QLinearConv",
+    "QLinearMatMul",
     "QuantizeLinear",
     "RNN",
     "Range",
@@ -356,7 +361,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             let dims: Vec<usize> = ints(x()?)?.iter().map(|&d| d as usize).collect();
             let value = match attribute(node, "value").and_then(|a| a.t.as_ref()) {
                 Some(t) => {
-                    let c = crate::onnx_graph::tensor_constant(t)?;
+                    let c = crate::model::onnx_graph::tensor_constant(t)?;
                     constant_tensor(&c, ctx)?.flatten_all()?
                 }
                 None => Tensor::zeros(1, ctx.dtype, ctx.device)?,
@@ -387,6 +392,9 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         | "CastLike" | "QuantizeLinear" | "DequantizeLinear" => one(indexing::eval(node, inputs, ctx)?),
         "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => losses::eval(node, inputs, ctx),
         "RNN" | "GRU" | "LSTM" => recurrent::eval(node, inputs),
+        "DynamicQuantizeLinear" | "ConvInteger" | "MatMulInteger" | "QLinearConv" | "QLinearMatMul" => {
+            quantised::eval(node, inputs, ctx)
+        }
         "Constant" => bail!("Constant nodes are read when the evaluator is built"),
         "Pad" => one(pad(node, inputs, ctx)?),
         "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),
@@ -809,7 +817,7 @@ fn slice(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tenso
     let mut y = x.clone();
     for i in 0..starts.len() {
         let a = axis_of(axes[i], x.rank())?;
-        let picks = crate::front_end_folds::slice_positions(starts[i], ends[i], steps[i], x.dims()[a])?;
+        let picks = crate::frontend::folds::slice_positions(starts[i], ends[i], steps[i], x.dims()[a])?;
         if picks.is_empty() {
             y = y.narrow(a, 0, 0)?;
             continue;

@@ -3,7 +3,7 @@
 //! Gate order as ONNX writes it: LSTM i, o, f, c; GRU z, r, h.
 
 use super::ops::{ints, matmul};
-use crate::onnx_graph::{attr_int, attr_string, attribute};
+use crate::model::onnx_graph::{attr_int, attr_string, attribute};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use tract_onnx::pb::NodeProto;

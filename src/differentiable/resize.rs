@@ -4,8 +4,8 @@
 
 use super::ops::{axis_of, floats, ints};
 use super::Ctx;
-use crate::front_end_folds::{original_coordinate, NearestRounding};
-use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
+use crate::frontend::folds::{original_coordinate, NearestRounding};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use tract_onnx::pb::NodeProto;
@@ -39,7 +39,7 @@ pub fn resize(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<
         let s = match present(1) {
             Some(t) => floats(t)?,
             // Upsample before opset 9 gives them as a float-list attribute.
-            None => crate::onnx_graph::attribute(node, "scales")
+            None => crate::model::onnx_graph::attribute(node, "scales")
                 .map(|a| a.floats.iter().map(|&f| f as f64).collect())
                 .context("Upsample without scales")?,
         };

@@ -3,8 +3,8 @@
 //! left, the scale's maximum, `colour_scale_max` in the report, at the right).
 
 use super::PixelGrid;
-use crate::preprocess::Pixels;
-use anyhow::Result;
+pub use crate::figure::png_bytes;
+use crate::model::preprocess::Pixels;
 use image::{Rgb, RgbImage};
 
 /// Σ over channels of |map| per pixel (row-major H×W).
@@ -66,10 +66,4 @@ pub fn with_colour_bar(img: RgbImage) -> RgbImage {
         }
     }
     out
-}
-
-pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
-    let mut bytes = std::io::Cursor::new(vec![]);
-    img.write_to(&mut bytes, image::ImageFormat::Png)?;
-    Ok(bytes.into_inner())
 }

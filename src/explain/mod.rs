@@ -16,7 +16,6 @@
 //! path length: their maps differ by exactly (z − x) ⊙ ĝ, by design.
 
 pub mod agreement;
-pub mod comparison;
 pub mod figure;
 pub mod gradcam;
 pub mod gradient;
@@ -36,26 +35,27 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 /// The attribution methods, by the names the command line uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Method {
     /// ∂score/∂input (Simonyan et al. 2014).
-    #[value(name = "gradient")]
+    #[cfg_attr(feature = "cli", value(name = "gradient"))]
     #[serde(rename = "gradient")]
     Gradient,
     /// input ⊙ ∂score/∂input (Shrikumar et al. 2016).
-    #[value(name = "input-x-gradient")]
+    #[cfg_attr(feature = "cli", value(name = "input-x-gradient"))]
     #[serde(rename = "input-x-gradient")]
     InputXGradient,
     /// (x − baseline) ⊙ the mean gradient along the straight path (Sundararajan et al. 2017).
-    #[value(name = "integrated-gradients")]
+    #[cfg_attr(feature = "cli", value(name = "integrated-gradients"))]
     #[serde(rename = "integrated-gradients")]
     IntegratedGradients,
     /// The mean gradient over Gaussian-noised copies of the input (Smilkov et al. 2017).
-    #[value(name = "smoothgrad")]
+    #[cfg_attr(feature = "cli", value(name = "smoothgrad"))]
     #[serde(rename = "smoothgrad")]
     SmoothGrad,
     /// ReLU(Σ_c α_c A_c) at a spatial layer, upsampled to the input (Selvaraju et al. 2017).
-    #[value(name = "gradcam")]
+    #[cfg_attr(feature = "cli", value(name = "gradcam"))]
     #[serde(rename = "gradcam")]
     GradCam,
 }
@@ -91,7 +91,7 @@ impl Baseline {
         let values = match self {
             Baseline::Zeros => vec![0.0; n],
             Baseline::Tensor(v) => v.clone(),
-            Baseline::File(p) => comparison::read_input_tensor(p, shape)
+            Baseline::File(p) => crate::model::npy::read_model_input(p, shape, None)
                 .with_context(|| format!("the baseline {}", p.display()))?
                 .into_iter()
                 .map(f64::from)
@@ -228,12 +228,12 @@ pub struct PixelGrid {
 
 impl PixelGrid {
     /// From the preprocessing map (pixels → tensor) of an image model.
-    pub fn of(gather: &crate::linop::AffineGather, grid: &crate::preprocess::Grid) -> PixelGrid {
+    pub fn of(gather: &crate::linop::AffineGather, grid: &crate::model::preprocess::Grid) -> PixelGrid {
         PixelGrid {
             height: grid.height,
             width: grid.width,
             position: gather.source.iter().map(|s| s.map(|k| k / grid.channels)).collect(),
-            channels_last: grid.layout == Some(crate::preprocess::Layout::Nhwc),
+            channels_last: grid.layout == Some(crate::model::preprocess::Layout::Nhwc),
         }
     }
 }

@@ -11,6 +11,7 @@ mod gather;
 pub mod kernels;
 mod mask;
 mod resample;
+mod shape;
 
 pub use blocks::{Block, BlockOperator};
 pub use compose::Compose;
@@ -19,6 +20,7 @@ pub use conv_tiles::ConvTiles;
 pub use gather::AffineGather;
 pub use mask::ColumnMask;
 pub use resample::Resample;
+pub use shape::{strides_of, unravel};
 
 /// y = A x and x = Aᵀ y for a real matrix A of shape `output_dim × input_dim`.
 pub trait LinearOperator: Send + Sync {

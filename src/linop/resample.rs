@@ -15,7 +15,7 @@ impl Resample {
     /// Calls `f(output index, input index, weight)` for every tap.
     fn for_each_tap(&self, mut f: impl FnMut(usize, usize, f64)) {
         let rank = self.out_shape.len();
-        let in_strides = crate::frontend::strides_of(&self.in_shape);
+        let in_strides = super::strides_of(&self.in_shape);
         let n: usize = self.out_shape.iter().product();
         let mut idx = vec![0; rank];
         for t in 0..n {

@@ -17,51 +17,7 @@
 //! Because a = 0 (the image itself) is always feasible, the polytope is never empty.
 
 use crate::linop::{dot, kernels};
-use faer::Mat;
-
-/// A block's null basis N row by row, shared by every block with the same matrix.
-pub struct RowBasis {
-    /// Pixels of the block (rows of N).
-    rows: usize,
-    /// Null directions (columns of N).
-    dim: usize,
-    /// Row i: the null-space coordinates of pixel i.
-    data: Vec<f64>,
-    norms: Vec<f64>,
-}
-
-impl RowBasis {
-    /// `basis`: orthonormal columns, one row per pixel.
-    pub fn new(basis: &Mat<f64>) -> RowBasis {
-        let (rows, dim) = (basis.nrows(), basis.ncols());
-        let mut data = vec![0.0; rows * dim];
-        for j in 0..dim {
-            let col = basis.col(j);
-            for i in 0..rows {
-                data[i * dim + j] = col[i];
-            }
-        }
-        let norms = (0..rows)
-            .map(|i| {
-                let r = &data[i * dim..(i + 1) * dim];
-                dot(r, r).sqrt()
-            })
-            .collect();
-        RowBasis { rows, dim, data, norms }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
+pub use crate::nullspace::RowBasis;
 
 /// A block's polytope {a : lo ≤ N a ≤ hi} in null-space coordinates (bounds relative to the
 /// image: lo ≤ 0 ≤ hi).
@@ -139,16 +95,16 @@ const VIOLATION: f64 = 1e-12;
 impl<'a> BlockPolytope<'a> {
     /// `lo`, `hi`: the pixel range minus the image's pixels (so lo ≤ 0 ≤ hi).
     pub fn new(basis: &'a RowBasis, lo: Vec<f64>, hi: Vec<f64>) -> BlockPolytope<'a> {
-        assert_eq!(lo.len(), basis.rows);
-        assert_eq!(hi.len(), basis.rows);
+        assert_eq!(lo.len(), basis.rows());
+        assert_eq!(hi.len(), basis.rows());
         BlockPolytope {
             basis,
-            rows: basis.rows,
-            dim: basis.dim,
-            row_norms: &basis.norms,
+            rows: basis.rows(),
+            dim: basis.dim(),
+            row_norms: basis.norms(),
             lo,
             hi,
-            stall_pivots: STALL_PIVOTS.min(2 * basis.dim),
+            stall_pivots: STALL_PIVOTS.min(2 * basis.dim()),
             iteration_limit: None,
         }
     }
@@ -189,14 +145,14 @@ impl<'a> BlockPolytope<'a> {
     /// N a: the pixel change of null-space coordinates `a`.
     pub fn delta_of(&self, a: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.rows];
-        kernels::rows_times(&self.basis.data, a, &mut out);
+        kernels::rows_times(self.basis.data(), a, &mut out);
         out
     }
 
     /// Nᵀ v: the null-space coordinates of the pixel change v's projection.
     pub fn coordinates_of(&self, v: &[f64]) -> Vec<f64> {
         let mut a = vec![0.0; self.dim];
-        kernels::combine_rows(&self.basis.data, v, &mut a);
+        kernels::combine_rows(self.basis.data(), v, &mut a);
         a
     }
 

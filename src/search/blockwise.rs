@@ -152,7 +152,7 @@ impl<'a> CollisionSet<'a> {
     /// The collision closest to `w` in L2: the exact projection, block by block.
     pub fn project(&self, w: &[f64]) -> ExactCollision {
         let mut out = self.project_blocks(w);
-        out.report.objective = super::distance(&out.z, w);
+        out.report.objective = crate::model::preprocess::distance(&out.z, w);
         out
     }
 
@@ -183,11 +183,11 @@ impl<'a> CollisionSet<'a> {
     /// ball in f64. `kkt_residual` includes how far the ball is from tight, relative to radius.
     pub fn project_in_ball(&self, w: &[f64], center: &[f64], radius: f64) -> ExactCollision {
         let mixed = |t: f64| -> Vec<f64> { w.iter().zip(center).map(|(a, c)| t * a + (1.0 - t) * c).collect() };
-        let reach = |z: &[f64]| super::distance(z, center);
+        let reach = |z: &[f64]| crate::model::preprocess::distance(z, center);
         let whole = self.project_blocks(w);
         if reach(&whole.z) <= radius {
             let mut out = whole;
-            out.report.objective = super::distance(&out.z, w);
+            out.report.objective = crate::model::preprocess::distance(&out.z, w);
             return out;
         }
         let (mut lo, mut hi) = (0.0f64, 1.0f64);
@@ -232,7 +232,7 @@ impl<'a> CollisionSet<'a> {
         let mut out = inside;
         out.report.iterations = iterations;
         out.report.kkt_residual = out.report.kkt_residual.max(-(reach(&out.z) - radius) / radius);
-        out.report.objective = super::distance(&out.z, w);
+        out.report.objective = crate::model::preprocess::distance(&out.z, w);
         out
     }
 
@@ -345,7 +345,7 @@ impl<'a> CollisionSet<'a> {
             .map(|((z, x), s)| s * (z - x))
             .sum();
         out.report.far_corner = Some(FarCorner { bound, reached });
-        out.report.objective = super::distance(&out.z, self.x);
+        out.report.objective = crate::model::preprocess::distance(&out.z, self.x);
         out
     }
 
@@ -477,7 +477,7 @@ fn maximise_linear(
 fn full_column_rank(basis: &RowBasis, rows: &[usize]) -> bool {
     let k = basis.dim();
     let m = faer::Mat::from_fn(rows.len(), k, |i, j| basis.row(rows[i])[j]);
-    match crate::dense_svd::singular_values(m.as_ref()) {
+    match crate::nullspace::dense_svd::singular_values(m.as_ref()) {
         Ok(sv) => sv.iter().copied().fold(f64::INFINITY, f64::min) > 1e-8,
         Err(_) => false,
     }

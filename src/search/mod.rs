@@ -16,12 +16,14 @@ pub mod blockwise;
 pub mod l1;
 
 use crate::linop::norm;
+use crate::model::preprocess::distance;
 use crate::nullspace::{NullSpace, EXACT_RELATIVE};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Random null-space directions, as far as --strength allows.
@@ -33,7 +35,8 @@ pub enum Mode {
 }
 
 /// What "closest to the target" measures in `target` mode (pixel units).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Distance {
     /// Euclidean: the exact projection (a QP per block).
@@ -599,18 +602,4 @@ fn far_from(
         best_distance = d;
     }
     best
-}
-
-pub fn distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
-}
-
-/// Peak signal-to-noise ratio (dB) for values in [0, 1]; infinite for identical inputs.
-pub fn psnr(a: &[f64], b: &[f64]) -> f64 {
-    let mse = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        -10.0 * mse.log10()
-    }
 }

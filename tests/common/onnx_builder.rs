@@ -1,10 +1,10 @@
-//! Fixture ONNX models for the integration tests, written with `blindspot::onnx_write`.
+//! Fixture ONNX models for the integration tests, written with `blindspot::model::onnx_write`.
 //!
 //! Float32 weights are drawn from `ChaCha8Rng::seed_from_u64(seed)` uniform in [-1, 1] scaled by
 //! 1/sqrt(fan_in); int64 shape constants are initializers.
 #![allow(dead_code)]
 
-pub use blindspot::onnx_write::*;
+pub use blindspot::model::onnx_write::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! so belong to the layer.
 
 use crate::linop::{AffineGather, Resample};
-use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
 use anyhow::{bail, Context, Result};
 use tract_onnx::pb::NodeProto;
 
@@ -182,7 +182,7 @@ fn ints_of(graph: &OnnxGraph, node: &NodeProto, i: usize, attr: &str) -> Result<
     Ok(constant_input(graph, node, i)?.map(|c| c.values.iter().map(|&v| v as i64).collect()))
 }
 
-use crate::frontend::{strides_of, unravel};
+use crate::linop::{strides_of, unravel};
 
 fn resolve_axis(axis: i64, rank: usize) -> Result<usize> {
     let resolved = if axis < 0 { axis + rank as i64 } else { axis };

@@ -2,15 +2,16 @@
 //! `collide`) on that input and on a random control of the same pixel L2, side by side, with
 //! agreement figures and, for the methods whose maps differ by design, the check that says why.
 
-use super::figure;
-use super::{agreement, method, Agreement, AttributionMap, Details, Method, PixelGrid, Settings};
-use crate::audit::InputInfo;
 use crate::differentiable::{Differentiable, Target};
+use crate::explain::figure;
+use crate::explain::{agreement, method, Agreement, AttributionMap, Details, Method, PixelGrid, Settings};
 use crate::linop::AffineGather;
+use crate::model::argmax;
+use crate::model::npy::{encode_f32, write_atomic};
+use crate::model::preprocess::{from_tensor, load_image, to_tensor, Grid, ImageNotes, Pixels};
 use crate::model::Model;
-use crate::npy::{encode_f32, read_f32, write_atomic};
-use crate::preprocess::{from_tensor, load_image, to_tensor, Grid, ImageNotes, Pixels};
-use crate::verify::{argmax, control_perturbation, pixel_distances, value_diff};
+use crate::pipeline::audit::InputInfo;
+use crate::verify::{control_perturbation, pixel_distances, value_diff};
 use crate::Preprocess;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -57,7 +58,7 @@ pub struct SettingsReport {
     pub seed: u64,
     pub layer: Option<String>,
     pub layer_shape: Option<Vec<usize>>,
-    pub layer_kind: Option<super::gradcam::LayerKind>,
+    pub layer_kind: Option<crate::explain::gradcam::LayerKind>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -169,28 +170,16 @@ pub struct Explanation {
     pub figures: Vec<(String, Vec<u8>)>,
 }
 
-/// Reads a tensor that must be shaped like the model input and hold finite values.
-pub fn read_input_tensor(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
-    let (s, data) = read_f32(path)?;
-    if s != shape {
-        bail!(
-            "{} has shape {s:?} but the model input has shape {shape:?}",
-            path.display()
-        );
-    }
-    if data.iter().any(|v| !v.is_finite()) {
-        bail!("{} holds NaN or infinite values", path.display());
-    }
-    Ok(data)
-}
-
 /// Loads the image (and the compared tensor), then runs [`explain_pixels`].
 pub fn explain(model: &Model, pre: &Preprocess, req: &ExplainRequest, progress: &dyn Fn()) -> Result<Explanation> {
     let gather = pre.gather(&model.input_shape)?;
     let grid = pre.grid(&model.input_shape)?;
     let image = load_image(&req.image, &grid)?;
     let compare = match &req.compare {
-        Some(p) => Some((p.display().to_string(), read_input_tensor(p, &model.input_shape)?)),
+        Some(p) => Some((
+            p.display().to_string(),
+            crate::model::npy::read_model_input(p, &model.input_shape, None)?,
+        )),
         None => None,
     };
     let first_layer_output = crate::front_end(model, pre).ok().and_then(|fe| fe.output_value);
@@ -227,7 +216,7 @@ pub fn explain_pixels(
     let outputs = engine.outputs(&x)?;
     let index = req.output_index.unwrap_or_else(|| argmax(&outputs[0].data));
     let target = Target { output: 0, index };
-    super::score_of(&outputs, target)?;
+    crate::explain::score_of(&outputs, target)?;
     let place = PixelGrid::of(gather, grid);
     let attribution = method(req.method, &req.settings, &engine, &x, first_layer_output, Some(&place))?;
     if let Some((name, z)) = &compare {
@@ -321,13 +310,13 @@ pub fn explain_pixels(
     for (label, o) in labels.iter().zip(&overlays) {
         figures.push((
             format!("map-{label}.png"),
-            figure::png_bytes(&figure::with_colour_bar(crate::report::grid(&[vec![o.clone()]])))?,
+            figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[vec![o.clone()]])))?,
         ));
     }
     let images: Vec<Pixels> = shown.iter().map(|e| e.pixels.clone()).collect();
     figures.push((
         "explain.png".into(),
-        figure::png_bytes(&figure::with_colour_bar(crate::report::grid(&[images, overlays])))?,
+        figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[images, overlays])))?,
     ));
 
     let mut files: Vec<String> = vec!["original.npy".into(), "map-original.npy".into()];

@@ -3,9 +3,9 @@
 //! with symbol W(ω)W(ω)ᴴ (`conv_spectrum::PolyphaseSymbol`), so its inverse is applied frequency
 //! by frequency on a periodic grid around the output grid.
 
-use crate::conv_spectrum::PolyphaseSymbol;
 use crate::linop::{Conv2d, LinearOperator};
-use crate::matrix_free_projection::Preconditioner;
+use crate::nullspace::conv_spectrum::PolyphaseSymbol;
+use crate::nullspace::matrix_free_projection::Preconditioner;
 use faer::{c64, Mat, Side};
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner};

@@ -7,13 +7,16 @@
 //! group by group. Real weights can only ignore more (dead or zero-sum filters, rank
 //! deficiency), which is why model files get a measured row beside the structural one.
 
-use crate::architectures::{Architecture, BeforeFirstLayer, FirstConv, CATALOGUE, FAMILIES};
-use crate::audit::front_end_null_space;
-use crate::conv_spectrum::{structural_nullity_with, Effort, StructuralNullity};
+pub mod architectures;
+pub mod figure;
+
 use crate::frontend::FrontEnd;
 use crate::linop::{Block, BlockOperator, Conv2d, ConvGeometry};
+use crate::nullspace::conv_spectrum::{structural_nullity_with, Effort, StructuralNullity};
+use crate::nullspace::front_end_null_space;
 use crate::nullspace::{NullSpace, RankRule};
-use crate::survey_figure::{draw_survey, Bar};
+use crate::survey::architectures::{Architecture, BeforeFirstLayer, FirstConv, CATALOGUE, FAMILIES};
+use crate::survey::figure::{draw_survey, Bar};
 use anyhow::{bail, Context, Result};
 use faer::Mat;
 use rand::{Rng, SeedableRng};
@@ -387,7 +390,7 @@ fn conv_row(conv: &Conv2d, s: &StructuralNullity, text: RowText) -> SurveyRow {
 /// A model file: the structural row of its first layer's geometry (random weights) with the
 /// nullity `audit` measures on the file's own weights beside it.
 pub fn survey_model(path: &Path, input_shape: Option<&[usize]>, seed: u64) -> Result<SurveyRow> {
-    let (model, fe) = crate::open(path, input_shape, &crate::Preprocess::default())
+    let (model, fe) = crate::frontend::open(path, input_shape, &crate::Preprocess::default())
         .with_context(|| format!("survey {}", path.display()))?;
     let measured = front_end_null_space(&fe, RankRule::default())?;
     let name = path

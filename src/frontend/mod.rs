@@ -2,21 +2,26 @@
 //!
 //! Walks the graph from the input through ops that are affine and easy to reason about (Cast,
 //! Identity, Transpose, Reshape, Flatten, (Un)Squeeze, Add/Sub/Mul/Div by constants, Pad with a
-//! constant, Slice, nearest Resize, Slice…→Concat fan-outs; see `front_end_folds`) to the first
+//! constant, Slice, nearest Resize, Slice…→Concat fan-outs; see `folds`) to the first
 //! Conv, Gemm or MatMul with a constant weight, folding the preprocessing and those ops into one
 //! `AffineGather` followed by the layer, and per-channel affine ops after a Conv (BatchNorm) into
 //! the layer. Dense layers and patchify convolutions become disjoint pixel blocks; other
 //! convolutions become one dense block on small images and a matrix-free operator otherwise.
 
+pub mod folds;
+
 use crate::linop::{
-    AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator, Resample,
+    strides_of, unravel, AffineGather, Block, BlockOperator, Compose, Conv2d, ConvGeometry, ConvTiles, LinearOperator,
+    Resample,
 };
-use crate::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
-use crate::preprocess::{Grid, Preprocess};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, node_label, Constant, OnnxGraph};
+use crate::model::preprocess::{Grid, Preprocess};
+use crate::model::{LoadRequest, Model};
 use anyhow::{bail, Context, Result};
 use faer::Mat;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -189,7 +194,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
         // that reads the same value twice.
         let fans_out = consumers.len() > 1 || consumers.first().is_some_and(|n| n.op_type == "Concat");
         if fans_out && !graph.is_graph_output(&value) {
-            match crate::front_end_folds::fold_fan_out(graph, &value, &map, &shape_of) {
+            match crate::frontend::folds::fold_fan_out(graph, &value, &map, &shape_of) {
                 Ok(Some((next, joined, ops))) => {
                     fe.ops.extend(ops);
                     map = next;
@@ -234,7 +239,7 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
                 if fe.resample.is_some() {
                     Err(anyhow::anyhow!("a second linear Resize is not folded"))
                 } else {
-                    crate::front_end_folds::linear_resize(graph, node, &map.shape).map(|resample| {
+                    crate::frontend::folds::linear_resize(graph, node, &map.shape).map(|resample| {
                         let next = AffineGather::identity(resample.out_shape.clone());
                         fe.resample = Some(PixelResample {
                             before: std::mem::replace(&mut map, next.clone()),
@@ -283,7 +288,7 @@ pub(crate) fn fold_affine(
             // A constant, or shapes and pads computed from the shapes on the way (torch's
             // dynamic axes); otherwise const_input's error names the input.
             Some(name) => {
-                let values = match crate::constant_folding::evaluate_through_shapes(graph, name, shape_of) {
+                let values = match crate::model::constant_folding::evaluate_through_shapes(graph, name, shape_of) {
                     Some(c) => c.values,
                     None => const_input(i)?.values,
                 };
@@ -294,8 +299,8 @@ pub(crate) fn fold_affine(
     };
     match node.op_type.as_str() {
         "Cast" | "Identity" => Ok(map.clone()),
-        "Slice" => crate::front_end_folds::fold_slice(graph, node, map),
-        "Resize" => crate::front_end_folds::fold_resize(graph, node, map),
+        "Slice" => crate::frontend::folds::fold_slice(graph, node, map),
+        "Resize" => crate::frontend::folds::fold_resize(graph, node, map),
         "Transpose" => {
             let rank = shape.len();
             let perm: Vec<usize> = attr_ints(node, "perm")
@@ -581,7 +586,7 @@ fn finish_with_layer(
             let mut per_out = bias_of(2, m, 1.0)?;
             // BatchNormalization and per-channel scale/shift after the layer are part of it: a zero
             // scale makes a dead channel, whose directions the rest of the model never sees.
-            if let Some(after) = crate::front_end_folds::channel_affine_after(graph, &node.output[0], m)? {
+            if let Some(after) = crate::frontend::folds::channel_affine_after(graph, &node.output[0], m)? {
                 for o in 0..m {
                     for j in 0..fan_in {
                         matrix[(o, j)] *= after.scale[o];
@@ -895,24 +900,6 @@ fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperat
     })
 }
 
-pub fn strides_of(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
-    for a in (0..shape.len().saturating_sub(1)).rev() {
-        s[a] = s[a + 1] * shape[a + 1];
-    }
-    s
-}
-
-/// Flat index → multi-index.
-pub(crate) fn unravel(mut t: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for a in (0..shape.len()).rev() {
-        idx[a] = t % shape[a];
-        t /= shape[a];
-    }
-    idx
-}
-
 /// For each element of a tensor of `shape`, the flat index of the broadcast constant.
 fn broadcast_index(shape: &[usize], cshape: &[usize]) -> Result<Vec<usize>> {
     if cshape.len() > shape.len() {
@@ -936,4 +923,53 @@ fn broadcast_index(shape: &[usize], cshape: &[usize]) -> Result<Vec<usize>> {
                 .sum()
         })
         .collect())
+}
+
+/// Loads a model and folds its front end under the given preprocessing.
+pub fn open(path: &Path, input_shape: Option<&[usize]>, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
+    open_with(
+        path,
+        &LoadRequest {
+            input_shape,
+            ..Default::default()
+        },
+        pre,
+    )
+}
+
+/// [`open`] for a command that runs on `image`: an open height and width take the image's.
+pub fn open_for_image(
+    path: &Path,
+    input_shape: Option<&[usize]>,
+    pre: &Preprocess,
+    image: &Path,
+) -> Result<(Model, FrontEnd)> {
+    open_with(
+        path,
+        &LoadRequest {
+            input_shape,
+            image: Some(image),
+            ..Default::default()
+        },
+        pre,
+    )
+}
+
+/// Loads a model as `request` says (image input, shape, held inputs, preprocessed by `pre` where
+/// they are images) and folds the chosen input's front end.
+pub fn open_with(path: &Path, request: &LoadRequest, pre: &Preprocess) -> Result<(Model, FrontEnd)> {
+    let model = Model::load_with(
+        path,
+        &LoadRequest {
+            preprocess: Some(pre),
+            ..*request
+        },
+    )?;
+    let fe = front_end(&model, pre)?;
+    Ok((model, fe))
+}
+
+/// Folds the front end of a loaded model under the given preprocessing.
+pub fn front_end(model: &Model, pre: &Preprocess) -> Result<FrontEnd> {
+    build(&model.graph, &model.input_name, &model.input_shape, pre)
 }

@@ -3,9 +3,9 @@
 //! to float rounding while the pixel metrics report a large change; for an ordinary change of the
 //! same size it is the other way round.
 
-use crate::feature_similarity::{feature_similarity, FeatureSimilarity};
+use crate::model::preprocess::{decode_image, from_tensor, to_tensor, Grid, Layout, Pixels, Preprocess};
 use crate::model::Model;
-use crate::preprocess::{decode_image, from_tensor, to_tensor, Grid, Layout, Pixels, Preprocess};
+use crate::similarity::features::{feature_similarity, FeatureSimilarity};
 use crate::similarity::{psnr, ssim};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -46,7 +46,7 @@ fn is_npy(path: &Path) -> bool {
 }
 
 fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let (shape, data) = crate::npy::read_f32(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (shape, data) = crate::model::npy::read_f32(path).with_context(|| format!("cannot read {}", path.display()))?;
     if data.iter().any(|v| !v.is_finite()) {
         bail!("{} holds NaN or infinite values", path.display());
     }
@@ -79,7 +79,7 @@ pub fn load_for_model(path: &Path, model: &Model, pre: &Preprocess) -> Result<In
             tensor: Some(t),
         });
     }
-    let (pixels, _) = crate::preprocess::load_image(path, &grid)?;
+    let (pixels, _) = crate::model::preprocess::load_image(path, &grid)?;
     let tensor = to_tensor(&gather, &pixels.data);
     Ok(Input {
         pixels,

@@ -95,7 +95,7 @@ macro_rules! embedded {
         &[$(EmbeddedDigit {
             label: $label,
             row: $row,
-            png: include_bytes!(concat!("../models/digits/", $label, "-", $row, ".png")),
+            png: include_bytes!(concat!("../../models/digits/", $label, "-", $row, ".png")),
         }),*]
     };
 }

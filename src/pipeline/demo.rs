@@ -6,19 +6,21 @@
 //! methods on a digit, its `far` collision and the control: the maps a collision cannot change
 //! (gradient, SmoothGrad, Grad-CAM) and the one that changes by design (input × gradient).
 
-use crate::audit::{audit, front_end_null_space, AuditReport};
-use crate::collide::{collide_pixels, CollisionRecord, SearchSettings};
-use crate::compare::{compare, Input, SimilarityFigures};
-use crate::digits::{png_name, EmbeddedDigit, EMBEDDED};
-use crate::embedded::{EmbeddedModel, MODELS};
-use crate::explain::comparison::{explain_pixels, AgreementPair, ExplainRequest};
 use crate::explain::{Agreement, Method, Settings};
+use crate::figure::png_bytes;
 use crate::frontend::{FrontEnd, FrontEndKind};
-use crate::npy::{encode_f32, write_atomic};
-use crate::preprocess::{decode_image, ImageNotes, Pixels};
-use crate::report::png_bytes;
-use crate::search::{psnr, Mode};
-use crate::verify::argmax;
+use crate::model::argmax;
+use crate::model::digits::{png_name, EmbeddedDigit, EMBEDDED};
+use crate::model::embedded::{EmbeddedModel, MODELS};
+use crate::model::npy::{encode_f32, write_atomic};
+use crate::model::preprocess::psnr;
+use crate::model::preprocess::{decode_image, ImageNotes, Pixels};
+use crate::nullspace::front_end_null_space;
+use crate::pipeline::audit::{audit, AuditReport};
+use crate::pipeline::collide::{collide_pixels, CollisionRecord, SearchSettings};
+use crate::pipeline::explain::{explain_pixels, AgreementPair, ExplainRequest};
+use crate::search::Mode;
+use crate::similarity::compare::{compare, Input, SimilarityFigures};
 use crate::{front_end, Preprocess, RankRule};
 use anyhow::{Context, Result};
 use rand::SeedableRng;
@@ -294,7 +296,7 @@ fn run_model(
 
     let logits = model.runner(&model.output_names, true)?;
     let predict = |p: &Pixels| -> Result<usize> {
-        let tensor = crate::preprocess::to_tensor(&fe.preprocess_map, &p.data);
+        let tensor = crate::model::preprocess::to_tensor(&fe.preprocess_map, &p.data);
         Ok(argmax(&logits.run(&tensor)?[0].data))
     };
     let decode = |d: &EmbeddedDigit| -> Result<(Pixels, ImageNotes)> {
@@ -344,7 +346,7 @@ fn run_model(
                 row.push(target_pixels.0.clone());
             }
             row.push(z.clone());
-            diffs.push(crate::report::difference(&original.0, z));
+            diffs.push(crate::figure::difference(&original.0, z));
             demo.collisions.push(DemoCollision {
                 source: DigitRef {
                     label: source.label,
@@ -388,7 +390,7 @@ fn run_model(
         demo.statement = Some(no_room_statement(&demo));
     } else {
         let figure = format!("{}.png", embedded.name);
-        files.push((figure.clone(), png_bytes(&crate::report::grid(&grid_rows))?));
+        files.push((figure.clone(), png_bytes(&crate::figure::grid(&grid_rows))?));
         demo.figure = Some(figure);
     }
     demo.summary = Some(summary);
@@ -478,7 +480,7 @@ fn attack_panel(
     seed: u64,
     name: &str,
 ) -> Result<(DemoAttack, OutputFile)> {
-    use crate::adversarial::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
+    use crate::pipeline::attack::{attack_pixels, AttackMethod, AttackSettings, VARIANT_MARGIN};
     let settings = AttackSettings {
         threat: crate::attack::ThreatModel::linf(ATTACK_EPS),
         method: AttackMethod::Pgd,
@@ -530,12 +532,12 @@ fn similarity_panel(
     z: &[f32],
     seed: u64,
 ) -> Result<DemoSimilarity> {
-    let zp = x.with_data(crate::preprocess::from_tensor(&fe.preprocess_map, z));
-    let l2 = crate::search::distance(&x.data, &zp.data);
+    let zp = x.with_data(crate::model::preprocess::from_tensor(&fe.preprocess_map, z));
+    let l2 = crate::model::preprocess::distance(&x.data, &zp.data);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let control = x.with_data(crate::verify::control_perturbation(&x.data, l2, &mut rng));
     let input = |p: Pixels| Input {
-        tensor: Some(crate::preprocess::to_tensor(&fe.preprocess_map, &p.data)),
+        tensor: Some(crate::model::preprocess::to_tensor(&fe.preprocess_map, &p.data)),
         pixels: p,
     };
     let original = input(x.clone());
@@ -552,7 +554,7 @@ fn similarity_panel(
             row: source.row,
         },
         l2,
-        control_l2: crate::search::distance(&x.data, &control.data),
+        control_l2: crate::model::preprocess::distance(&x.data, &control.data),
         collision: figures(&collision)?,
         control: figures(&input(control))?,
     })

@@ -16,12 +16,11 @@
 //!   cheaply and only where it can be proved (see the function);
 //! * the spectrum: σ_max and σ_min of the operator estimated from the symbol, with a concrete
 //!   witness direction whose measured ‖Aδ‖/‖δ‖ bounds the smallest singular value from above;
-//! * [`CirculantPreconditioner`]: (W Wᴴ + ε)⁻¹ frequency by frequency on the output grid, an
+//! * [`CirculantPreconditioner`](super::circulant_preconditioner::CirculantPreconditioner): (W Wᴴ + ε)⁻¹ frequency by frequency on the output grid, an
 //!   approximate inverse of A Aᵀ for the conjugate-gradient null-space projection.
 
-pub use crate::circulant_preconditioner::CirculantPreconditioner;
-use crate::conv_certificate::{certify_full_rank_within, NoCertificate, RankCertificate};
 use crate::linop::{Conv2d, LinearOperator};
+use crate::nullspace::conv_certificate::{certify_full_rank_within, NoCertificate, RankCertificate};
 use crate::nullspace::RankRule;
 use faer::{c64, Mat};
 use rayon::prelude::*;
@@ -190,7 +189,8 @@ fn singular_values(m: &Mat<c64>) -> Vec<f64> {
     if m.nrows() == 0 || m.ncols() == 0 {
         return vec![];
     }
-    crate::dense_svd::singular_values(m.as_ref()).unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
+    crate::nullspace::dense_svd::singular_values(m.as_ref())
+        .unwrap_or_else(|_| vec![f64::NAN; m.nrows().min(m.ncols())])
 }
 
 /// The frequency grid used for estimates: even sizes, so that ω = 0 and ω = π are on it.
@@ -471,7 +471,7 @@ fn patchwise_singular_values(conv: &Conv2d) -> (Vec<(f64, usize)>, usize) {
             if block.ncols() == 0 {
                 continue;
             }
-            let sv = crate::dense_svd::singular_values(block.as_ref()).unwrap_or_default();
+            let sv = crate::nullspace::dense_svd::singular_values(block.as_ref()).unwrap_or_default();
             values.extend(sv.into_iter().map(|s| (s, nh * nw)));
         }
     }
@@ -513,7 +513,7 @@ impl Effort {
     /// What a search (`collide`, `attack`) spends before it starts: the audit's estimates, and
     /// the certificate only where it takes seconds.
     pub const SEARCH: Effort = Effort {
-        certificate_budget: crate::conv_certificate::MAX_FLOPS,
+        certificate_budget: crate::nullspace::conv_certificate::MAX_FLOPS,
         ..Effort::AUDIT
     };
     /// What the survey spends on each of its dozens of architectures: coarser σ estimates; the
@@ -521,7 +521,7 @@ impl Effort {
     pub const SURVEY: Effort = Effort {
         max_grid: 24,
         proof_budget: 20_000,
-        certificate_budget: crate::conv_certificate::MAX_FLOPS,
+        certificate_budget: crate::nullspace::conv_certificate::MAX_FLOPS,
     };
 }
 
@@ -850,7 +850,11 @@ fn witnesses(
             .filter(|w| w.direction.iter().any(|&v| v != 0.0))
             .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
     };
-    let svd = crate::dense_svd::decompose(symbol.at(group, omega).as_ref(), crate::dense_svd::Vectors::Full).ok();
+    let svd = crate::nullspace::dense_svd::decompose(
+        symbol.at(group, omega).as_ref(),
+        crate::nullspace::dense_svd::Vectors::Full,
+    )
+    .ok();
     let taper = |i: usize, len: usize, tapered: bool| {
         if tapered {
             (PI * (i as f64 + 0.5) / len as f64).sin()

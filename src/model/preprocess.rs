@@ -32,14 +32,16 @@ impl Pixels {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     Nchw,
     Nhwc,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelOrder {
     Rgb,
@@ -273,4 +275,19 @@ pub fn from_tensor(gather: &AffineGather, tensor: &[f32]) -> Vec<f64> {
         }
     }
     pixels
+}
+
+/// Euclidean distance between two pixel (or tensor) vectors.
+pub fn distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Peak signal-to-noise ratio (dB) for values in [0, 1]; infinite for identical inputs.
+pub fn psnr(a: &[f64], b: &[f64]) -> f64 {
+    let mse = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        -10.0 * mse.log10()
+    }
 }

@@ -17,7 +17,7 @@ macro_rules! embedded_model {
         EmbeddedModel {
             name: $name,
             path: concat!("models/", $name, ".onnx"),
-            onnx: include_bytes!(concat!("../models/", $name, ".onnx")),
+            onnx: include_bytes!(concat!("../../models/", $name, ".onnx")),
         }
     };
 }

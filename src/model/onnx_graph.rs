@@ -51,7 +51,7 @@ impl OnnxGraph {
             constant_nodes: HashMap::new(),
         };
         g.reindex();
-        crate::constant_folding::fold_constants(&mut g)?;
+        crate::model::constant_folding::fold_constants(&mut g)?;
         Ok(g)
     }
 

@@ -7,7 +7,10 @@
 //! K1 = 0.01, K2 = 0.03, population (not sample) covariances, the SSIM map averaged after
 //! cropping 5 pixels from every border, per channel, then the channels averaged.
 
-use crate::preprocess::Pixels;
+pub mod compare;
+pub mod features;
+
+use crate::model::preprocess::Pixels;
 use anyhow::{bail, Result};
 
 /// Gaussian window of scikit-image's SSIM: σ and truncation (in σ).
@@ -43,7 +46,7 @@ fn same_size(a: &Pixels, b: &Pixels) -> Result<()> {
 /// images.
 pub fn psnr(a: &Pixels, b: &Pixels) -> Result<f64> {
     same_size(a, b)?;
-    Ok(crate::search::psnr(&a.data, &b.data))
+    Ok(crate::model::preprocess::psnr(&a.data, &b.data))
 }
 
 /// Mean SSIM over channels (see the module note for the exact definition).

@@ -4,12 +4,12 @@
 //! Drawn with `plotters` into an RGB buffer and encoded with `image`; text uses DejaVu Sans,
 //! embedded in the binary, so the figure renders the same on a machine without system fonts.
 
+use crate::figure::{register_font, FONT};
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// One architecture of the survey.
 #[derive(Clone, Debug)]
@@ -23,11 +23,6 @@ pub struct Bar {
     /// a measured model file rather than a catalogue entry
     pub measured: bool,
 }
-
-pub(crate) const FONT: &str = "sans-serif";
-// Font sizes are even: plotters' ab_glyph renderer truncates `size / 2 + glyph top` towards
-// zero, which at odd sizes lifts glyphs that start below the middle (the "." in "25.0") a pixel.
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
 const WIDTH: u32 = 1400;
 /// The narrowest the bars' area may get; the image widens instead.
@@ -62,18 +57,6 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
-
-/// Registers the embedded font as "sans-serif" for plotters, once per process.
-pub(crate) fn register_font() -> Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS)
-                .map_err(|_| "the embedded DejaVu Sans font could not be parsed".to_string())
-        })
-        .clone()
-        .map_err(|e| anyhow!(e))
-}
 
 /// One row of the chart, top to bottom.
 enum Row<'a> {

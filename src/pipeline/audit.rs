@@ -1,16 +1,12 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
-use crate::conv_spectrum::{structural_nullity_with, CirculantPreconditioner, Effort};
-use crate::frontend::{ConvFrontEnd, FirstLayer, FrontEnd, FrontEndKind, DENSE_CONV_MAX_COLS, DENSE_CONV_MAX_ENTRIES};
-use crate::linop::{Block, BlockOperator, LinearOperator};
-use crate::matrix_free_projection::Preconditioner;
+use crate::frontend::{FrontEnd, FrontEndKind};
+use crate::model::onnx_graph::{attr_int, node_label, EPS_F32};
 use crate::model::Model;
-use crate::nullspace::{rank_of, MatrixFreeSource, MatrixRank, NullSpace, RankRule};
-use crate::onnx_graph::{attr_int, node_label, EPS_F32};
+use crate::nullspace::{rank_of, MatrixRank, NullSpace, RankRule};
 use anyhow::Result;
 use faer::Mat;
 use serde::Serialize;
-use std::sync::Arc;
 
 #[derive(Serialize)]
 pub struct AuditReport {
@@ -97,144 +93,6 @@ pub struct LayerInfo {
     pub cols: usize,
     pub rank: usize,
     pub nullity: usize,
-}
-
-/// Tile side (input values) for approximate null spaces of convolutions: large enough that most
-/// of the image moves (the gaps hold 2·(kernel span − 1)/tile of it or so), small enough for a
-/// quick SVD per distinct tile.
-pub const CONV_TILE: usize = 16;
-
-/// The null space of the front end, where its structure lets blindspot compute it: exactly, or
-/// with `--tol` the directions whose response is at most that fraction of σ_max.
-pub fn front_end_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
-    front_end_null_space_with(fe, rule, Effort::SEARCH, &|_, _| {})
-}
-
-/// [`front_end_null_space`] with the effort spent on proofs (`Effort::AUDIT` runs costlier
-/// certificates); `progress` hears a certificate's (blocks factored, blocks).
-pub fn front_end_null_space_with(
-    fe: &FrontEnd,
-    rule: RankRule,
-    effort: Effort,
-    progress: &dyn Fn(usize, usize),
-) -> Result<Option<NullSpace>> {
-    let Some(layer) = fe.first_layer.as_ref() else {
-        return Ok(None);
-    };
-    let dims = (layer.matrix.nrows(), layer.matrix.ncols());
-    if let Some(op) = fe.operator.as_ref() {
-        return NullSpace::of(op, dims, layer.eps, rule).map(Some);
-    }
-    let Some(conv) = fe.conv.as_ref() else {
-        return Ok(None);
-    };
-    // Behind a resampling the structure is not read; small images get the exact dense SVD.
-    let (n, m) = (fe.input_dim(), fe.output_dim());
-    if conv.pixel_conv.is_none() && n <= DENSE_CONV_MAX_COLS && n.saturating_mul(m) <= DENSE_CONV_MAX_ENTRIES {
-        let op = BlockOperator {
-            input_dim: n,
-            output_dim: m,
-            blocks: vec![Block {
-                rows: (0..m).collect(),
-                cols: (0..n).collect(),
-                matrix: Arc::new(conv.operator.to_dense()),
-            }],
-        };
-        return NullSpace::of(&op, dims, layer.eps, rule).map(Some);
-    }
-    if rule.relative.is_some() {
-        return tiled_null_space(fe, rule);
-    }
-    Ok(Some(conv_null_space(fe, conv, layer, rule, effort, progress)))
-}
-
-/// For a convolution front end: the directions supported inside disjoint input tiles (gaps held
-/// fixed, so that no output reads two tiles) — a subspace of the null space (or, with `--tol`,
-/// of the near-null directions) with exact per-tile blocks: cheap projections where the whole
-/// null space needs conjugate gradients. `None` for other front ends.
-pub fn tiled_null_space(fe: &FrontEnd, rule: RankRule) -> Result<Option<NullSpace>> {
-    let Some(layer) = fe.first_layer.as_ref() else {
-        return Ok(None);
-    };
-    let Some((op, held, tiles)) = fe.conv_tiles_in_pixels(CONV_TILE)? else {
-        return Ok(None);
-    };
-    let dims = (layer.matrix.nrows(), layer.matrix.ncols());
-    let mut ns = NullSpace::of_pinned(&op, dims, layer.eps, rule, held)?;
-    ns.nullity_exact = false;
-    let directions = match rule.relative {
-        Some(relative) => format!("directions with a response up to {relative} × each tile's sigma_max"),
-        None => "null directions".to_string(),
-    };
-    ns.method = format!(
-        "dense SVD (faer, f64) of {t}×{t} input tiles {gy}/{gx} values apart, the gaps held fixed so that no output reads two tiles; {directions} (a subset of the operator's)",
-        t = tiles.tile,
-        gy = tiles.gap[0],
-        gx = tiles.gap[1],
-    );
-    Ok(Some(ns))
-}
-
-/// The exact null space of a convolution known by its action: projection by preconditioned
-/// conjugate gradients, the nullity from the convolution's structure where it can be read off.
-fn conv_null_space(
-    fe: &FrontEnd,
-    conv: &ConvFrontEnd,
-    layer: &FirstLayer,
-    rule: RankRule,
-    effort: Effort,
-    progress: &dyn Fn(usize, usize),
-) -> NullSpace {
-    let lower = fe.input_dim().saturating_sub(fe.output_dim());
-    let projection = "projection by conjugate gradients on A Aᵀ (stop at ‖A z‖ ≤ 1e-10 of the image's ‖A x‖)";
-    let Some(pixel_conv) = conv.pixel_conv.as_ref() else {
-        return NullSpace::matrix_free(MatrixFreeSource {
-            operator: conv.operator.clone(),
-            preconditioner: None,
-            nullity: lower,
-            nullity_exact: false,
-            method: format!(
-                "at least input_dim − output_dim: the map in front of the convolution is not a per-channel scaling, so its structure is not read; {projection}"
-            ),
-            smallest_singular_value: f64::NAN,
-            smallest_singular_value_upper_bound: None,
-        });
-    };
-    let structure = structural_nullity_with(pixel_conv, layer.eps, rule, effort, progress);
-    let (nullity, method) = (structure.nullity, structure.method.clone());
-    let preconditioner: Arc<dyn Preconditioner> = Arc::new(CirculantPreconditioner::new(pixel_conv, 1e-6));
-    let mut upper_bound = structure.sigma_min_upper_bound();
-    if pixel_conv.output_dim() > pixel_conv.input_dim() {
-        upper_bound = upper_bound.min(smallest_tile_singular_value(pixel_conv));
-    }
-    NullSpace::matrix_free(MatrixFreeSource {
-        operator: conv.operator.clone(),
-        preconditioner: Some(preconditioner),
-        nullity: nullity.unwrap_or(structure.expected_nullity.max(lower)),
-        nullity_exact: nullity.is_some(),
-        method: format!("{method}; {projection}, preconditioned by the circulant (FFT) inverse of W(ω)W(ω)ᴴ"),
-        // The symbol's value is what an infinite image gives; borders can only lower it.
-        smallest_singular_value: structure.sigma_min.min(upper_bound),
-        smallest_singular_value_upper_bound: Some(upper_bound),
-    })
-}
-
-/// For a tall convolution, σ_min(A) ≤ σ_min(A restricted to any set of pixels), and a tile's
-/// restriction is a small dense matrix (all the rows that read it): the smallest over the
-/// distinct tiles (border and corner tiles included, where padding weakens the layer).
-fn smallest_tile_singular_value(conv: &crate::linop::Conv2d) -> f64 {
-    let tiles = conv.tiles(CONV_TILE);
-    let mut seen = std::collections::HashSet::new();
-    let mut smallest = f64::INFINITY;
-    for block in &tiles.blocks.blocks {
-        if !seen.insert(Arc::as_ptr(&block.matrix)) || block.matrix.nrows() < block.matrix.ncols() {
-            continue;
-        }
-        if let Ok(sv) = crate::dense_svd::singular_values(block.matrix.as_ref().as_ref()) {
-            smallest = sv.iter().copied().fold(smallest, f64::min);
-        }
-    }
-    smallest
 }
 
 pub fn audit(

@@ -1,14 +1,17 @@
 //! `collide`: build collisions for an image, verify each through the whole model, save them.
 
-use crate::audit::{front_end_null_space, InputInfo};
+use crate::figure::{amplified_difference, labelled_row};
 use crate::frontend::{FrontEnd, FrontEndKind};
+use crate::model::npy::{encode_f32, write_atomic};
+use crate::model::preprocess::psnr;
+use crate::model::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::model::Model;
-use crate::npy::{encode_f32, write_atomic};
-use crate::nullspace::{NullSpace, RankRule};
-use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
-use crate::search::{psnr, search, Distance, Mode, Projection, SearchOptions};
+use crate::nullspace::{null_space_for_collisions, searchable_null_space, NullSpace, RankRule};
+use crate::pipeline::audit::InputInfo;
+use crate::search::{search, Distance, Mode, Projection, SearchOptions};
 use crate::verify::{control_perturbation, pixel_distances, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
+use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -189,51 +192,6 @@ pub struct SearchSpace {
     pub method: String,
 }
 
-/// Where the front end's null space is known only by projection (a convolution), the tiled
-/// subspace of it, whose blocks the exact search solves one by one; `None` where `ns` itself is
-/// block-diagonal or no tile has a null direction.
-pub fn searchable_null_space(fe: &FrontEnd, ns: &NullSpace, rule: RankRule) -> Result<Option<NullSpace>> {
-    if !ns.is_matrix_free() {
-        return Ok(None);
-    }
-    Ok(crate::audit::tiled_null_space(fe, rule)?.filter(|t| t.nullity > 0))
-}
-
-/// The null space collisions are drawn from; an error that says why when there is none to use.
-pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSpace> {
-    let Some(ns) = front_end_null_space(fe, rule)? else {
-        bail!(
-            "cannot build exact collisions: {}",
-            fe.limitation.as_deref().unwrap_or("the front end is not supported")
-        );
-    };
-    if ns.nullity == 0 && ns.nullity_exact {
-        let hint = if rule.relative.is_some() {
-            "raise --budget"
-        } else {
-            "--budget REL gives approximate collisions"
-        };
-        bail!(
-            "the front end has no null space (nullity 0; smallest singular value {:.3e}): no exact collision exists ({hint})",
-            ns.smallest_singular_value()
-        );
-    }
-    if ns.nullity == 0 && rule.relative.is_some() {
-        bail!(
-            "no direction has a first-layer response within the budget (smallest singular value {:.3e}; {}): raise --budget",
-            ns.smallest_singular_value(),
-            ns.method
-        );
-    }
-    if ns.nullity == 0 {
-        bail!(
-            "no exact collision exists that blindspot can build: no null direction of the front end is known and its nullity could not be established ({}); --budget REL gives approximate collisions",
-            ns.method
-        );
-    }
-    Ok(ns)
-}
-
 pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
     if req.search.mode == Mode::Target && req.target.is_none() {
         bail!("--mode target needs --target IMAGE");
@@ -249,7 +207,7 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
     };
     let found = collide_pixels(model, fe, &ns, original, target, &req.search, progress)?;
     if let Some(why) = &found.no_room {
-        bail!("{why}");
+        return Err(crate::error::NoRoom(why.clone()).into());
     }
     Ok(found)
 }
@@ -364,7 +322,7 @@ impl Collisions {
     /// Writes every file into `dir`, each one whole or not at all.
     pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &crate::report::png_bytes(img)?);
+        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &crate::figure::png_bytes(img)?);
         for ((rec, z), t) in self.report.collisions.iter().zip(&self.found).zip(&self.tensors) {
             png(&z.to_rgb8(), &rec.png)?;
             write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
@@ -373,7 +331,7 @@ impl Collisions {
             &dir.join("original.npy"),
             &encode_f32(input_shape, &self.original_tensor),
         )?;
-        let overview = crate::report::overview(&self.report, &self.original, &self.found, self.target.as_ref())?;
+        let overview = overview(&self.report, &self.original, &self.found, self.target.as_ref())?;
         png(&overview, "overview.png")?;
         write_atomic(
             &dir.join("report.json"),
@@ -399,4 +357,53 @@ fn tensor_units(map: &crate::linop::AffineGather) -> Vec<f64> {
         }
     }
     units
+}
+
+/// original | collisions (up to 4) | target | difference of the first collision, amplified;
+/// each panel named, with the figures a reader needs under it: the collision's L2 and PSNR, its
+/// deviation at the first layer and at the outputs, and its control's (a random perturbation of
+/// the same L2).
+pub fn overview(
+    report: &CollideReport,
+    original: &Pixels,
+    found: &[Pixels],
+    target: Option<&Pixels>,
+) -> anyhow::Result<RgbImage> {
+    let mut panels: Vec<(Pixels, Vec<String>)> = vec![(original.clone(), vec!["original".into()])];
+    let worst_output = |c: &crate::verify::Comparison| c.outputs.iter().map(|o| o.rel_diff).fold(0.0, f64::max);
+    let first_layer =
+        |c: &crate::verify::Comparison| c.front_end_rel_diff.map_or("-".to_string(), |v| format!("{v:.1e}"));
+    for (record, z) in report.collisions.iter().zip(found).take(4) {
+        let c = &record.comparison;
+        let mut lines = vec![
+            format!("collision {}", record.index),
+            format!("L2 {:.2}, PSNR {:.1} dB", c.l2, c.psnr_to_original),
+            format!("first layer {}, outputs {:.1e}", first_layer(c), worst_output(c)),
+            format!(
+                "control: {}, outputs {:.1e}",
+                first_layer(&record.control),
+                worst_output(&record.control)
+            ),
+        ];
+        if let Some(p) = record.psnr_to_target {
+            lines.push(format!("PSNR to target {p:.1} dB"));
+        }
+        panels.push((z.clone(), lines));
+    }
+    if let Some(t) = target {
+        panels.push((t.clone(), vec!["target".into()]));
+    }
+    if let Some(z) = found.first() {
+        let (diff, gain) = amplified_difference(original, z);
+        let gain = if gain < 10.0 {
+            format!("{gain:.1}")
+        } else {
+            format!("{gain:.0}")
+        };
+        panels.push((
+            diff,
+            vec![format!("difference ×{gain}"), "collision 0 − original".into()],
+        ));
+    }
+    labelled_row(&panels)
 }

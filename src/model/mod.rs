@@ -1,8 +1,17 @@
 //! ONNX models through tract: loading with a concrete input shape, and running them with any set
 //! of intermediate values as outputs.
 
-use crate::onnx_graph::OnnxGraph;
-use crate::preprocess::Preprocess;
+pub mod constant_folding;
+pub mod digits;
+pub mod embedded;
+pub mod external_data;
+pub mod npy;
+pub mod onnx_graph;
+pub mod onnx_write;
+pub mod preprocess;
+
+use crate::model::onnx_graph::OnnxGraph;
+use crate::model::preprocess::Preprocess;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -219,7 +228,7 @@ impl Model {
             .map(|(w, h)| (h as usize, w as usize));
         let mut proto = OnnxGraph::parse(bytes).with_context(|| format!("{}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
-        crate::external_data::inline_external_data(&mut proto, folder)
+        crate::model::external_data::inline_external_data(&mut proto, folder)
             .with_context(|| format!("{}", path.display()))?;
         let no_choice = InputChoice::default();
         let choice = request.inputs.unwrap_or(&no_choice);
@@ -478,7 +487,7 @@ fn held_tensor(
     let declared = OnnxGraph::declared_shape(info);
     let is_npy = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let (shape, data) = if is_npy {
-        let (shape, data) = crate::npy::read_f32(file)?;
+        let (shape, data) = crate::model::npy::read_f32(file)?;
         check_size(&shape)?;
         if let Some(d) = &declared {
             let fits = d.len() == shape.len() && d.iter().zip(&shape).all(|(d, s)| d.is_none_or(|d| d == *s));
@@ -507,8 +516,9 @@ fn held_tensor(
         };
         check_size(&shape)?;
         let grid = preprocess.grid(&shape)?;
-        let (pixels, _) = crate::preprocess::load_image(file, &grid).with_context(|| format!("--hold {name}"))?;
-        let data = crate::preprocess::to_tensor(&preprocess.gather(&shape)?, &pixels.data);
+        let (pixels, _) =
+            crate::model::preprocess::load_image(file, &grid).with_context(|| format!("--hold {name}"))?;
+        let data = crate::model::preprocess::to_tensor(&preprocess.gather(&shape)?, &pixels.data);
         (shape, data)
     };
     if data.iter().any(|v| !v.is_finite()) {
@@ -552,4 +562,15 @@ impl Runner {
         }
         Ok(values)
     }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+        )
+        .0
 }

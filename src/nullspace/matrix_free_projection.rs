@@ -4,7 +4,7 @@
 //! which is exactly what a collision needs: how much of the step the first layer still sees.
 //!
 //! A preconditioner (an approximate inverse of A Aᵀ, e.g. the circulant one of
-//! `conv_spectrum::CirculantPreconditioner`) only changes how fast the iteration gets there: the
+//! `circulant_preconditioner::CirculantPreconditioner`) only changes how fast the iteration gets there: the
 //! stop is still decided on a residual recomputed from z, so a poor preconditioner costs
 //! iterations, never accuracy.
 

@@ -35,6 +35,23 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Reads a `.npy` to be fed to the model as it is: it must have the model input's shape and
+/// hold finite values. `input` names the input in the message where the model has several.
+pub fn read_model_input(path: &Path, shape: &[usize], input: Option<&str>) -> Result<Vec<f32>> {
+    let (s, data) = read_f32(path)?;
+    if s != shape {
+        let which = input.map(|n| format!(" {n}")).unwrap_or_default();
+        bail!(
+            "{} has shape {s:?} but the model input{which} has shape {shape:?}",
+            path.display()
+        );
+    }
+    if data.iter().any(|v| !v.is_finite()) {
+        bail!("{} holds NaN or infinite values", path.display());
+    }
+    Ok(data)
+}
+
 /// Reads a little-endian float32 or float64 `.npy` in C order, as f32.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

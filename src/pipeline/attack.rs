@@ -4,23 +4,25 @@
 //! like `collide`'s collisions.
 
 use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
-use crate::audit::InputInfo;
-use crate::collide::{null_space_for_collisions, FrontEndSummary, SearchOutcome};
+use crate::figure::png_bytes;
 use crate::frontend::FrontEnd;
+use crate::model::argmax;
+use crate::model::npy::{encode_f32, write_atomic};
+use crate::model::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::model::{Model, Runner, Value};
-use crate::npy::{encode_f32, write_atomic};
-use crate::nullspace::{NullSpace, RankRule};
-use crate::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
-use crate::report::png_bytes;
+use crate::nullspace::{null_space_for_variants, RankRule};
+use crate::pipeline::audit::InputInfo;
+use crate::pipeline::collide::{FrontEndSummary, SearchOutcome};
 use crate::similarity::ssim;
-use crate::verify::{argmax, control_perturbation, pixel_distances, Comparison, Verifier};
+use crate::verify::{control_perturbation, pixel_distances, Comparison, Verifier};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::Path;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum AttackMethod {
     /// One step of size ε (Goodfellow et al.).
@@ -303,7 +305,7 @@ pub fn attack_pixels(
     }
     // Variants need a null space: find out before spending the attack.
     let null_space = if settings.variants > 0 {
-        Some(variant_null_space(fe, settings.rule)?)
+        Some(null_space_for_variants(fe, settings.rule)?)
     } else {
         None
     };
@@ -423,16 +425,6 @@ pub fn attack_pixels(
     })
 }
 
-/// The null space the variants move in. Where the whole null space is only known by its action
-/// (conjugate gradients), the tiled subspace is used instead: variants hold the pixels of the
-/// adversarial image on the edge of the threat model and step from edge to edge, and a
-/// restricted projection per step is a block product there but a fresh conjugate-gradient solve
-/// with a preconditioner that ignores the held pixels here.
-fn variant_null_space(fe: &FrontEnd, rule: RankRule) -> Result<NullSpace> {
-    let ns = null_space_for_collisions(fe, rule)?;
-    Ok(crate::collide::searchable_null_space(fe, &ns, rule)?.unwrap_or(ns))
-}
-
 fn pairwise(variants: &[Pixels]) -> Pairwise {
     let n = variants.len();
     let (mut l2, mut linf) = (vec![vec![0.0; n]; n], vec![vec![0.0; n]; n]);
@@ -486,7 +478,7 @@ impl Adversarial {
     /// variant − adversarial (the null-space change the model cannot see). Images more than twice
     /// as wide as high: one row per image instead, its difference beside it.
     pub fn overview(&self) -> image::RgbImage {
-        use crate::report::difference;
+        use crate::figure::difference;
         let shown = &self.variants[..self.variants.len().min(4)];
         let mut top = vec![self.original.clone(), self.adversarial.clone()];
         top.extend(shown.iter().cloned());
@@ -498,8 +490,8 @@ impl Adversarial {
         // Wide images (a text line) go one image per row, its difference beside it.
         if self.original.width > 2 * self.original.height {
             let rows: Vec<Vec<Pixels>> = top.into_iter().zip(bottom).map(|(a, b)| vec![a, b]).collect();
-            return crate::report::grid(&rows);
+            return crate::figure::grid(&rows);
         }
-        crate::report::grid(&[top, bottom])
+        crate::figure::grid(&[top, bottom])
     }
 }

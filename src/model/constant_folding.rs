@@ -8,7 +8,7 @@
 //! rounded to the node's output type after every op (f32 arithmetic rounds once per op, as
 //! runtimes do). A node whose op or attributes are not handled here stays as it is.
 
-use crate::onnx_graph::{attr_int, attr_ints, OnnxGraph};
+use crate::model::onnx_graph::{attr_int, attr_ints, OnnxGraph};
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use tract_onnx::pb::{tensor_proto::DataType as D, NodeProto, TensorProto};
@@ -223,7 +223,7 @@ fn evaluate(node: &NodeProto, inputs: &[Option<Value>], opset: i64) -> Result<Ve
                 .find(|a| a.name == "value")
                 .and_then(|a| a.t.as_ref())
                 .map(|t| -> Result<(f64, i32)> {
-                    let c = crate::onnx_graph::tensor_values(t)?;
+                    let c = crate::model::onnx_graph::tensor_values(t)?;
                     Ok((c.values.first().copied().unwrap_or(0.0), t.data_type))
                 })
                 .transpose()?
@@ -616,9 +616,9 @@ pub(crate) fn evaluate_through_shapes(
     g: &OnnxGraph,
     name: &str,
     shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
-) -> Option<crate::onnx_graph::Constant> {
+) -> Option<crate::model::onnx_graph::Constant> {
     let value = through_shapes(g, name, shape_of, 0)?;
-    Some(crate::onnx_graph::Constant {
+    Some(crate::model::onnx_graph::Constant {
         shape: value.shape,
         values: value.data,
         eps: 0.0,

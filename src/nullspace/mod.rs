@@ -1,9 +1,23 @@
 //! Numerical rank and null spaces of the front end, block by block (faer, f64).
 
-use crate::dense_svd::{self, Vectors};
+pub mod circulant_preconditioner;
+pub mod conv_certificate;
+pub mod conv_spectrum;
+pub mod dense_svd;
+mod front_end;
+pub mod matrix_free_projection;
+mod row_basis;
+
+pub use front_end::{
+    front_end_null_space, front_end_null_space_with, null_space_for_collisions, null_space_for_variants,
+    searchable_null_space, tiled_null_space, CONV_TILE,
+};
+pub use row_basis::RowBasis;
+
 use crate::linop::{Block, BlockOperator, ColumnMask, LinearOperator};
-use crate::matrix_free_projection::{CgProjector, Preconditioner};
+use crate::nullspace::matrix_free_projection::{CgProjector, Preconditioner};
 use anyhow::{bail, Result};
+use dense_svd::Vectors;
 use faer::Mat;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -14,7 +28,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct NullBlock {
     pub pixels: Vec<usize>,
-    pub basis: Arc<crate::search::active_set::RowBasis>,
+    pub basis: Arc<RowBasis>,
 }
 
 /// A block-diagonal null space: the collision polytope is the product of one polytope per block,
@@ -495,7 +509,7 @@ impl NullSpace {
                 // A block without null directions holds its pixels where they are.
                 continue;
             }
-            let shared = Arc::new(crate::search::active_set::RowBasis::new(&nb));
+            let shared = Arc::new(RowBasis::new(&nb));
             for pixels in members {
                 blocks.push(NullBlock {
                     pixels: pixels.clone(),
