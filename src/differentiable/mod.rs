@@ -131,7 +131,8 @@ impl Differentiable {
             bail!("the gradient engine computes in f32 or f64, not {dtype:?}");
         }
         for node in &graph.graph.node {
-            if !node.domain.is_empty() && node.domain != "ai.onnx" {
+            let contrib = node.domain == "com.microsoft" && ops::MICROSOFT.contains(&node.op_type.as_str());
+            if !node.domain.is_empty() && node.domain != "ai.onnx" && !contrib {
                 bail!(
                     "{what}: the gradient engine does not support the op {}::{} (node {})",
                     node.domain,
@@ -139,7 +140,7 @@ impl Differentiable {
                     node_label(node)
                 );
             }
-            if !ops::SUPPORTED.contains(&node.op_type.as_str()) {
+            if !contrib && !ops::SUPPORTED.contains(&node.op_type.as_str()) {
                 bail!(
                     "{what}: the gradient engine does not support the ONNX op {} (node {})",
                     node.op_type,
@@ -470,12 +471,14 @@ impl Pass {
 /// The node, with the integer type of a quantising op's output (`output_dtype`, opset 21) made
 /// explicit from its constant zero point: the evaluator holds every integer as i64, so the type
 /// that sets the saturation range is read here, from the graph. QuantizeLinear's zero point is
-/// its third input, QLinearConv's and QLinearMatMul's output zero point their eighth.
+/// its third input, QLinearConv's, QLinearMatMul's and QLinearAdd's output zero point their eighth,
+/// QLinearSigmoid's its fifth.
 fn with_integer_type(node: &NodeProto, graph: &OnnxGraph) -> NodeProto {
     let mut node = node.clone();
     let position = match node.op_type.as_str() {
         "QuantizeLinear" => 2,
-        "QLinearConv" | "QLinearMatMul" => 7,
+        "QLinearConv" | "QLinearMatMul" | "QLinearAdd" => 7,
+        "QLinearSigmoid" => 4,
         _ => return node,
     };
     let zero_point = node.input.get(position).filter(|z| !z.is_empty()).cloned();

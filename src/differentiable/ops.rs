@@ -10,6 +10,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
 
+/// onnxruntime's contrib ops (domain com.microsoft) that int8 exports write between QLinearConvs.
+pub const MICROSOFT: &[&str] = &["QLinearAdd", "QLinearSigmoid"];
+
 pub const SUPPORTED: &[&str] = &[
     "Abs",
     "Acos",
@@ -163,6 +166,25 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
     };
     let x = || arg(0);
     let one = |t: Tensor| Ok(vec![t]);
+    // Quantised exports pool and resize their integer tensors: values are picked or copied
+    // (max, nearest), so the op runs on the integers as floats and the result is an integer again.
+    let picks_values = matches!(node.op_type.as_str(), "MaxPool" | "Resize" | "Upsample");
+    if picks_values && x().is_ok_and(|t| t.dtype() == DType::I64) {
+        let mut as_floats = inputs.to_vec();
+        as_floats[0] = Some(x()?.to_dtype(DType::F64)?);
+        let float_ctx = Ctx {
+            dtype: DType::F64,
+            ..*ctx
+        };
+        let outputs = eval(node, &as_floats, &float_ctx)?;
+        let mut outputs = outputs.into_iter();
+        let first = outputs
+            .next()
+            .context("the op gave no output")?
+            .round()?
+            .to_dtype(DType::I64)?;
+        return Ok(std::iter::once(first).chain(outputs).collect());
+    }
     match node.op_type.as_str() {
         "Identity" => one(x()?.clone()),
         // Inference: the identity, and a mask that keeps everything.
@@ -392,9 +414,13 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         | "CastLike" | "QuantizeLinear" | "DequantizeLinear" => one(indexing::eval(node, inputs, ctx)?),
         "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => losses::eval(node, inputs, ctx),
         "RNN" | "GRU" | "LSTM" => recurrent::eval(node, inputs),
-        "DynamicQuantizeLinear" | "ConvInteger" | "MatMulInteger" | "QLinearConv" | "QLinearMatMul" => {
-            quantised::eval(node, inputs, ctx)
-        }
+        "DynamicQuantizeLinear"
+        | "ConvInteger"
+        | "MatMulInteger"
+        | "QLinearConv"
+        | "QLinearMatMul"
+        | "QLinearAdd"
+        | "QLinearSigmoid" => quantised::eval(node, inputs, ctx),
         "Constant" => bail!("Constant nodes are read when the evaluator is built"),
         "Pad" => one(pad(node, inputs, ctx)?),
         "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),

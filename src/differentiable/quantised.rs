@@ -52,6 +52,16 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             let b_scale = along(arg(4)?, acc.rank() - 1, acc.rank())?;
             Ok(vec![requantise(node, &acc, arg(1)?, &b_scale, arg(6)?, optional(7))?])
         }
+        // onnxruntime's contrib ops: dequantise, the float op, quantise to the output's scale.
+        "QLinearAdd" => {
+            let a = dequantise(arg(0)?, arg(1)?, optional(2))?;
+            let b = dequantise(arg(3)?, arg(4)?, optional(5))?;
+            Ok(vec![quantise(node, &a.broadcast_add(&b)?, arg(6)?, optional(7))?])
+        }
+        "QLinearSigmoid" => {
+            let x = dequantise(arg(0)?, arg(1)?, optional(2))?;
+            Ok(vec![quantise(node, &ops::sigmoid(&x)?, arg(3)?, optional(4))?])
+        }
         other => bail!("{other} is not an integer or quantised-linear op"),
     }
 }
@@ -129,11 +139,7 @@ fn requantise(
     out_scale: &Tensor,
     out_zero: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let (lo, hi) = match attr_int(node, "output_dtype", 2) {
-        2 => (0.0, 255.0),
-        3 => (-128.0, 127.0),
-        other => bail!("{} to data type {other} is not supported", node.op_type),
-    };
+    let (lo, hi) = integer_range(node)?;
     let f32_round = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.to_dtype(DType::F64)?) };
     let product = f32_round(weight_scale.broadcast_mul(&in_scale.to_dtype(DType::F64)?)?)?;
     let multiplier = f32_round(product.broadcast_div(&out_scale.to_dtype(DType::F64)?)?)?;
@@ -143,4 +149,33 @@ fn requantise(
         q = q.broadcast_add(&z.to_dtype(DType::F64)?.reshape(())?)?;
     }
     Ok(q.clamp(lo, hi)?.to_dtype(DType::I64)?)
+}
+
+/// (q − zero point) · scale, per tensor, in f64.
+fn dequantise(q: &Tensor, scale: &Tensor, zero_point: Option<&Tensor>) -> Result<Tensor> {
+    Ok(offset(q, zero_point, 0)?.broadcast_mul(&along(scale, 0, q.rank())?)?)
+}
+
+/// round(x / scale) + zero point, saturated to the zero point's type, per tensor.
+fn quantise(node: &NodeProto, x: &Tensor, scale: &Tensor, zero_point: Option<&Tensor>) -> Result<Tensor> {
+    let (lo, hi) = integer_range(node)?;
+    let scale = scale
+        .to_dtype(DType::F64)?
+        .to_dtype(DType::F32)?
+        .to_dtype(DType::F64)?
+        .reshape(())?;
+    let mut q = round_half_even(&x.broadcast_div(&scale)?)?;
+    if let Some(z) = zero_point {
+        q = q.broadcast_add(&z.to_dtype(DType::F64)?.reshape(())?)?;
+    }
+    Ok(q.clamp(lo, hi)?.to_dtype(DType::I64)?)
+}
+
+/// The saturation range of the op's integer output (`output_dtype`: 2 uint8, 3 int8).
+fn integer_range(node: &NodeProto) -> Result<(f64, f64)> {
+    match attr_int(node, "output_dtype", 2) {
+        2 => Ok((0.0, 255.0)),
+        3 => Ok((-128.0, 127.0)),
+        other => bail!("{} to data type {other} is not supported", node.op_type),
+    }
 }

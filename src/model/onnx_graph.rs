@@ -1,7 +1,7 @@
 //! Read-only access to an ONNX graph's structure and constants, straight from the protobuf.
 //!
 //! The front end is found by reading the graph as written (node by node, with its constants),
-//! which tract's optimised model no longer shows; running the model is `model.rs`'s job.
+//! which tract's optimised model no longer shows; running the model is the job of `model` itself (mod.rs).
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
