@@ -1425,6 +1425,93 @@ fn conformance_family_cases() -> Vec<Case> {
     cases
 }
 
+/// The integer and quantised-linear ops of int8 exports, each between a quantisation of the input
+/// and a cast or dequantisation to floats, summed with the input's mean so that a gradient flows:
+/// the quantised part is piecewise constant. DynamicQuantizeLinear's scale follows the input's
+/// extremes, but in f32 steps (as ONNX's reference computes it) that no difference quotient in f64
+/// resolves, so the dynamic cases leave it out of the sum.
+fn quantised_cases() -> Vec<Case> {
+    let mut cases = vec![];
+    let mean_plus = |g: &mut G, q: &str| {
+        let all = |n: Node| n.int("keepdims", 0);
+        let a = g.op("ReduceMean", &[INPUT], all);
+        let b = g.op("ReduceMean", &[q], all);
+        g.op1("Add", &[a, b])
+    };
+    // DynamicQuantizeLinear's integers and zero point.
+    let mut g = G::new("DynamicQuantizeLinear_integers", &[2, 3, 4]).opset(13);
+    let out = g.op_n("DynamicQuantizeLinear", &[INPUT], 3, |n| n);
+    let q = g.op("Cast", &[out[0]], |n| n.int("to", 1));
+    let z = g.op("Cast", &[out[2]], |n| n.int("to", 1));
+    let shifted = g.op1("Sub", &[q, z]);
+    let y = mean_plus(&mut g, shifted);
+    cases.push(case(g.done(y), std_input()));
+    // ConvInteger and MatMulInteger of the dynamically quantised input (onnxruntime's dynamic
+    // quantisation then multiplies by the scales).
+    for (op, shape, wdims) in [
+        ("ConvInteger", vec![1, 2, 5, 5], vec![3, 2, 3, 3]),
+        ("MatMulInteger", vec![2, 3], vec![3, 4]),
+    ] {
+        let mut g = G::new(&format!("{op}_dynamic"), &shape).opset(13);
+        let out = g.op_n("DynamicQuantizeLinear", &[INPUT], 3, |n| n);
+        let n: i64 = wdims.iter().product();
+        let w = g.fresh("w");
+        g.m.init_i8(w, &wdims, (0..n).map(|i| ((i * 37) % 255 - 127) as i8).collect());
+        let acc = g.op(op, &[out[0], w, out[2]], |n| {
+            if op == "ConvInteger" {
+                n.ints("pads", &[1, 1, 1, 1])
+            } else {
+                n
+            }
+        });
+        let f = g.op("Cast", &[acc], |n| n.int("to", 1));
+        // Small beside the input's mean: the f64 rounding of a sum of large integers would
+        // otherwise swamp the difference quotient.
+        let small = g.scalar(1e-4);
+        let f = g.op1("Mul", &[f, small]);
+        let y = mean_plus(&mut g, f);
+        cases.push(case(g.done(y), std_input()));
+    }
+    // QLinearConv (per-channel weight scales, a bias) and QLinearMatMul on a uint8 input.
+    for (op, shape, wdims) in [
+        ("QLinearConv", vec![1, 2, 5, 5], vec![3, 2, 3, 3]),
+        ("QLinearMatMul", vec![2, 3], vec![3, 4]),
+    ] {
+        let mut g = G::new(&format!("{op}_uint8"), &shape).opset(13);
+        let x_scale = g.scalar(0.02);
+        let x_zero = g.fresh("z");
+        g.m.init_u8(x_zero, &[], vec![128]);
+        let q = g.op1("QuantizeLinear", &[INPUT, x_scale, x_zero]);
+        let n: i64 = wdims.iter().product();
+        let w = g.fresh("w");
+        g.m.init_i8(w, &wdims, (0..n).map(|i| ((i * 53) % 255 - 127) as i8).collect());
+        let channels = if op == "QLinearConv" { wdims[0] } else { 1 };
+        let w_scale = g.f32s(&[channels], (0..channels).map(|c| 0.01 + 0.005 * c as f32).collect());
+        let w_zero = g.fresh("wz");
+        g.m.init_i8(w_zero, &[channels], vec![0; channels as usize]);
+        let y_scale = g.scalar(0.05);
+        let y_zero = g.fresh("yz");
+        g.m.init_u8(y_zero, &[], vec![100]);
+        let mut inputs = vec![q, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero];
+        let bias = g.fresh("b");
+        if op == "QLinearConv" {
+            g.m.init_i32(bias, &[3], vec![40, -25, 7]);
+            inputs.push(bias);
+        }
+        let out = g.op(op, &inputs, |n| {
+            if op == "QLinearConv" {
+                n.ints("pads", &[1, 1, 1, 1])
+            } else {
+                n
+            }
+        });
+        let d = g.op1("DequantizeLinear", &[out, y_scale, y_zero]);
+        let y = mean_plus(&mut g, d);
+        cases.push(case(g.done(y), std_input()));
+    }
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     let mut all = vec![];
     for family in [
@@ -1438,6 +1525,7 @@ fn all_cases() -> Vec<Case> {
         shape_cases,
         resize_cases,
         conformance_family_cases,
+        quantised_cases,
     ] {
         all.extend(family());
     }
@@ -1634,6 +1722,11 @@ fn shape_ops_equal_tract_and_finite_differences() {
 #[test]
 fn resize_equals_tract_and_finite_differences() {
     check_all(resize_cases());
+}
+
+#[test]
+fn quantised_ops_equal_tract_and_finite_differences() {
+    check_all(quantised_cases());
 }
 
 #[test]

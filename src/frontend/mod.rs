@@ -506,19 +506,9 @@ fn finish_with_layer(
                 if attr_int(node, "transA", 0) != 0 {
                     bail!("Gemm node {label} with transA is not supported");
                 }
-                let trans_b = attr_int(node, "transB", 0) != 0;
-                let alpha = attr_float(node, "alpha", 1.0);
                 let beta = attr_float(node, "beta", 1.0);
-                let (r, c) = (weight.shape[0], weight.shape[1]);
-                let (k, n) = if trans_b { (c, r) } else { (r, c) };
-                let m = Mat::from_fn(n, k, |i, j| {
-                    alpha
-                        * if trans_b {
-                            weight.values[i * c + j]
-                        } else {
-                            weight.values[j * c + i]
-                        }
-                });
+                let m = weight_matrix(node, &weight, false).context("a Gemm weight must be 2-D")?;
+                let (n, k) = (m.nrows(), m.ncols());
                 (k, n, m, bias_of(2, n, beta)?)
             } else {
                 if weight.shape.len() != 2 {
@@ -527,8 +517,8 @@ fn finish_with_layer(
                         weight.shape.len()
                     );
                 }
-                let (k, n) = (weight.shape[0], weight.shape[1]);
-                let m = Mat::from_fn(n, k, |i, j| weight.values[j * n + i]);
+                let m = weight_matrix(node, &weight, false).context("a MatMul weight must be 2-D")?;
+                let (n, k) = (m.nrows(), m.ncols());
                 // A following Add of a constant bias belongs to the front end.
                 let consumers = graph.consumers(&node.output[0]);
                 let mut bias = vec![0.0; n];
@@ -581,8 +571,8 @@ fn finish_with_layer(
         }
         _ => {
             let conv = ConvGeometry::from_node(node, &weight.shape, &shape)?;
-            let (m, fan_in) = (weight.shape[0], weight.shape[1..].iter().product::<usize>());
-            let mut matrix = Mat::from_fn(m, fan_in, |i, j| weight.values[i * fan_in + j]);
+            let mut matrix = weight_matrix(node, &weight, false).context("a Conv weight has rank 3 or more")?;
+            let (m, fan_in) = (matrix.nrows(), matrix.ncols());
             let mut per_out = bias_of(2, m, 1.0)?;
             // BatchNormalization and per-channel scale/shift after the layer are part of it: a zero
             // scale makes a dead channel, whose directions the rest of the model never sees.
@@ -898,6 +888,32 @@ fn pixel_blocks(layer: &BlockOperator, map: &AffineGather) -> Result<BlockOperat
         output_dim: layer.output_dim,
         blocks,
     })
+}
+
+/// The matrix a Conv, Gemm or MatMul applies to its input, outputs × fan-in, from its constant
+/// weight: a Conv's kernels as rows, Gemm's B (or Bᵀ with `transB`) times `alpha`, MatMul's
+/// weight transposed — or, where the weight is MatMul's first operand (`weight_first`, W · x),
+/// as it is. `None` for a weight of another rank. One copy for the front end and the layer audit.
+pub fn weight_matrix(node: &tract_onnx::pb::NodeProto, weight: &Constant, weight_first: bool) -> Option<Mat<f64>> {
+    let s = &weight.shape;
+    let w = &weight.values;
+    match (node.op_type.as_str(), s.len()) {
+        ("Conv", r) if r >= 3 => {
+            let fan: usize = s[1..].iter().product();
+            Some(Mat::from_fn(s[0], fan, |i, j| w[i * fan + j]))
+        }
+        ("Gemm", 2) => {
+            let alpha = attr_float(node, "alpha", 1.0);
+            Some(if attr_int(node, "transB", 0) != 0 {
+                Mat::from_fn(s[0], s[1], |i, j| alpha * w[i * s[1] + j])
+            } else {
+                Mat::from_fn(s[1], s[0], |i, j| alpha * w[j * s[1] + i])
+            })
+        }
+        ("MatMul", 2) if weight_first => Some(Mat::from_fn(s[0], s[1], |i, j| w[i * s[1] + j])),
+        ("MatMul", 2) => Some(Mat::from_fn(s[1], s[0], |i, j| w[j * s[1] + i])),
+        _ => None,
+    }
 }
 
 /// For each element of a tensor of `shape`, the flat index of the broadcast constant.

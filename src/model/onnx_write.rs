@@ -14,7 +14,9 @@ pub const IR_VERSION: i64 = 7;
 /// ONNX TensorProto.DataType values used here.
 const DT_FLOAT: i64 = 1;
 const DT_INT64: i64 = 7;
+const DT_UINT8: i64 = 2;
 const DT_INT8: i64 = 3;
+const DT_INT32: i64 = 6;
 
 // ---------------------------------------------------------------------------
 // Model description
@@ -73,6 +75,8 @@ pub enum TensorData {
     I64(Vec<i64>),
     /// Quantised weights.
     I8(Vec<i8>),
+    U8(Vec<u8>),
+    I32(Vec<i32>),
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +174,23 @@ impl ModelSpec {
         self
     }
 
+    pub fn init_u8(&mut self, name: &str, dims: &[i64], data: Vec<u8>) -> &mut Self {
+        self.init(name, dims, TensorData::U8(data))
+    }
+
+    pub fn init_i32(&mut self, name: &str, dims: &[i64], data: Vec<i32>) -> &mut Self {
+        self.init(name, dims, TensorData::I32(data))
+    }
+
+    fn init(&mut self, name: &str, dims: &[i64], data: TensorData) -> &mut Self {
+        self.initializers.push(Initializer {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data,
+        });
+        self
+    }
+
     pub fn initializer(&self, name: &str) -> Option<&Initializer> {
         self.initializers.iter().find(|i| i.name == name)
     }
@@ -260,12 +281,7 @@ fn encode_model_with(m: &ModelSpec, external: &mut dyn FnMut(&Initializer, &mut 
     }
     if m.initializers_as_inputs {
         for i in &m.initializers {
-            let dtype = match i.data {
-                TensorData::F32(_) => DT_FLOAT,
-                TensorData::I64(_) => DT_INT64,
-                TensorData::I8(_) => DT_INT8,
-            };
-            graph.msg(11, encode_value_info(&i.name, dtype, &i.dims));
+            graph.msg(11, encode_value_info(&i.name, i.data.code(), &i.dims));
         }
     }
     graph.msg(12, encode_value_info(OUTPUT, DT_FLOAT, &m.output_shape)); // GraphProto.output
@@ -349,6 +365,21 @@ fn raw_bytes(t: &Initializer) -> Vec<u8> {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
+        TensorData::U8(v) => v.clone(),
+        TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+impl TensorData {
+    /// The TensorProto data type code.
+    fn code(&self) -> i64 {
+        match self {
+            TensorData::F32(_) => DT_FLOAT,
+            TensorData::I64(_) => DT_INT64,
+            TensorData::I8(_) => DT_INT8,
+            TensorData::U8(_) => DT_UINT8,
+            TensorData::I32(_) => DT_INT32,
+        }
     }
 }
 
@@ -356,14 +387,7 @@ fn raw_bytes(t: &Initializer) -> Vec<u8> {
 fn encode_tensor(t: &Initializer, external: &mut dyn FnMut(&Initializer, &mut Pb) -> bool) -> Pb {
     let mut p = Pb::default();
     p.packed_i64(1, &t.dims); // TensorProto.dims
-    p.int(
-        2,
-        match t.data {
-            TensorData::F32(_) => DT_FLOAT,
-            TensorData::I64(_) => DT_INT64,
-            TensorData::I8(_) => DT_INT8,
-        },
-    );
+    p.int(2, t.data.code());
     p.str(8, &t.name); // TensorProto.name
     if !external(t, &mut p) {
         p.bytes(9, &raw_bytes(t)); // TensorProto.raw_data

@@ -1,11 +1,10 @@
 //! `audit`: the null space of the front end and the rank profile of every linear layer.
 
 use crate::frontend::{FrontEnd, FrontEndKind};
-use crate::model::onnx_graph::{attr_int, node_label, EPS_F32};
+use crate::model::onnx_graph::{node_label, EPS_F32};
 use crate::model::Model;
 use crate::nullspace::{rank_of, MatrixRank, NullSpace, RankRule};
 use anyhow::Result;
-use faer::Mat;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -189,16 +188,8 @@ pub fn layer_profile(model: &Model, rule: RankRule, progress: &dyn Fn(&str)) -> 
             continue;
         };
         let Some(w) = g.constant(w_name)? else { continue };
-        let s = &w.shape;
-        let matrix = match (op, s.len()) {
-            ("Conv", r) if r >= 3 => {
-                let fan: usize = s[1..].iter().product();
-                Mat::from_fn(s[0], fan, |i, j| w.values[i * fan + j])
-            }
-            ("Gemm", 2) if attr_int(node, "transB", 0) != 0 => Mat::from_fn(s[0], s[1], |i, j| w.values[i * s[1] + j]),
-            ("Gemm" | "MatMul", 2) if !weight_first => Mat::from_fn(s[1], s[0], |i, j| w.values[j * s[1] + i]),
-            ("MatMul", 2) => Mat::from_fn(s[0], s[1], |i, j| w.values[i * s[1] + j]),
-            _ => continue,
+        let Some(matrix) = crate::frontend::weight_matrix(node, &w, weight_first) else {
+            continue;
         };
         if w.values.iter().any(|v| !v.is_finite()) {
             anyhow::bail!("{op} node {} has non-finite weights", node_label(node));
@@ -209,7 +200,7 @@ pub fn layer_profile(model: &Model, rule: RankRule, progress: &dyn Fn(&str)) -> 
         layers.push(LayerInfo {
             node: node_label(node),
             op: op.to_string(),
-            weight_shape: s.clone(),
+            weight_shape: w.shape.clone(),
             rows: r.rows,
             cols: r.cols,
             rank: r.rank,
