@@ -1,8 +1,12 @@
 //! blindspot finds what a neural network cannot see: directions of its input that the first
 //! linear layer maps to zero, so that every later layer computes exactly the same numbers.
 //!
-//! The flow is `Model` → `FrontEnd` (pixels to first-layer output, a `LinearOperator`) →
-//! `NullSpace` → `search` (collisions inside [0, 1]) → `verify` (through the whole model).
+//! The modules are the stages of the data flow (ARCHITECTURE.md), each using only earlier ones:
+//! `linop` (operators) → `model` (ONNX, tract, pixels) → `frontend` (pixels to first-layer
+//! output, a `LinearOperator`) → `nullspace` → `search` (collisions inside [0, 1]) → `verify`
+//! (through the whole model) → `differentiable`, `explain`, `attack`, `similarity`, `survey` (what
+//! collisions change) → `pipeline` (whole runs: a report and its files). The re-exports below are
+//! the types most callers need; `error` holds the outcomes a caller acts on.
 //!
 //! The null-space machinery on its own: a layer that sums two pixels ignores their difference.
 //! ```
@@ -42,6 +46,7 @@ pub mod similarity;
 pub mod survey;
 pub mod verify;
 
+pub use error::{BadInput, NoExactCollision, NoRoom, Unsupported};
 pub use frontend::{front_end, open, open_for_image, open_with, FrontEnd};
 pub use model::preprocess::Preprocess;
 pub use model::{HeldInput, InputChoice, LoadRequest, Model};

@@ -190,11 +190,11 @@ pub fn run_survey(args: SurveyArgs, quiet: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if csv {
-        print!("{}", tables::survey_csv(&rows));
+        print!("{}", survey::tables::survey_csv(&rows));
     } else if markdown {
-        print!("{}", tables::survey_markdown(&rows));
+        print!("{}", survey::tables::survey_markdown(&rows));
     } else {
-        print!("{}", tables::survey_table(&rows));
+        print!("{}", survey::tables::survey_table(&rows));
         if !no_figure {
             println!("figure: {}", figure.display());
         }

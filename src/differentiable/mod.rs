@@ -23,6 +23,8 @@ mod ops;
 mod quantised;
 mod recurrent;
 mod resize;
+mod shape_ops;
+mod supported;
 
 use crate::model::onnx_graph::{node_label, OnnxGraph};
 use crate::model::{Model, Value};

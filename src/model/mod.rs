@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod external_data;
 pub mod npy;
 pub mod onnx_graph;
+#[doc(hidden)]
 pub mod onnx_write;
 pub mod preprocess;
 

@@ -4,8 +4,8 @@
 //! by frequency on a periodic grid around the output grid.
 
 use crate::linop::{Conv2d, LinearOperator};
-use crate::nullspace::conv_spectrum::PolyphaseSymbol;
 use crate::nullspace::matrix_free_projection::Preconditioner;
+use crate::nullspace::polyphase::PolyphaseSymbol;
 use faer::{c64, Mat, Side};
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner};

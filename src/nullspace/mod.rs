@@ -6,6 +6,7 @@ pub mod conv_spectrum;
 pub mod dense_svd;
 mod front_end;
 pub mod matrix_free_projection;
+pub mod polyphase;
 mod row_basis;
 
 pub use front_end::{

@@ -4,13 +4,12 @@
 //! like `collide`'s collisions.
 
 use crate::attack::{null_space_variants, Attack, Classifier, Fgsm, Goal, Norm, Pgd, ThreatModel};
-use crate::figure::png_bytes;
 use crate::frontend::FrontEnd;
 use crate::model::argmax;
-use crate::model::npy::{encode_f32, write_atomic};
 use crate::model::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::model::{Model, Runner, Value};
 use crate::nullspace::{null_space_for_variants, RankRule};
+use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::audit::InputInfo;
 use crate::pipeline::collide::{FrontEndSummary, SearchOutcome};
 use crate::similarity::ssim;
@@ -449,28 +448,24 @@ fn pairwise(variants: &[Pixels]) -> Pairwise {
 impl Adversarial {
     /// Writes every file into `dir`, each one whole or not at all.
     pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &png_bytes(img)?);
+        self.artifacts(input_shape)?.write(dir)
+    }
+
+    /// The images (PNG), tensors as fed (`.npy`), overview and report.json this run hands back.
+    pub fn artifacts(&self, input_shape: &[usize]) -> Result<Artifacts> {
+        let mut files = Artifacts::default();
         let r = &self.report;
-        png(&self.original.to_rgb8(), &r.original.png)?;
-        write_atomic(
-            &dir.join(&r.original.npy),
-            &encode_f32(input_shape, &self.original_tensor),
-        )?;
-        png(&self.adversarial.to_rgb8(), &r.adversarial.png)?;
-        write_atomic(
-            &dir.join(&r.adversarial.npy),
-            &encode_f32(input_shape, &self.adversarial_tensor),
-        )?;
+        files.png(&r.original.png, &self.original.to_rgb8())?;
+        files.npy(&r.original.npy, input_shape, &self.original_tensor);
+        files.png(&r.adversarial.png, &self.adversarial.to_rgb8())?;
+        files.npy(&r.adversarial.npy, input_shape, &self.adversarial_tensor);
         for ((rec, v), t) in r.variants.iter().zip(&self.variants).zip(&self.variant_tensors) {
-            png(&v.to_rgb8(), &rec.png)?;
-            write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
+            files.png(&rec.png, &v.to_rgb8())?;
+            files.npy(&rec.npy, input_shape, t);
         }
-        png(&self.overview(), "overview.png")?;
-        write_atomic(
-            &dir.join("report.json"),
-            serde_json::to_string_pretty(&self.report)?.as_bytes(),
-        )
+        files.png("overview.png", &self.overview())?;
+        files.json("report.json", &self.report)?;
+        Ok(files)
     }
 
     /// Top row: original | adversarial | variants (up to 4). Bottom row, each amplified to its own

@@ -2,15 +2,15 @@
 
 use crate::figure::{amplified_difference, labelled_row};
 use crate::frontend::{FrontEnd, FrontEndKind};
-use crate::model::npy::{encode_f32, write_atomic};
 use crate::model::preprocess::psnr;
 use crate::model::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
 use crate::model::Model;
 use crate::nullspace::{null_space_for_collisions, searchable_null_space, NullSpace, RankRule};
+use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::audit::InputInfo;
 use crate::search::{search, Distance, Mode, Projection, SearchOptions};
 use crate::verify::{control_perturbation, pixel_distances, Comparison, Verifier};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -321,22 +321,21 @@ pub fn collide_pixels(
 impl Collisions {
     /// Writes every file into `dir`, each one whole or not at all.
     pub fn write(&self, dir: &Path, input_shape: &[usize]) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let png = |img: &image::RgbImage, name: &str| write_atomic(&dir.join(name), &crate::figure::png_bytes(img)?);
+        self.artifacts(input_shape)?.write(dir)
+    }
+
+    /// The collisions (PNG and `.npy` as fed), the original tensor, overview and report.json.
+    pub fn artifacts(&self, input_shape: &[usize]) -> Result<Artifacts> {
+        let mut files = Artifacts::default();
         for ((rec, z), t) in self.report.collisions.iter().zip(&self.found).zip(&self.tensors) {
-            png(&z.to_rgb8(), &rec.png)?;
-            write_atomic(&dir.join(&rec.npy), &encode_f32(input_shape, t))?;
+            files.png(&rec.png, &z.to_rgb8())?;
+            files.npy(&rec.npy, input_shape, t);
         }
-        write_atomic(
-            &dir.join("original.npy"),
-            &encode_f32(input_shape, &self.original_tensor),
-        )?;
+        files.npy("original.npy", input_shape, &self.original_tensor);
         let overview = overview(&self.report, &self.original, &self.found, self.target.as_ref())?;
-        png(&overview, "overview.png")?;
-        write_atomic(
-            &dir.join("report.json"),
-            serde_json::to_string_pretty(&self.report)?.as_bytes(),
-        )
+        files.png("overview.png", &overview)?;
+        files.json("report.json", &self.report)?;
+        Ok(files)
     }
 }
 

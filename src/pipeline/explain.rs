@@ -7,13 +7,13 @@ use crate::explain::figure;
 use crate::explain::{agreement, method, Agreement, AttributionMap, Details, Method, PixelGrid, Settings};
 use crate::linop::AffineGather;
 use crate::model::argmax;
-use crate::model::npy::{encode_f32, write_atomic};
 use crate::model::preprocess::{from_tensor, load_image, to_tensor, Grid, ImageNotes, Pixels};
 use crate::model::Model;
+use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::audit::InputInfo;
 use crate::verify::{control_perturbation, pixel_distances, value_diff};
 use crate::Preprocess;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -489,7 +489,12 @@ fn note(r: &ExplainReport) -> String {
 impl Explanation {
     /// Writes every file into `dir`, each one whole or not at all; everything was computed first.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        self.artifacts()?.write(dir)
+    }
+
+    /// The tensors as fed and their maps (`.npy`), the figures and report.json.
+    pub fn artifacts(&self) -> Result<Artifacts> {
+        let mut files = Artifacts::default();
         let shape = &self.input_shape;
         let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|&a| a as f32).collect() };
         let labelled = [
@@ -499,18 +504,13 @@ impl Explanation {
         ];
         for (label, e) in labelled {
             let Some(e) = e else { continue };
-            write_atomic(&dir.join(format!("{label}.npy")), &encode_f32(shape, &e.tensor))?;
-            write_atomic(
-                &dir.join(format!("map-{label}.npy")),
-                &encode_f32(shape, &f32s(&e.map.values)),
-            )?;
+            files.npy(&format!("{label}.npy"), shape, &e.tensor);
+            files.npy(&format!("map-{label}.npy"), shape, &f32s(&e.map.values));
         }
         for (name, bytes) in &self.figures {
-            write_atomic(&dir.join(name), bytes)?;
+            files.bytes(name, bytes.clone());
         }
-        write_atomic(
-            &dir.join("report.json"),
-            serde_json::to_string_pretty(&self.report)?.as_bytes(),
-        )
+        files.json("report.json", &self.report)?;
+        Ok(files)
     }
 }

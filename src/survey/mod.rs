@@ -9,6 +9,7 @@
 
 pub mod architectures;
 pub mod figure;
+pub mod tables;
 
 use crate::frontend::FrontEnd;
 use crate::linop::{Block, BlockOperator, Conv2d, ConvGeometry};
