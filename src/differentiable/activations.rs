@@ -4,17 +4,12 @@
 
 use super::ops::{broadcast_shape, floats};
 use crate::model::onnx_graph::{attr_float, attr_int};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
 
 pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
-    let arg = |i: usize| -> Result<&Tensor> {
-        inputs
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| anyhow!("input {i} is missing"))
-    };
+    let arg = |i: usize| super::ops::required(inputs, i);
     let x = arg(0)?;
     let alpha = |default: f64| attr_float(node, "alpha", default);
     Ok(match node.op_type.as_str() {

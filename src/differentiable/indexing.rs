@@ -7,17 +7,12 @@ use super::activations::round_half_even;
 use super::ops::{axis_of, floats, ints};
 use super::{resize, Ctx};
 use crate::model::onnx_graph::{attr_int, attr_string};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
 
 pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
-    let arg = |i: usize| -> Result<&Tensor> {
-        inputs
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| anyhow!("input {i} is missing"))
-    };
+    let arg = |i: usize| super::ops::required(inputs, i);
     let x = arg(0)?;
     Ok(match node.op_type.as_str() {
         "ArgMax" | "ArgMin" => {

@@ -23,14 +23,17 @@ pub fn constant_tensor(c: &Constant, ctx: &Ctx) -> Result<Tensor> {
     })
 }
 
+/// Input `i` of a node, which must be there.
+pub(super) fn required(inputs: &[Option<Tensor>], i: usize) -> Result<&Tensor> {
+    inputs
+        .get(i)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| anyhow!("input {i} is missing"))
+}
+
 /// Evaluates one node on its inputs (`None` for an omitted optional input).
 pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
-    let arg = |i: usize| -> Result<&Tensor> {
-        inputs
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| anyhow!("input {i} is missing"))
-    };
+    let arg = |i: usize| required(inputs, i);
     let x = || arg(0);
     let one = |t: Tensor| Ok(vec![t]);
     // Quantised exports pool and resize their integer tensors: values are picked or copied

@@ -10,17 +10,12 @@
 use super::activations::round_half_even;
 use super::{conv, ops, Ctx};
 use crate::model::onnx_graph::attr_int;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
 
 pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
-    let arg = |i: usize| -> Result<&Tensor> {
-        inputs
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| anyhow!("input {i} is missing"))
-    };
+    let arg = |i: usize| ops::required(inputs, i);
     let optional = |i: usize| inputs.get(i).and_then(Option::as_ref);
     match node.op_type.as_str() {
         "DynamicQuantizeLinear" => dynamic_quantize(arg(0)?, ctx),

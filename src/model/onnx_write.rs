@@ -146,39 +146,26 @@ impl ModelSpec {
 
     pub fn init_f32(&mut self, name: &str, dims: &[i64], data: Vec<f32>) -> &mut Self {
         assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
-        self.initializers.push(Initializer {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            data: TensorData::F32(data),
-        });
-        self
+        self.init(name, dims, TensorData::F32(data))
     }
 
     pub fn init_i64(&mut self, name: &str, dims: &[i64], data: Vec<i64>) -> &mut Self {
         assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
-        self.initializers.push(Initializer {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            data: TensorData::I64(data),
-        });
-        self
+        self.init(name, dims, TensorData::I64(data))
     }
 
     pub fn init_i8(&mut self, name: &str, dims: &[i64], data: Vec<i8>) -> &mut Self {
         assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
-        self.initializers.push(Initializer {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            data: TensorData::I8(data),
-        });
-        self
+        self.init(name, dims, TensorData::I8(data))
     }
 
     pub fn init_u8(&mut self, name: &str, dims: &[i64], data: Vec<u8>) -> &mut Self {
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
         self.init(name, dims, TensorData::U8(data))
     }
 
     pub fn init_i32(&mut self, name: &str, dims: &[i64], data: Vec<i32>) -> &mut Self {
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}");
         self.init(name, dims, TensorData::I32(data))
     }
 
