@@ -40,20 +40,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
     // (max, nearest), so the op runs on the integers as floats and the result is an integer again.
     let picks_values = matches!(node.op_type.as_str(), "MaxPool" | "Resize" | "Upsample");
     if picks_values && x().is_ok_and(|t| t.dtype() == DType::I64) {
-        let mut as_floats = inputs.to_vec();
-        as_floats[0] = Some(x()?.to_dtype(DType::F64)?);
-        let float_ctx = Ctx {
-            dtype: DType::F64,
-            ..*ctx
-        };
-        let outputs = eval(node, &as_floats, &float_ctx)?;
-        let mut outputs = outputs.into_iter();
-        let first = outputs
-            .next()
-            .context("the op gave no output")?
-            .round()?
-            .to_dtype(DType::I64)?;
-        return Ok(std::iter::once(first).chain(outputs).collect());
+        return on_integers_as_floats(node, inputs, ctx);
     }
     match node.op_type.as_str() {
         "Identity" => one(x()?.clone()),
@@ -131,22 +118,77 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             let x = x()?;
             one(extreme_along(x, &(2..x.rank()).collect::<Vec<_>>(), true)?)
         }
-        "BatchNormalization" => {
-            let (x, scale, bias, mean, var) = (x()?, arg(1)?, arg(2)?, arg(3)?, arg(4)?);
-            let eps = attr_float(node, "epsilon", 1e-5);
-            let per_channel = |t: &Tensor| -> Result<Tensor> {
-                let mut shape = vec![1; x.rank()];
-                shape[1] = t.elem_count();
-                Ok(t.reshape(shape)?)
-            };
-            let s = (scale / var.affine(1.0, eps)?.sqrt()?)?;
-            let b = (bias - (mean * &s)?)?;
-            one(x.broadcast_mul(&per_channel(&s)?)?.broadcast_add(&per_channel(&b)?)?)
-        }
+        "BatchNormalization" => one(batch_norm(node, inputs)?),
         "LayerNormalization" => layer_norm(node, inputs),
         "Softmax" | "LogSoftmax" => one(softmax(node, x()?, ctx)?),
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
         | "ReduceLogSumExp" | "ReduceProd" | "ReduceSumSquare" => one(reduce(node, inputs, ctx)?),
+        "Reshape" | "Flatten" | "Transpose" | "Unsqueeze" | "Squeeze" | "Concat" | "Split" | "Slice" | "Gather"
+        | "Expand" | "Tile" | "Shape" | "Cast" | "ConstantOfShape" | "Range" => layout(node, inputs, ctx),
+        "Elu" | "Selu" | "Celu" | "Softplus" | "Softsign" | "Mish" | "ThresholdedRelu" | "PRelu" | "Shrink"
+        | "Sign" | "Round" | "Tan" | "Sinh" | "Cosh" | "Asin" | "Acos" | "Atan" | "Asinh" | "Acosh" | "Atanh"
+        | "IsNaN" | "IsInf" | "Mod" | "Not" | "And" | "Or" | "Xor" => one(activations::eval(node, inputs)?),
+        "InstanceNormalization" | "GroupNormalization" | "LpNormalization" | "MeanVarianceNormalization" | "LRN" => {
+            one(normalisation::eval(node, inputs)?)
+        }
+        "ArgMax" | "ArgMin" | "Hardmax" | "CumSum" | "GatherElements" | "DepthToSpace" | "SpaceToDepth" | "Size"
+        | "CastLike" | "QuantizeLinear" | "DequantizeLinear" => one(indexing::eval(node, inputs, ctx)?),
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => losses::eval(node, inputs, ctx),
+        "RNN" | "GRU" | "LSTM" => recurrent::eval(node, inputs),
+        "DynamicQuantizeLinear"
+        | "ConvInteger"
+        | "MatMulInteger"
+        | "QLinearConv"
+        | "QLinearMatMul"
+        | "QLinearAdd"
+        | "QLinearSigmoid" => quantised::eval(node, inputs, ctx),
+        "Constant" => bail!("Constant nodes are read when the evaluator is built"),
+        "Pad" => one(pad(node, inputs, ctx)?),
+        "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),
+        other => bail!("the gradient engine does not support the ONNX op {other}"),
+    }
+}
+
+/// Inference-mode BatchNormalization: a per-channel scale and shift.
+fn batch_norm(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Tensor> {
+    let arg = |i: usize| required(inputs, i);
+    let (x, scale, bias, mean, var) = (arg(0)?, arg(1)?, arg(2)?, arg(3)?, arg(4)?);
+    let eps = attr_float(node, "epsilon", 1e-5);
+    let per_channel = |t: &Tensor| -> Result<Tensor> {
+        let mut shape = vec![1; x.rank()];
+        shape[1] = t.elem_count();
+        Ok(t.reshape(shape)?)
+    };
+    let s = (scale / var.affine(1.0, eps)?.sqrt()?)?;
+    let b = (bias - (mean * &s)?)?;
+    Ok(x.broadcast_mul(&per_channel(&s)?)?.broadcast_add(&per_channel(&b)?)?)
+}
+
+/// `node` evaluated on its integer first input as f64 values, its first output rounded back to
+/// integers: for the ops that only pick or copy values.
+fn on_integers_as_floats(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let mut as_floats = inputs.to_vec();
+    as_floats[0] = Some(required(inputs, 0)?.to_dtype(DType::F64)?);
+    let float_ctx = Ctx {
+        dtype: DType::F64,
+        ..*ctx
+    };
+    let mut outputs = eval(node, &as_floats, &float_ctx)?.into_iter();
+    let first = outputs
+        .next()
+        .context("the op gave no output")?
+        .round()?
+        .to_dtype(DType::I64)?;
+    Ok(std::iter::once(first).chain(outputs).collect())
+}
+
+/// The layout ops: reshapes, transposes, (un)squeezes, concatenation, splits and slices (and,
+/// through `shape_and_index`, gathers, broadcasts, casts and shape arithmetic).
+fn layout(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let arg = |i: usize| required(inputs, i);
+    let x = || arg(0);
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
         "Reshape" => {
             let x = x()?;
             let spec = ints(arg(1)?)?;
@@ -208,6 +250,19 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
         }
         "Split" => split(node, inputs),
         "Slice" => one(slice(node, inputs, ctx)?),
+        "Gather" | "Expand" | "Tile" | "Shape" | "Cast" | "ConstantOfShape" | "Range" => {
+            shape_and_index(node, inputs, ctx)
+        }
+        other => bail!("{other} is not a layout op"),
+    }
+}
+
+/// Gathers, broadcasts, casts and the shape arithmetic (Shape, ConstantOfShape, Range).
+fn shape_and_index(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let arg = |i: usize| required(inputs, i);
+    let x = || arg(0);
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
         "Gather" => {
             let x = x()?;
             let axis = axis_of(attr_int(node, "axis", 0), x.rank())?;
@@ -274,27 +329,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
             let start = start.flatten_all()?.reshape(())?;
             one(steps.broadcast_mul(&delta)?.broadcast_add(&start)?)
         }
-        "Elu" | "Selu" | "Celu" | "Softplus" | "Softsign" | "Mish" | "ThresholdedRelu" | "PRelu" | "Shrink"
-        | "Sign" | "Round" | "Tan" | "Sinh" | "Cosh" | "Asin" | "Acos" | "Atan" | "Asinh" | "Acosh" | "Atanh"
-        | "IsNaN" | "IsInf" | "Mod" | "Not" | "And" | "Or" | "Xor" => one(activations::eval(node, inputs)?),
-        "InstanceNormalization" | "GroupNormalization" | "LpNormalization" | "MeanVarianceNormalization" | "LRN" => {
-            one(normalisation::eval(node, inputs)?)
-        }
-        "ArgMax" | "ArgMin" | "Hardmax" | "CumSum" | "GatherElements" | "DepthToSpace" | "SpaceToDepth" | "Size"
-        | "CastLike" | "QuantizeLinear" | "DequantizeLinear" => one(indexing::eval(node, inputs, ctx)?),
-        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => losses::eval(node, inputs, ctx),
-        "RNN" | "GRU" | "LSTM" => recurrent::eval(node, inputs),
-        "DynamicQuantizeLinear"
-        | "ConvInteger"
-        | "MatMulInteger"
-        | "QLinearConv"
-        | "QLinearMatMul"
-        | "QLinearAdd"
-        | "QLinearSigmoid" => quantised::eval(node, inputs, ctx),
-        "Constant" => bail!("Constant nodes are read when the evaluator is built"),
-        "Pad" => one(pad(node, inputs, ctx)?),
-        "Resize" | "Upsample" => one(resize::resize(node, inputs, ctx)?),
-        other => bail!("the gradient engine does not support the ONNX op {other}"),
+        other => bail!("{other} is not a shape or index op"),
     }
 }
 
