@@ -1,10 +1,11 @@
-//! Reductions and the ops that reshape, split, slice and pad tensors.
+//! Reductions and the layout ops: reshape, transpose, (un)squeeze, concat, split, slice, gather,
+//! expand, tile, cast, pad and the shape arithmetic.
 
 use super::ops::*;
 use super::{conv, Ctx};
-use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string};
+use crate::model::onnx_graph::{attr_float, attr_int, attr_ints, attr_string, attribute};
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use tract_onnx::pb::NodeProto;
 
 pub(crate) fn reduce(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Tensor> {
@@ -235,4 +236,155 @@ pub(crate) fn pad_by_copies(
     let n = picks.len();
     let ids = Tensor::from_vec(picks, n, ctx.device)?;
     Ok(x.contiguous()?.index_select(&ids, axis)?)
+}
+
+/// The layout ops: reshapes, transposes, (un)squeezes, concatenation, splits and slices (and,
+/// through `shape_and_index`, gathers, broadcasts, casts and shape arithmetic).
+pub(crate) fn layout(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let arg = |i: usize| required(inputs, i);
+    let x = || arg(0);
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
+        "Reshape" => {
+            let x = x()?;
+            let spec = ints(arg(1)?)?;
+            let allow_zero = attr_int(node, "allowzero", 0) != 0;
+            one(x.reshape(reshape_dims(x.dims(), &spec, allow_zero)?)?)
+        }
+        "Flatten" => {
+            let x = x()?;
+            // axis in [-r, r]: a negative one counts from the back of the rank-r input.
+            let axis = match attr_int(node, "axis", 1) {
+                a if a < 0 => axis_of(a, x.rank())?,
+                a => axis_of(a, x.rank() + 1)?,
+            };
+            let rows: usize = x.dims()[..axis].iter().product();
+            one(x.reshape((rows, x.elem_count() / rows.max(1)))?)
+        }
+        "Transpose" => {
+            let x = x()?;
+            let perm: Vec<usize> = match attr_ints(node, "perm") {
+                Some(p) => p.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<_>>()?,
+                None => (0..x.rank()).rev().collect(),
+            };
+            one(x.permute(perm)?.contiguous()?)
+        }
+        "Unsqueeze" => {
+            let x = x()?;
+            let axes = ints_from(node, inputs, 1, "axes")?.context("Unsqueeze without axes")?;
+            let rank = x.rank() + axes.len();
+            let mut axes = axes.iter().map(|&a| axis_of(a, rank)).collect::<Result<Vec<_>>>()?;
+            axes.sort_unstable();
+            let mut dims = x.dims().to_vec();
+            for a in axes {
+                dims.insert(a, 1);
+            }
+            one(x.reshape(dims)?)
+        }
+        "Squeeze" => {
+            let x = x()?;
+            let axes = match ints_from(node, inputs, 1, "axes")? {
+                Some(a) => a.iter().map(|&a| axis_of(a, x.rank())).collect::<Result<Vec<_>>>()?,
+                None => (0..x.rank()).filter(|&a| x.dims()[a] == 1).collect(),
+            };
+            let dims: Vec<usize> = (0..x.rank())
+                .filter(|a| !axes.contains(a))
+                .map(|a| x.dims()[a])
+                .collect();
+            one(x.reshape(dims)?)
+        }
+        "Concat" => {
+            let parts: Vec<&Tensor> = inputs.iter().flatten().collect();
+            let rank = parts.first().context("Concat without inputs")?.rank();
+            let axis = axis_of(attr_int(node, "axis", 0), rank)?;
+            let parts: Vec<&Tensor> = parts.into_iter().filter(|t| t.elem_count() > 0).collect();
+            match parts.as_slice() {
+                [] => one(arg(0)?.clone()),
+                [only] => one((*only).clone()),
+                _ => one(Tensor::cat(&parts, axis)?),
+            }
+        }
+        "Split" => split(node, inputs),
+        "Slice" => one(slice(node, inputs, ctx)?),
+        "Gather" | "Expand" | "Tile" | "Shape" | "Cast" | "ConstantOfShape" | "Range" => {
+            shape_and_index(node, inputs, ctx)
+        }
+        other => bail!("{other} is not a layout op"),
+    }
+}
+
+/// Gathers, broadcasts, casts and the shape arithmetic (Shape, ConstantOfShape, Range).
+pub(crate) fn shape_and_index(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Vec<Tensor>> {
+    let arg = |i: usize| required(inputs, i);
+    let x = || arg(0);
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
+        "Gather" => {
+            let x = x()?;
+            let axis = axis_of(attr_int(node, "axis", 0), x.rank())?;
+            let idx = arg(1)?;
+            let dim = x.dims()[axis] as i64;
+            let picks = ints(idx)?
+                .iter()
+                .map(|&i| {
+                    let j = if i < 0 { i + dim } else { i };
+                    if !(0..dim).contains(&j) {
+                        bail!("Gather index {i} is out of range for a dimension of {dim}");
+                    }
+                    Ok(j as u32)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut dims = x.dims()[..axis].to_vec();
+            dims.extend_from_slice(idx.dims());
+            dims.extend_from_slice(&x.dims()[axis + 1..]);
+            let ids = Tensor::from_vec(picks, idx.elem_count(), ctx.device)?;
+            one(x.contiguous()?.index_select(&ids, axis)?.reshape(dims)?)
+        }
+        "Expand" => {
+            let x = x()?;
+            let target: Vec<usize> = ints(arg(1)?)?.iter().map(|&d| d.max(0) as usize).collect();
+            let shape = broadcast_shape(&[x.dims(), &target])?;
+            one(x.broadcast_as(shape)?.contiguous()?)
+        }
+        "Tile" => {
+            let repeats: Vec<usize> = ints(arg(1)?)?.iter().map(|&d| d as usize).collect();
+            one(x()?.repeat(repeats)?)
+        }
+        "Shape" => {
+            let dims: Vec<i64> = x()?.dims().iter().map(|&d| d as i64).collect();
+            let rank = dims.len() as i64;
+            let clampi = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clampi(attr_int(node, "start", 0));
+            let end = attribute(node, "end").map_or(dims.len(), |a| clampi(a.i));
+            let part = dims[start..end.max(start)].to_vec();
+            one(Tensor::from_vec(part.clone(), part.len(), ctx.device)?)
+        }
+        "Cast" => one(cast(x()?, attr_int(node, "to", 1), ctx)?),
+        "ConstantOfShape" => {
+            let dims: Vec<usize> = ints(x()?)?.iter().map(|&d| d as usize).collect();
+            let value = match attribute(node, "value").and_then(|a| a.t.as_ref()) {
+                Some(t) => {
+                    let c = crate::model::onnx_graph::tensor_constant(t)?;
+                    constant_tensor(&c, ctx)?.flatten_all()?
+                }
+                None => Tensor::zeros(1, ctx.dtype, ctx.device)?,
+            };
+            one(value.reshape(())?.broadcast_as(dims)?.contiguous()?)
+        }
+        "Range" => {
+            let (start, limit, delta) = (arg(0)?, arg(1)?, arg(2)?);
+            let f = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0]) };
+            let (s, l, d) = (f(start)?, f(limit)?, f(delta)?);
+            if d == 0.0 {
+                bail!("Range with delta 0");
+            }
+            let n = ((l - s) / d).ceil().max(0.0) as usize;
+            // start + i·delta as tensor arithmetic: differentiable in start and delta.
+            let steps = Tensor::arange(0i64, n as i64, ctx.device)?.to_dtype(start.dtype())?;
+            let delta = delta.flatten_all()?.reshape(())?;
+            let start = start.flatten_all()?.reshape(())?;
+            one(steps.broadcast_mul(&delta)?.broadcast_add(&start)?)
+        }
+        other => bail!("{other} is not a shape or index op"),
+    }
 }
