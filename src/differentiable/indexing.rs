@@ -80,34 +80,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Te
             let ids = Tensor::from_vec(picks, idx.dims(), ctx.device)?;
             x.contiguous()?.gather(&ids, axis)?
         }
-        "DepthToSpace" | "SpaceToDepth" => {
-            let b = attr_int(node, "blocksize", 1) as usize;
-            let (n, c, h, w) = x.dims4()?;
-            if node.op_type == "SpaceToDepth" {
-                if h % b != 0 || w % b != 0 {
-                    bail!("SpaceToDepth of {h}×{w} in blocks of {b}");
-                }
-                x.reshape(vec![n, c, h / b, b, w / b, b])?
-                    .permute(vec![0, 3, 5, 1, 2, 4])?
-                    .contiguous()?
-                    .reshape((n, c * b * b, h / b, w / b))?
-            } else {
-                if c % (b * b) != 0 {
-                    bail!("DepthToSpace of {c} channels in blocks of {b}");
-                }
-                let depth = c / (b * b);
-                let crd = attr_string(node, "mode").as_deref() == Some("CRD");
-                let (split, order) = if crd {
-                    (vec![n, depth, b, b, h, w], vec![0, 1, 4, 2, 5, 3])
-                } else {
-                    (vec![n, b, b, depth, h, w], vec![0, 3, 4, 1, 5, 2])
-                };
-                x.reshape(split)?
-                    .permute(order)?
-                    .contiguous()?
-                    .reshape((n, depth, h * b, w * b))?
-            }
-        }
+        "DepthToSpace" | "SpaceToDepth" => depth_and_space(node, x)?,
         "Size" => Tensor::new(x.elem_count() as i64, ctx.device)?,
         "CastLike" => {
             let target = arg(1)?.dtype();
@@ -145,6 +118,36 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Te
             y.broadcast_mul(&scale)?
         }
         other => bail!("{other} is not an index or layout op"),
+    })
+}
+
+/// DepthToSpace (DCR or CRD) and SpaceToDepth: a reshape, a permutation and a reshape.
+fn depth_and_space(node: &NodeProto, x: &Tensor) -> Result<Tensor> {
+    let b = attr_int(node, "blocksize", 1) as usize;
+    let (n, c, h, w) = x.dims4()?;
+    Ok(if node.op_type == "SpaceToDepth" {
+        if h % b != 0 || w % b != 0 {
+            bail!("SpaceToDepth of {h}×{w} in blocks of {b}");
+        }
+        x.reshape(vec![n, c, h / b, b, w / b, b])?
+            .permute(vec![0, 3, 5, 1, 2, 4])?
+            .contiguous()?
+            .reshape((n, c * b * b, h / b, w / b))?
+    } else {
+        if c % (b * b) != 0 {
+            bail!("DepthToSpace of {c} channels in blocks of {b}");
+        }
+        let depth = c / (b * b);
+        let crd = attr_string(node, "mode").as_deref() == Some("CRD");
+        let (split, order) = if crd {
+            (vec![n, depth, b, b, h, w], vec![0, 1, 4, 2, 5, 3])
+        } else {
+            (vec![n, b, b, depth, h, w], vec![0, 3, 4, 1, 5, 2])
+        };
+        x.reshape(split)?
+            .permute(order)?
+            .contiguous()?
+            .reshape((n, depth, h * b, w * b))?
     })
 }
 

@@ -31,140 +31,10 @@ pub(crate) fn finish_with_layer(
             }
         }
     };
-    let shape = map.shape.clone();
-    let label = node_label(node);
-    let op = node.op_type.clone();
     let mut output_value = node.output[0].clone();
-    let (layer, bias, kind, output_shape, first) = match op.as_str() {
-        "Gemm" | "MatMul" => {
-            let (k, n, matrix, bias) = if op == "Gemm" {
-                if attr_int(node, "transA", 0) != 0 {
-                    bail!("Gemm node {label} with transA is not supported");
-                }
-                let beta = attr_float(node, "beta", 1.0);
-                let m = weight_matrix(node, &weight, false).context("a Gemm weight must be 2-D")?;
-                let (n, k) = (m.nrows(), m.ncols());
-                (k, n, m, bias_of(2, n, beta)?)
-            } else {
-                if weight.shape.len() != 2 {
-                    bail!(
-                        "MatMul node {label} has a weight of rank {}; blindspot folds 2-D weights",
-                        weight.shape.len()
-                    );
-                }
-                let m = weight_matrix(node, &weight, false).context("a MatMul weight must be 2-D")?;
-                let (n, k) = (m.nrows(), m.ncols());
-                // A following Add of a constant bias belongs to the front end.
-                let consumers = graph.consumers(&node.output[0]);
-                let mut bias = vec![0.0; n];
-                if let [add] = consumers.as_slice() {
-                    let other = add.input.iter().find(|i| **i != node.output[0]);
-                    if add.op_type == "Add" && other.is_some_and(|o| graph.is_constant(o)) {
-                        let c = graph.constant(other.unwrap())?.unwrap();
-                        if c.values.len() == n {
-                            bias = c.values.clone();
-                            output_value = add.output[0].clone();
-                            fe.ops.push("Add".into());
-                        }
-                    }
-                }
-                (k, n, m, bias)
-            };
-            if shape.last() != Some(&k) {
-                bail!("{op} node {label} expects {k} inputs per row but receives shape {shape:?}");
-            }
-            let rows_of_tokens = map.len() / k;
-            let matrix = Arc::new(matrix);
-            let blocks = (0..rows_of_tokens)
-                .map(|t| Block {
-                    rows: (t * n..(t + 1) * n).collect(),
-                    cols: (t * k..(t + 1) * k).collect(),
-                    matrix: matrix.clone(),
-                })
-                .collect();
-            let mut out_shape = shape.clone();
-            *out_shape.last_mut().unwrap() = n;
-            let first = FirstLayer {
-                node: label.clone(),
-                op: op.clone(),
-                weight_shape: weight.shape.clone(),
-                kernel: vec![],
-                strides: vec![],
-                pads: vec![],
-                group: 1,
-                matrix: (*matrix).clone(),
-                eps: weight.eps,
-                geometry: None,
-            };
-            let layer = BlockOperator {
-                input_dim: map.len(),
-                output_dim: rows_of_tokens * n,
-                blocks,
-            };
-            let full_bias = (0..rows_of_tokens).flat_map(|_| bias.iter().copied()).collect();
-            (Some(layer), full_bias, FrontEndKind::Dense, out_shape, first)
-        }
-        _ => {
-            let conv = ConvGeometry::from_node(node, &weight.shape, &shape)?;
-            let mut matrix = weight_matrix(node, &weight, false).context("a Conv weight has rank 3 or more")?;
-            let (m, fan_in) = (matrix.nrows(), matrix.ncols());
-            let mut per_out = bias_of(2, m, 1.0)?;
-            // BatchNormalization and per-channel scale/shift after the layer are part of it: a zero
-            // scale makes a dead channel, whose directions the rest of the model never sees.
-            if let Some(after) = crate::frontend::folds::channel_affine_after(graph, &node.output[0], m)? {
-                for o in 0..m {
-                    for j in 0..fan_in {
-                        matrix[(o, j)] *= after.scale[o];
-                    }
-                    per_out[o] = after.scale[o] * per_out[o] + after.shift[o];
-                }
-                output_value = after.output_value;
-                fe.ops.extend(after.ops);
-            }
-            let first = FirstLayer {
-                node: label.clone(),
-                op: op.clone(),
-                weight_shape: weight.shape.clone(),
-                kernel: conv.kernel.to_vec(),
-                strides: conv.strides.to_vec(),
-                pads: conv.pads.to_vec(),
-                group: conv.group,
-                matrix: matrix.clone(),
-                eps: weight.eps,
-                geometry: Some(conv.clone()),
-            };
-            let out_shape = vec![1, m, conv.out[0], conv.out[1]];
-            let bias: Vec<f64> = per_out
-                .iter()
-                .flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1]))
-                .collect();
-            if conv.is_patchify() {
-                let layer = conv.patch_blocks(Arc::new(matrix), map.len());
-                (Some(layer), bias, FrontEndKind::PatchifyConv, out_shape, first)
-            } else if let Some(layer) = conv.dense_whole_image(&matrix, map.len()) {
-                (Some(layer), bias, FrontEndKind::Conv, out_shape, first)
-            } else {
-                let layer = Arc::new(Conv2d {
-                    geometry: conv.clone(),
-                    out_channels: m,
-                    weight: (0..m)
-                        .flat_map(|i| (0..fan_in).map(move |j| (i, j)))
-                        .map(|(i, j)| matrix[(i, j)])
-                        .collect(),
-                });
-                let pixel_conv = pixel_convolution(&layer, &map);
-                fe.conv = Some(ConvFrontEnd {
-                    layer: Some(layer.clone()),
-                    operator: Arc::new(Compose {
-                        outer: layer.clone(),
-                        inner: map.clone(),
-                    }),
-                    pixel_conv,
-                });
-                fe.layer = Some(layer);
-                (None, bias, FrontEndKind::Conv, out_shape, first)
-            }
-        }
+    let (layer, bias, kind, output_shape, first) = match node.op_type.as_str() {
+        "Gemm" | "MatMul" => dense_layer(&mut fe, graph, node, &weight, &map, &bias_of, &mut output_value)?,
+        _ => conv_layer(&mut fe, graph, node, &weight, &map, &bias_of, &mut output_value)?,
     };
     fe.kind = kind;
     fe.first_layer = Some(first);
@@ -202,6 +72,166 @@ pub(crate) fn finish_with_layer(
     }
     fe.layer_input_map = Some(map);
     Ok(fe)
+}
+
+/// What a first layer contributes to the front end: its block operator (where it has one), the
+/// bias over its outputs, its kind, its output shape and its description.
+type LayerParts = (Option<BlockOperator>, Vec<f64>, FrontEndKind, Vec<usize>, FirstLayer);
+
+/// A Gemm or MatMul (with a following Add of a constant bias): one block per row of tokens.
+fn dense_layer(
+    fe: &mut FrontEnd,
+    graph: &OnnxGraph,
+    node: &tract_onnx::pb::NodeProto,
+    weight: &Constant,
+    map: &AffineGather,
+    bias_of: &dyn Fn(usize, usize, f64) -> Result<Vec<f64>>,
+    output_value: &mut String,
+) -> Result<LayerParts> {
+    let shape = map.shape.clone();
+    let label = node_label(node);
+    let op = node.op_type.clone();
+    let (k, n, matrix, bias) = if op == "Gemm" {
+        if attr_int(node, "transA", 0) != 0 {
+            bail!("Gemm node {label} with transA is not supported");
+        }
+        let beta = attr_float(node, "beta", 1.0);
+        let m = weight_matrix(node, weight, false).context("a Gemm weight must be 2-D")?;
+        let (n, k) = (m.nrows(), m.ncols());
+        (k, n, m, bias_of(2, n, beta)?)
+    } else {
+        if weight.shape.len() != 2 {
+            bail!(
+                "MatMul node {label} has a weight of rank {}; blindspot folds 2-D weights",
+                weight.shape.len()
+            );
+        }
+        let m = weight_matrix(node, weight, false).context("a MatMul weight must be 2-D")?;
+        let (n, k) = (m.nrows(), m.ncols());
+        // A following Add of a constant bias belongs to the front end.
+        let consumers = graph.consumers(&node.output[0]);
+        let mut bias = vec![0.0; n];
+        if let [add] = consumers.as_slice() {
+            let other = add.input.iter().find(|i| **i != node.output[0]);
+            if add.op_type == "Add" && other.is_some_and(|o| graph.is_constant(o)) {
+                let c = graph.constant(other.unwrap())?.unwrap();
+                if c.values.len() == n {
+                    bias = c.values.clone();
+                    *output_value = add.output[0].clone();
+                    fe.ops.push("Add".into());
+                }
+            }
+        }
+        (k, n, m, bias)
+    };
+    if shape.last() != Some(&k) {
+        bail!("{op} node {label} expects {k} inputs per row but receives shape {shape:?}");
+    }
+    let rows_of_tokens = map.len() / k;
+    let matrix = Arc::new(matrix);
+    let blocks = (0..rows_of_tokens)
+        .map(|t| Block {
+            rows: (t * n..(t + 1) * n).collect(),
+            cols: (t * k..(t + 1) * k).collect(),
+            matrix: matrix.clone(),
+        })
+        .collect();
+    let mut out_shape = shape.clone();
+    *out_shape.last_mut().unwrap() = n;
+    let first = FirstLayer {
+        node: label.clone(),
+        op: op.clone(),
+        weight_shape: weight.shape.clone(),
+        kernel: vec![],
+        strides: vec![],
+        pads: vec![],
+        group: 1,
+        matrix: (*matrix).clone(),
+        eps: weight.eps,
+        geometry: None,
+    };
+    let layer = BlockOperator {
+        input_dim: map.len(),
+        output_dim: rows_of_tokens * n,
+        blocks,
+    };
+    let full_bias = (0..rows_of_tokens).flat_map(|_| bias.iter().copied()).collect();
+    Ok((Some(layer), full_bias, FrontEndKind::Dense, out_shape, first))
+}
+
+/// A Conv, with the per-channel affine ops after it folded in: blocks for a patchify conv or a
+/// small image, else a convolution known by its action.
+fn conv_layer(
+    fe: &mut FrontEnd,
+    graph: &OnnxGraph,
+    node: &tract_onnx::pb::NodeProto,
+    weight: &Constant,
+    map: &AffineGather,
+    bias_of: &dyn Fn(usize, usize, f64) -> Result<Vec<f64>>,
+    output_value: &mut String,
+) -> Result<LayerParts> {
+    let shape = map.shape.clone();
+    let label = node_label(node);
+    let op = node.op_type.clone();
+    let conv = ConvGeometry::from_node(node, &weight.shape, &shape)?;
+    let mut matrix = weight_matrix(node, weight, false).context("a Conv weight has rank 3 or more")?;
+    let (m, fan_in) = (matrix.nrows(), matrix.ncols());
+    let mut per_out = bias_of(2, m, 1.0)?;
+    // BatchNormalization and per-channel scale/shift after the layer are part of it: a zero
+    // scale makes a dead channel, whose directions the rest of the model never sees.
+    if let Some(after) = crate::frontend::folds::channel_affine_after(graph, &node.output[0], m)? {
+        for o in 0..m {
+            for j in 0..fan_in {
+                matrix[(o, j)] *= after.scale[o];
+            }
+            per_out[o] = after.scale[o] * per_out[o] + after.shift[o];
+        }
+        *output_value = after.output_value;
+        fe.ops.extend(after.ops);
+    }
+    let first = FirstLayer {
+        node: label.clone(),
+        op: op.clone(),
+        weight_shape: weight.shape.clone(),
+        kernel: conv.kernel.to_vec(),
+        strides: conv.strides.to_vec(),
+        pads: conv.pads.to_vec(),
+        group: conv.group,
+        matrix: matrix.clone(),
+        eps: weight.eps,
+        geometry: Some(conv.clone()),
+    };
+    let out_shape = vec![1, m, conv.out[0], conv.out[1]];
+    let bias: Vec<f64> = per_out
+        .iter()
+        .flat_map(|&b| std::iter::repeat_n(b, conv.out[0] * conv.out[1]))
+        .collect();
+    if conv.is_patchify() {
+        let layer = conv.patch_blocks(Arc::new(matrix), map.len());
+        Ok((Some(layer), bias, FrontEndKind::PatchifyConv, out_shape, first))
+    } else if let Some(layer) = conv.dense_whole_image(&matrix, map.len()) {
+        Ok((Some(layer), bias, FrontEndKind::Conv, out_shape, first))
+    } else {
+        let layer = Arc::new(Conv2d {
+            geometry: conv.clone(),
+            out_channels: m,
+            weight: (0..m)
+                .flat_map(|i| (0..fan_in).map(move |j| (i, j)))
+                .map(|(i, j)| matrix[(i, j)])
+                .collect(),
+        });
+        let pixel_conv = pixel_convolution(&layer, map);
+        fe.conv = Some(ConvFrontEnd {
+            layer: Some(layer.clone()),
+            operator: Arc::new(Compose {
+                outer: layer.clone(),
+                inner: map.clone(),
+            }),
+            pixel_conv,
+        });
+        fe.layer = Some(layer);
+        Ok((None, bias, FrontEndKind::Conv, out_shape, first))
+    }
 }
 
 impl ConvGeometry {
