@@ -80,6 +80,25 @@ pub fn certify_full_rank(conv: &Conv2d, tolerance: f64) -> Result<RankCertificat
     certify_full_rank_within(conv, tolerance, MAX_FLOPS, &|_, _| {})
 }
 
+/// The nonzero entries of A by row and by column (index, value).
+fn sparse_lines(conv: &Conv2d) -> (SparseLines, SparseLines) {
+    let (rows, cols) = (conv.output_dim(), conv.input_dim());
+    let mut by_row: SparseLines = vec![vec![]; rows];
+    conv.geometry.for_each_tap(conv.out_channels, |r, col, k| {
+        let v = conv.weight[k];
+        if v != 0.0 {
+            by_row[r].push((col as u32, v));
+        }
+    });
+    let mut by_col: SparseLines = vec![vec![]; cols];
+    for (r, entries) in by_row.iter().enumerate() {
+        for &(col, v) in entries {
+            by_col[col as usize].push((r as u32, v));
+        }
+    }
+    (by_row, by_col)
+}
+
 /// [`certify_full_rank`] where n · bandwidth² may reach `budget`; `progress` hears (blocks
 /// factored, blocks).
 pub fn certify_full_rank_within(
@@ -99,20 +118,7 @@ pub fn certify_full_rank_within(
     if nonzeros > MAX_NONZEROS {
         return Err(NoCertificate::TooLarge { nonzeros });
     }
-    // Sparse rows of A.
-    let mut by_row: SparseLines = vec![vec![]; rows];
-    g.for_each_tap(m, |r, col, k| {
-        let v = conv.weight[k];
-        if v != 0.0 {
-            by_row[r].push((col as u32, v));
-        }
-    });
-    let mut by_col: SparseLines = vec![vec![]; cols];
-    for (r, entries) in by_row.iter().enumerate() {
-        for &(col, v) in entries {
-            by_col[col as usize].push((r as u32, v));
-        }
-    }
+    let (by_row, by_col) = sparse_lines(conv);
     let live_rows = by_row.iter().filter(|e| !e.is_empty()).count();
     let live_cols = by_col.iter().filter(|e| !e.is_empty()).count();
     let fan = by_row

@@ -110,39 +110,8 @@ fn evaluate(node: &NodeProto, inputs: &[Option<Value>], opset: i64) -> Result<Ve
     let out = match node.op_type.as_str() {
         "Identity" => x.clone(),
         "Cast" => round_to(x.clone(), attr_int(node, "to", 0) as i32)?,
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" if inputs.len() == 2 => {
-            let y = input(1)?;
-            let integer = is_integer(x.dtype);
-            let f = |a: f64, b: f64| -> f64 {
-                match node.op_type.as_str() {
-                    "Add" => a + b,
-                    "Sub" => a - b,
-                    "Mul" => a * b,
-                    "Div" if integer => (a / b).trunc(),
-                    "Div" => a / b,
-                    "Pow" => a.powf(b),
-                    "Max" => a.max(b),
-                    _ => a.min(b),
-                }
-            };
-            let v = broadcast(x, y, &f)?;
-            round_to(v, x.dtype)?
-        }
-        "Neg" | "Sqrt" | "Reciprocal" | "Abs" => {
-            let f = |a: f64| match node.op_type.as_str() {
-                "Neg" => -a,
-                "Sqrt" => a.sqrt(),
-                "Reciprocal" => 1.0 / a,
-                _ => a.abs(),
-            };
-            round_to(
-                Value {
-                    data: x.data.iter().map(|&a| f(a)).collect(),
-                    ..x.clone()
-                },
-                x.dtype,
-            )?
-        }
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" if inputs.len() == 2 => binary(node, x, input(1)?)?,
+        "Neg" | "Sqrt" | "Reciprocal" | "Abs" => unary(node, x)?,
         "Reshape" => {
             let spec = input(1)?.ints();
             let allow_zero = attr_int(node, "allowzero", 0) != 0;
@@ -244,6 +213,41 @@ fn evaluate(node: &NodeProto, inputs: &[Option<Value>], opset: i64) -> Result<Ve
         other => bail!("{other} is not folded"),
     };
     Ok(vec![out])
+}
+
+/// An elementwise binary op, broadcast, in the first operand's type (integer division truncates).
+fn binary(node: &NodeProto, x: &Value, y: &Value) -> Result<Value> {
+    let integer = is_integer(x.dtype);
+    let f = |a: f64, b: f64| -> f64 {
+        match node.op_type.as_str() {
+            "Add" => a + b,
+            "Sub" => a - b,
+            "Mul" => a * b,
+            "Div" if integer => (a / b).trunc(),
+            "Div" => a / b,
+            "Pow" => a.powf(b),
+            "Max" => a.max(b),
+            _ => a.min(b),
+        }
+    };
+    round_to(broadcast(x, y, &f)?, x.dtype)
+}
+
+/// An elementwise unary op, in the operand's type.
+fn unary(node: &NodeProto, x: &Value) -> Result<Value> {
+    let f = |a: f64| match node.op_type.as_str() {
+        "Neg" => -a,
+        "Sqrt" => a.sqrt(),
+        "Reciprocal" => 1.0 / a,
+        _ => a.abs(),
+    };
+    round_to(
+        Value {
+            data: x.data.iter().map(|&a| f(a)).collect(),
+            ..x.clone()
+        },
+        x.dtype,
+    )
 }
 
 fn is_integer(dtype: i32) -> bool {
