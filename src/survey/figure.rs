@@ -210,12 +210,8 @@ impl Layout {
         })
     }
 }
-
-fn draw(root: &DrawingArea<BitMapBackend, Shift>, rows: &[Row], title: &str, layout: &Layout) -> Result<()> {
-    root.fill(&WHITE).map_err(draw_err)?;
-    let (label_area, right_margin) = (layout.label_area, layout.right_margin);
-
-    // Title and legend.
+/// The figure's title, and the legend of the two bar styles under it.
+fn draw_title_and_legend(root: &DrawingArea<BitMapBackend, Shift>, title: &str) -> Result<()> {
     let title_style = TextStyle::from((FONT, TITLE_SIZE).into_font()).color(&BLACK);
     root.draw(&Text::new(
         title.to_string(),
@@ -241,6 +237,14 @@ fn draw(root: &DrawingArea<BitMapBackend, Shift>, rows: &[Row], title: &str, lay
             .map_err(draw_err)?;
         x += 44 + text_width(text, NOTE_SIZE)? as i32 + 40;
     }
+    Ok(())
+}
+
+fn draw(root: &DrawingArea<BitMapBackend, Shift>, rows: &[Row], title: &str, layout: &Layout) -> Result<()> {
+    root.fill(&WHITE).map_err(draw_err)?;
+    let (label_area, right_margin) = (layout.label_area, layout.right_margin);
+
+    draw_title_and_legend(root, title)?;
     let (_, chart_area) = root.split_vertically(TOP_HEIGHT);
     let rows_height: u32 = rows.iter().map(row_height).sum();
     let mut chart = ChartBuilder::on(&chart_area)
