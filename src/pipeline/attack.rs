@@ -63,6 +63,22 @@ pub struct AttackSettings {
 pub const VARIANT_MARGIN: f64 = 0.25;
 
 impl AttackSettings {
+    /// Refuses settings no attack can run with, before any work.
+    pub fn check(&self) -> Result<()> {
+        if self.method == AttackMethod::Pgd && self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.variant_margin) {
+            bail!("--variant-margin must be in [0, 1), not {}", self.variant_margin);
+        }
+        if let Some(s) = self.step_size {
+            if !(s.is_finite() && s > 0.0) {
+                bail!("--step-size must be a positive number, not {s}");
+            }
+        }
+        Ok(())
+    }
+
     /// The threat model the attack itself runs in: the whole ε without variants, (1 − margin) ε
     /// with them.
     pub fn attack_threat(&self) -> ThreatModel {
@@ -280,6 +296,63 @@ pub fn attack(
     attack_pixels(model, fe, image, settings, progress)
 }
 
+/// The files an attack writes, in the order it writes them.
+fn file_names(adversarial: &AdversarialRecord, variants: &[VariantRecord]) -> Vec<String> {
+    let mut files: Vec<String> = vec![
+        "original.png".into(),
+        "original.npy".into(),
+        adversarial.png.clone(),
+        adversarial.npy.clone(),
+    ];
+    files.extend(variants.iter().flat_map(|r| [r.png.clone(), r.npy.clone()]));
+    files.extend(["overview.png", "report.json"].map(String::from));
+    files
+}
+
+/// What a variant is checked against: the adversarial image (pixels and prediction) through the
+/// whole model, the original under the threat model, and a control of the same L2.
+struct Checked<'a> {
+    fe: &'a FrontEnd,
+    verifier: &'a Verifier,
+    predictor: &'a Predictor,
+    original: &'a Pixels,
+    adversarial: (&'a [f64], Prediction),
+    threat: &'a ThreatModel,
+}
+
+impl Checked<'_> {
+    fn variant(
+        &self,
+        index: usize,
+        p: crate::search::Projection,
+        tensor: &[f32],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(VariantRecord, Pixels)> {
+        let (z, adversarial_prediction) = self.adversarial;
+        let map = &self.fe.preprocess_map;
+        let (versus_adversarial, values) = self.verifier.compare_values(z, &p.z, tensor)?;
+        let prediction = self.predictor.among(&values)?;
+        let control_pixels = control_perturbation(z, versus_adversarial.l2, rng);
+        let control = self
+            .verifier
+            .compare(z, &control_pixels, &to_tensor(map, &control_pixels))?;
+        let search = SearchOutcome::of(&p, self.fe, z);
+        let pixels = self.original.with_data(p.z);
+        let record = VariantRecord {
+            index,
+            png: format!("variant-{index:03}.png"),
+            npy: format!("variant-{index:03}.npy"),
+            prediction,
+            same_prediction: prediction.class == adversarial_prediction.class,
+            to_original: ToOriginal::measure(self.threat, self.original, &pixels)?,
+            search,
+            versus_adversarial,
+            control,
+        };
+        Ok((record, pixels))
+    }
+}
+
 /// [`attack`] for pixels already decoded onto the model's grid.
 pub fn attack_pixels(
     model: &Model,
@@ -291,17 +364,7 @@ pub fn attack_pixels(
     let threat = settings.threat;
     let x = &original.data;
     threat.check(x)?;
-    if settings.method == AttackMethod::Pgd && settings.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
-    if !(0.0..1.0).contains(&settings.variant_margin) {
-        bail!("--variant-margin must be in [0, 1), not {}", settings.variant_margin);
-    }
-    if let Some(s) = settings.step_size {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--step-size must be a positive number, not {s}");
-        }
-    }
+    settings.check()?;
     // Variants need a null space: find out before spending the attack.
     let null_space = if settings.variants > 0 {
         Some(null_space_for_variants(fe, settings.rule)?)
@@ -335,44 +398,28 @@ pub fn attack_pixels(
         to_original: ToOriginal::measure(&threat, &original, &adversarial_pixels)?,
     };
 
-    let mut records = vec![];
-    let mut variants = vec![];
-    let mut variant_tensors = vec![];
+    let (mut records, mut variants, mut variant_tensors) = (vec![], vec![], vec![]);
     if let Some(ns) = &null_space {
         let found = null_space_variants(ns, x, z, threat, settings.variants, &mut rng, progress)?;
         let verifier = Verifier::new(model, fe.output_value.as_deref(), &adversarial_tensor)?;
         for (index, p) in found.into_iter().enumerate() {
             let tensor = to_tensor(&fe.preprocess_map, &p.z);
-            let (versus_adversarial, values) = verifier.compare_values(z, &p.z, &tensor)?;
-            let prediction = predictor.among(&values)?;
-            let control_pixels = control_perturbation(z, versus_adversarial.l2, &mut rng);
-            let control = verifier.compare(z, &control_pixels, &to_tensor(&fe.preprocess_map, &control_pixels))?;
-            let search = SearchOutcome::of(&p, fe, z);
-            let pixels = original.with_data(p.z);
-            records.push(VariantRecord {
-                index,
-                png: format!("variant-{index:03}.png"),
-                npy: format!("variant-{index:03}.npy"),
-                prediction,
-                same_prediction: prediction.class == adversarial_prediction.class,
-                to_original: ToOriginal::measure(&threat, &original, &pixels)?,
-                search,
-                versus_adversarial,
-                control,
-            });
+            let checked = Checked {
+                fe,
+                verifier: &verifier,
+                predictor: &predictor,
+                original: &original,
+                adversarial: (z, adversarial_prediction),
+                threat: &threat,
+            };
+            let (record, pixels) = checked.variant(index, p, &tensor, &mut rng)?;
+            records.push(record);
             variants.push(pixels);
             variant_tensors.push(tensor);
         }
     }
 
-    let mut files: Vec<String> = vec![
-        "original.png".into(),
-        "original.npy".into(),
-        adversarial.png.clone(),
-        adversarial.npy.clone(),
-    ];
-    files.extend(records.iter().flat_map(|r| [r.png.clone(), r.npy.clone()]));
-    files.extend(["overview.png", "report.json"].map(String::from));
+    let files = file_names(&adversarial, &records);
     let any = !records.is_empty();
     let report = AttackReport {
         model: model.path.display().to_string(),
