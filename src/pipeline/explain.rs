@@ -198,6 +198,93 @@ fn as_f64(t: &[f32]) -> Vec<f64> {
     t.iter().map(|&v| v as f64).collect()
 }
 
+/// The compared input and its control, each against the original.
+struct Pair<'a> {
+    engine: &'a Differentiable,
+    outputs: &'a [crate::model::Value],
+    original: &'a Explained,
+    compare: &'a Explained,
+    control: &'a Explained,
+}
+
+impl Pair<'_> {
+    fn changes(&self) -> Result<Changes> {
+        let change = |e: &Explained| input_change(self.engine, self.outputs, self.original, e);
+        Ok(Changes {
+            compare: change(self.compare)?,
+            control: change(self.control)?,
+        })
+    }
+
+    fn agreements(&self) -> AgreementPair {
+        AgreementPair {
+            compare: agreement(&self.original.map.values, &self.compare.map.values),
+            control: agreement(&self.original.map.values, &self.control.map.values),
+        }
+    }
+
+    /// Where the method multiplies by the gradient, the check that equal gradients give maps
+    /// that differ exactly as the inputs do.
+    fn by_design(&self, method: Method) -> Result<Option<ByDesign>> {
+        if self.original.map.multiplied_gradient.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ByDesign {
+            statement: by_design_statement(method),
+            compare: design_check(self.original, self.compare)?,
+            control: design_check(self.original, self.control)?,
+        }))
+    }
+}
+
+/// The overlays of the maps shown (one colour scale for all: the largest heat) and the figure
+/// of the images above their overlays, as PNG files; and that scale.
+fn figures_of(shown: &[&Explained], place: &PixelGrid) -> Result<(Vec<(String, Vec<u8>)>, f64)> {
+    let heats: Vec<Vec<f64>> = shown.iter().map(|e| figure::heat(&e.map.values, place)).collect();
+    let scale = heats.iter().flatten().copied().fold(0.0, f64::max);
+    let overlays: Vec<Pixels> = shown
+        .iter()
+        .zip(&heats)
+        .map(|(e, h)| figure::overlay(&e.pixels, h, scale))
+        .collect();
+    let labels = ["original", "compare", "control"];
+    let mut figures = vec![];
+    for (label, o) in labels.iter().zip(&overlays) {
+        figures.push((
+            format!("map-{label}.png"),
+            figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[vec![o.clone()]])))?,
+        ));
+    }
+    let images: Vec<Pixels> = shown.iter().map(|e| e.pixels.clone()).collect();
+    figures.push((
+        "explain.png".into(),
+        figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[images, overlays])))?,
+    ));
+    Ok((figures, scale))
+}
+
+/// How far an input is from the original: pixel L2 and L∞, and the largest relative change of
+/// any model output (the engine's, in f32 as fed).
+fn input_change(
+    engine: &Differentiable,
+    outputs: &[crate::model::Value],
+    original: &Explained,
+    e: &Explained,
+) -> Result<InputChange> {
+    let (l2, linf, _) = pixel_distances(&original.pixels.data, &e.pixels.data);
+    let out = engine.outputs(&as_f64(&e.tensor))?;
+    let output_rel_diff = outputs
+        .iter()
+        .zip(&out)
+        .map(|(a, b)| value_diff(a, b).rel_diff)
+        .fold(0.0, f64::max);
+    Ok(InputChange {
+        pixel_l2: l2,
+        pixel_linf: linf,
+        output_rel_diff,
+    })
+}
+
 /// The explanation of pixels already on the model's grid; `compare` is a named input tensor.
 /// `first_layer_output` names the front end's output value (Grad-CAM's default layer comes after).
 pub fn explain_pixels(
@@ -250,42 +337,20 @@ pub fn explain_pixels(
         compared = Some((run(z_pixels, z_tensor.clone())?, run(c_pixels, c_tensor)?));
     }
     let details = attribution.details();
-    let (compare_explained, control_explained) = match compared {
-        Some((a, b)) => (Some(a), Some(b)),
-        None => (None, None),
-    };
+    let (compare_explained, control_explained) = compared.unzip();
 
-    let change = |e: &Explained| -> Result<InputChange> {
-        let (l2, linf, _) = pixel_distances(&original.pixels.data, &e.pixels.data);
-        let out = engine.outputs(&as_f64(&e.tensor))?;
-        let output_rel_diff = outputs
-            .iter()
-            .zip(&out)
-            .map(|(a, b)| value_diff(a, b).rel_diff)
-            .fold(0.0, f64::max);
-        Ok(InputChange {
-            pixel_l2: l2,
-            pixel_linf: linf,
-            output_rel_diff,
-        })
-    };
     let (mut inputs, mut agreements, mut by_design) = (None, None, None);
     if let (Some(z), Some(c)) = (&compare_explained, &control_explained) {
-        inputs = Some(Changes {
-            compare: change(z)?,
-            control: change(c)?,
-        });
-        agreements = Some(AgreementPair {
-            compare: agreement(&original.map.values, &z.map.values),
-            control: agreement(&original.map.values, &c.map.values),
-        });
-        if original.map.multiplied_gradient.is_some() {
-            by_design = Some(ByDesign {
-                statement: by_design_statement(req.method),
-                compare: design_check(&original, z)?,
-                control: design_check(&original, c)?,
-            });
-        }
+        let pair = Pair {
+            engine: &engine,
+            outputs: &outputs,
+            original: &original,
+            compare: z,
+            control: c,
+        };
+        inputs = Some(pair.changes()?);
+        agreements = Some(pair.agreements());
+        by_design = pair.by_design(req.method)?;
     }
     let completeness = original.map.baseline_score.map(|_| Completeness {
         original: completeness_of(&original.map),
@@ -298,33 +363,13 @@ pub fn explain_pixels(
         .into_iter()
         .flatten()
         .collect();
-    let heats: Vec<Vec<f64>> = shown.iter().map(|e| figure::heat(&e.map.values, &place)).collect();
-    let scale = heats.iter().flatten().copied().fold(0.0, f64::max);
-    let overlays: Vec<Pixels> = shown
-        .iter()
-        .zip(&heats)
-        .map(|(e, h)| figure::overlay(&e.pixels, h, scale))
-        .collect();
-    let labels = ["original", "compare", "control"];
-    let mut figures = vec![];
-    for (label, o) in labels.iter().zip(&overlays) {
-        figures.push((
-            format!("map-{label}.png"),
-            figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[vec![o.clone()]])))?,
-        ));
-    }
-    let images: Vec<Pixels> = shown.iter().map(|e| e.pixels.clone()).collect();
-    figures.push((
-        "explain.png".into(),
-        figure::png_bytes(&figure::with_colour_bar(crate::figure::grid(&[images, overlays])))?,
-    ));
+    let (figures, scale) = figures_of(&shown, &place)?;
 
     let mut files: Vec<String> = vec!["original.npy".into(), "map-original.npy".into()];
     if compare.is_some() {
         files.extend(["compare.npy", "map-compare.npy", "control.npy", "map-control.npy"].map(String::from));
     }
-    files.extend(figures.iter().map(|f| f.0.clone()));
-    files.push("report.json".into());
+    files.extend(figures.iter().map(|f| f.0.clone()).chain(["report.json".to_string()]));
 
     let output_name = engine.output_names()[0].clone();
     let mut report = ExplainReport {
