@@ -251,6 +251,68 @@ pub fn run(opts: &DemoOptions, progress: &dyn Fn(&str)) -> Result<Demo> {
         files,
     })
 }
+impl DemoCollision {
+    /// One collision of the demo: the digit it starts from (and the target digit in target
+    /// mode), the predictions, how much of the digits' difference the null space holds.
+    fn of(
+        (source, target): (&EmbeddedDigit, &EmbeddedDigit),
+        (original, target_pixels): (&Pixels, &Pixels),
+        (prediction, target_prediction): (usize, usize),
+        mode: Mode,
+        ns: &crate::NullSpace,
+        record: CollisionRecord,
+    ) -> DemoCollision {
+        let targeted = mode == Mode::Target;
+        DemoCollision {
+            source: DigitRef {
+                label: source.label,
+                row: source.row,
+            },
+            target: targeted.then_some(DigitRef {
+                label: target.label,
+                row: target.row,
+            }),
+            mode,
+            prediction,
+            target_prediction: targeted.then_some(target_prediction),
+            psnr_source_to_target: targeted.then(|| psnr(&original.data, &target_pixels.data)),
+            target_difference_in_null_space: targeted.then(|| share_in(ns, original, target_pixels)),
+            prediction_kept: record.comparison.argmax_equal == Some(true),
+            record,
+        }
+    }
+}
+
+impl ModelDemo {
+    /// The model's row before any search: its front end and null space.
+    fn new(
+        embedded: &EmbeddedModel,
+        fe: &FrontEnd,
+        nullity: usize,
+        smallest_singular_value: f64,
+        audit: AuditReport,
+    ) -> ModelDemo {
+        ModelDemo {
+            name: embedded.name.into(),
+            file: embedded.path.into(),
+            first_layer: describe_first_layer(fe),
+            front_end_kind: fe.kind,
+            input_dim: fe.input_dim(),
+            nullity,
+            null_fraction: nullity as f64 / fe.input_dim() as f64,
+            smallest_singular_value,
+            exact_collision_exists: nullity > 0,
+            statement: None,
+            summary: None,
+            figure: None,
+            collisions: vec![],
+            explanations: vec![],
+            similarity: None,
+            attack: None,
+            audit,
+        }
+    }
+}
 
 fn run_model(
     embedded: &EmbeddedModel,
@@ -265,28 +327,10 @@ fn run_model(
     let audit_report = audit(&model, &fe, ns.as_ref(), rule, &|_| {})?;
     let nullity = ns.as_ref().map_or(0, |n| n.nullity);
     let smallest_singular_value = ns.as_ref().map_or(f64::NAN, |n| n.smallest_singular_value());
-    let mut demo = ModelDemo {
-        name: embedded.name.into(),
-        file: embedded.path.into(),
-        first_layer: describe_first_layer(&fe),
-        front_end_kind: fe.kind,
-        input_dim: fe.input_dim(),
-        nullity,
-        null_fraction: nullity as f64 / fe.input_dim() as f64,
-        smallest_singular_value,
-        exact_collision_exists: nullity > 0,
-        statement: None,
-        summary: None,
-        figure: None,
-        collisions: vec![],
-        explanations: vec![],
-        similarity: None,
-        attack: None,
-        audit: audit_report,
-    };
+    let mut demo = ModelDemo::new(embedded, &fe, nullity, smallest_singular_value, audit_report);
     let Some(ns) = ns.filter(|n| n.nullity > 0) else {
         demo.statement = Some(match &fe.limitation {
-            Some(l) if nullity == 0 && demo.smallest_singular_value.is_nan() => format!("not computed: {l}"),
+            Some(l) if nullity == 0 && smallest_singular_value.is_nan() => format!("not computed: {l}"),
             _ => format!(
                 "no exact collision exists: the first layer ignores no direction (nullity 0, smallest singular value {:.3e})",
                 smallest_singular_value
@@ -348,24 +392,14 @@ fn run_model(
             }
             row.push(z.clone());
             diffs.push(crate::figure::difference(&original.0, z));
-            demo.collisions.push(DemoCollision {
-                source: DigitRef {
-                    label: source.label,
-                    row: source.row,
-                },
-                target: (mode == Mode::Target).then_some(DigitRef {
-                    label: target.label,
-                    row: target.row,
-                }),
+            demo.collisions.push(DemoCollision::of(
+                (source, target),
+                (&original.0, &target_pixels.0),
+                (prediction, target_prediction),
                 mode,
-                prediction,
-                target_prediction: (mode == Mode::Target).then_some(target_prediction),
-                psnr_source_to_target: (mode == Mode::Target).then(|| psnr(&original.0.data, &target_pixels.0.data)),
-                target_difference_in_null_space: (mode == Mode::Target)
-                    .then(|| share_in(&ns, &original.0, &target_pixels.0)),
-                prediction_kept: record.comparison.argmax_equal == Some(true),
+                &ns,
                 record,
-            });
+            ));
         }
         row.extend(diffs);
         grid_rows.push(row);
