@@ -266,6 +266,47 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
     }
 }
 
+/// The map of a constant Pad: `fill` outside, the map's own values inside (pads as ONNX writes
+/// them: every axis's begin, then every axis's end).
+fn padded(map: &AffineGather, pads: &[i64], fill: f64) -> Result<AffineGather> {
+    let shape = &map.shape;
+    let rank = shape.len();
+    if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+        bail!("pads {pads:?} do not fit rank {rank}");
+    }
+    let new_shape: Vec<usize> = (0..rank)
+        .map(|a| shape[a] + (pads[a] + pads[a + rank]) as usize)
+        .collect();
+    let strides = strides_of(shape);
+    let n: usize = new_shape.iter().product();
+    let mut next = AffineGather {
+        input_dim: map.input_dim,
+        shape: new_shape.clone(),
+        source: vec![None; n],
+        scale: vec![0.0; n],
+        offset: vec![fill; n],
+    };
+    for t in 0..n {
+        let idx = unravel(t, &new_shape);
+        let mut flat = 0;
+        let mut inside = true;
+        for a in 0..rank {
+            let i = idx[a] as i64 - pads[a];
+            if i < 0 || i >= shape[a] as i64 {
+                inside = false;
+                break;
+            }
+            flat += i as usize * strides[a];
+        }
+        if inside {
+            next.source[t] = map.source[flat];
+            next.scale[t] = map.scale[flat];
+            next.offset[t] = map.offset[flat];
+        }
+    }
+    Ok(next)
+}
+
 /// One affine, index-moving op applied to the running map.
 pub(crate) fn fold_affine(
     graph: &OnnxGraph,
@@ -371,41 +412,7 @@ pub(crate) fn fold_affine(
                 Some(_) => const_input(2)?.values.first().copied().unwrap_or(0.0),
                 None => attr_float(node, "value", 0.0),
             };
-            let rank = shape.len();
-            if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
-                bail!("pads {pads:?} do not fit rank {rank}");
-            }
-            let new_shape: Vec<usize> = (0..rank)
-                .map(|a| shape[a] + (pads[a] + pads[a + rank]) as usize)
-                .collect();
-            let strides = strides_of(&shape);
-            let n: usize = new_shape.iter().product();
-            let mut next = AffineGather {
-                input_dim: map.input_dim,
-                shape: new_shape.clone(),
-                source: vec![None; n],
-                scale: vec![0.0; n],
-                offset: vec![fill; n],
-            };
-            for t in 0..n {
-                let idx = unravel(t, &new_shape);
-                let mut flat = 0;
-                let mut inside = true;
-                for a in 0..rank {
-                    let i = idx[a] as i64 - pads[a];
-                    if i < 0 || i >= shape[a] as i64 {
-                        inside = false;
-                        break;
-                    }
-                    flat += i as usize * strides[a];
-                }
-                if inside {
-                    next.source[t] = map.source[flat];
-                    next.scale[t] = map.scale[flat];
-                    next.offset[t] = map.offset[flat];
-                }
-            }
-            Ok(next)
+            padded(map, &pads, fill)
         }
         other => bail!("op {other} between the input and the first linear layer is not supported"),
     }
