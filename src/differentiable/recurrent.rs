@@ -39,22 +39,7 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
     let w = arg(1).context("a recurrent op without W")?;
     let r = arg(2).context("a recurrent op without R")?;
     let hidden = r.dim(2)?;
-    if attr_int(node, "hidden_size", hidden as i64) as usize != hidden {
-        bail!("hidden_size differs from R's shape {:?}", r.dims());
-    }
-    if attribute(node, "clip").is_some() {
-        bail!("{} with clip is not supported", node.op_type);
-    }
-    if cell == Cell::Lstm && attr_int(node, "input_forget", 0) != 0 {
-        bail!("LSTM with input_forget is not supported");
-    }
-    let direction = attr_string(node, "direction").unwrap_or_else(|| "forward".into());
-    let directions: Vec<bool> = match direction.as_str() {
-        "forward" => vec![false],
-        "reverse" => vec![true],
-        "bidirectional" => vec![false, true],
-        other => bail!("direction {other} is not one ONNX defines"),
-    };
+    let directions = directions_of(node, cell, r)?;
     let lengths = match arg(4) {
         Some(t) => Some(ints(t)?),
         None => None,
@@ -89,22 +74,16 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
             _ => None,
         };
         let act = &activations[d];
-        let gate = |t: &Tensor, k: usize| t.narrow(1, k * hidden, hidden);
         let mut outputs = vec![None; steps];
         for s in 0..steps {
             let t = if reverse { steps - 1 - s } else { s };
             // Samples whose sequence has ended keep their state and output zeros.
             let live = match &lengths {
-                Some(l) => {
-                    if reverse && l.iter().any(|&n| n as usize != steps) {
-                        bail!(
-                            "a reverse {} over sequences of unequal lengths is not supported",
-                            node.op_type
-                        );
-                    }
-                    let mask: Vec<u8> = l.iter().map(|&n| u8::from((t as i64) < n)).collect();
-                    Some(Tensor::from_vec(mask, (batch, 1), x.device())?.broadcast_as((batch, hidden))?)
-                }
+                Some(l) if reverse && l.iter().any(|&n| n as usize != steps) => bail!(
+                    "a reverse {} over sequences of unequal lengths is not supported",
+                    node.op_type
+                ),
+                Some(l) => Some(live_mask(l, t, (batch, hidden), x.device())?),
                 None => None,
             };
             let xt = x.get(t)?;
@@ -117,38 +96,13 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
             let (new_h, new_c) = match cell {
                 Cell::Rnn => (apply(&act[0], &(xw + hr)?)?, None),
                 Cell::Gru => {
-                    let z = apply(&act[0], &(gate(&xw, 0)? + gate(&hr, 0)?)?)?;
-                    let rg = apply(&act[0], &(gate(&xw, 1)? + gate(&hr, 1)?)?)?;
-                    let candidate = if linear_before_reset {
-                        (gate(&xw, 2)? + rg.mul(&gate(&hr, 2)?)?)?
-                    } else {
-                        let rh = matmul(&rg.mul(&h)?, &rd.narrow(0, 2 * hidden, hidden)?.t()?)?;
-                        let rh = match &bias {
-                            Some((_, rb)) => rh.broadcast_add(&rb.narrow(0, 2 * hidden, hidden)?)?,
-                            None => rh,
-                        };
-                        (gate(&xw, 2)? + rh)?
-                    };
-                    let candidate = apply(&act[1], &candidate)?;
-                    let keep = z.affine(-1.0, 1.0)?;
-                    ((keep.mul(&candidate)? + z.mul(&h)?)?, None)
+                    let rb = bias.as_ref().map(|(_, rb)| rb);
+                    let reset = (&rd, rb, linear_before_reset);
+                    (gru_step(act, (&xw, &hr), &h, reset, hidden)?, None)
                 }
                 Cell::Lstm => {
-                    let pre = (xw + hr)?;
-                    // P holds the peepholes of gates i, o, f in the order of the gates themselves.
-                    let peep = |k: usize, state: &Tensor| -> Result<Tensor> {
-                        let g = gate(&pre, k)?;
-                        Ok(match &peephole {
-                            Some(p) => g.broadcast_add(&state.broadcast_mul(&p.narrow(0, k * hidden, hidden)?)?)?,
-                            None => g,
-                        })
-                    };
-                    let i = apply(&act[0], &peep(0, &c)?)?;
-                    let f = apply(&act[0], &peep(2, &c)?)?;
-                    let candidate = apply(&act[1], &gate(&pre, 3)?)?;
-                    let cell_state = (f.mul(&c)? + i.mul(&candidate)?)?;
-                    let o = apply(&act[0], &peep(1, &cell_state)?)?;
-                    (o.mul(&apply(&act[2], &cell_state)?)?, Some(cell_state))
+                    let (h, c) = lstm_step(act, (xw + hr)?, &c, peephole.as_ref(), hidden)?;
+                    (h, Some(c))
                 }
             };
             let (new_h, new_c) = match &live {
@@ -175,8 +129,13 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
         last_h.push(h);
         last_c.push(c);
     }
-    let y = Tensor::stack(&ys, 1)?; // [seq, dirs, batch, hidden]
-    let (y_h, y_c) = (Tensor::stack(&last_h, 0)?, Tensor::stack(&last_c, 0)?);
+    stacked(&ys, &last_h, &last_c, batch_first)
+}
+
+/// Y, Y_h and Y_c from every direction's outputs and last states, in the op's layout.
+fn stacked(ys: &[Tensor], last_h: &[Tensor], last_c: &[Tensor], batch_first: bool) -> Result<Vec<Tensor>> {
+    let y = Tensor::stack(ys, 1)?; // [seq, dirs, batch, hidden]
+    let (y_h, y_c) = (Tensor::stack(last_h, 0)?, Tensor::stack(last_c, 0)?);
     Ok(if batch_first {
         vec![
             y.permute((2, 0, 1, 3))?.contiguous()?,
@@ -186,6 +145,85 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
     } else {
         vec![y, y_h, y_c]
     })
+}
+
+/// The directions the op runs (`true`: reverse), after refusing the attributes not translated.
+fn directions_of(node: &NodeProto, cell: Cell, r: &Tensor) -> Result<Vec<bool>> {
+    let hidden = r.dim(2)?;
+    if attr_int(node, "hidden_size", hidden as i64) as usize != hidden {
+        bail!("hidden_size differs from R's shape {:?}", r.dims());
+    }
+    if attribute(node, "clip").is_some() {
+        bail!("{} with clip is not supported", node.op_type);
+    }
+    if cell == Cell::Lstm && attr_int(node, "input_forget", 0) != 0 {
+        bail!("LSTM with input_forget is not supported");
+    }
+    let direction = attr_string(node, "direction").unwrap_or_else(|| "forward".into());
+    Ok(match direction.as_str() {
+        "forward" => vec![false],
+        "reverse" => vec![true],
+        "bidirectional" => vec![false, true],
+        other => bail!("direction {other} is not one ONNX defines"),
+    })
+}
+
+/// 1 where step `t` is inside a sample's sequence, 0 after its end, shaped (batch, hidden).
+fn live_mask(lengths: &[i64], t: usize, shape: (usize, usize), device: &candle_core::Device) -> Result<Tensor> {
+    let mask: Vec<u8> = lengths.iter().map(|&n| u8::from((t as i64) < n)).collect();
+    Ok(Tensor::from_vec(mask, (shape.0, 1), device)?.broadcast_as(shape)?)
+}
+
+/// One GRU step from the input's and the state's gate products: the new hidden state. `reset`:
+/// R, its bias and whether the reset gate multiplies after R (`linear_before_reset`).
+fn gru_step(
+    act: &[String],
+    (xw, hr): (&Tensor, &Tensor),
+    h: &Tensor,
+    (rd, rb, linear_before_reset): (&Tensor, Option<&Tensor>, bool),
+    hidden: usize,
+) -> Result<Tensor> {
+    let gate = |t: &Tensor, k: usize| t.narrow(1, k * hidden, hidden);
+    let z = apply(&act[0], &(gate(xw, 0)? + gate(hr, 0)?)?)?;
+    let rg = apply(&act[0], &(gate(xw, 1)? + gate(hr, 1)?)?)?;
+    let candidate = if linear_before_reset {
+        (gate(xw, 2)? + rg.mul(&gate(hr, 2)?)?)?
+    } else {
+        let rh = matmul(&rg.mul(h)?, &rd.narrow(0, 2 * hidden, hidden)?.t()?)?;
+        let rh = match rb {
+            Some(rb) => rh.broadcast_add(&rb.narrow(0, 2 * hidden, hidden)?)?,
+            None => rh,
+        };
+        (gate(xw, 2)? + rh)?
+    };
+    let candidate = apply(&act[1], &candidate)?;
+    let keep = z.affine(-1.0, 1.0)?;
+    Ok((keep.mul(&candidate)? + z.mul(h)?)?)
+}
+
+/// One LSTM step from the summed gate products `pre`: the new hidden and cell states. P holds
+/// the peepholes of gates i, o, f in the order of the gates themselves.
+fn lstm_step(
+    act: &[String],
+    pre: Tensor,
+    c: &Tensor,
+    peephole: Option<&Tensor>,
+    hidden: usize,
+) -> Result<(Tensor, Tensor)> {
+    let gate = |t: &Tensor, k: usize| t.narrow(1, k * hidden, hidden);
+    let peep = |k: usize, state: &Tensor| -> Result<Tensor> {
+        let g = gate(&pre, k)?;
+        Ok(match peephole {
+            Some(p) => g.broadcast_add(&state.broadcast_mul(&p.narrow(0, k * hidden, hidden)?)?)?,
+            None => g,
+        })
+    };
+    let i = apply(&act[0], &peep(0, c)?)?;
+    let f = apply(&act[0], &peep(2, c)?)?;
+    let candidate = apply(&act[1], &gate(&pre, 3)?)?;
+    let cell_state = (f.mul(c)? + i.mul(&candidate)?)?;
+    let o = apply(&act[0], &peep(1, &cell_state)?)?;
+    Ok((o.mul(&apply(&act[2], &cell_state)?)?, cell_state))
 }
 
 /// The activation functions per direction: given (`activations`, one list per direction in turn)
