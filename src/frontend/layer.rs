@@ -32,9 +32,16 @@ pub(crate) fn finish_with_layer(
         }
     };
     let mut output_value = node.output[0].clone();
+    let source = LayerSource {
+        graph,
+        node,
+        weight: &weight,
+        map: &map,
+        bias_of: &bias_of,
+    };
     let (layer, bias, kind, output_shape, first) = match node.op_type.as_str() {
-        "Gemm" | "MatMul" => dense_layer(&mut fe, graph, node, &weight, &map, &bias_of, &mut output_value)?,
-        _ => conv_layer(&mut fe, graph, node, &weight, &map, &bias_of, &mut output_value)?,
+        "Gemm" | "MatMul" => dense_layer(&mut fe, source, &mut output_value)?,
+        _ => conv_layer(&mut fe, source, &mut output_value)?,
     };
     fe.kind = kind;
     fe.first_layer = Some(first);
@@ -74,20 +81,30 @@ pub(crate) fn finish_with_layer(
     Ok(fe)
 }
 
+/// What a first layer is built from: the graph, its node and constant weight, the affine map in
+/// front of it, and its bias read from the graph.
+#[derive(Clone, Copy)]
+struct LayerSource<'a> {
+    graph: &'a OnnxGraph,
+    node: &'a tract_onnx::pb::NodeProto,
+    weight: &'a Constant,
+    map: &'a AffineGather,
+    bias_of: &'a dyn Fn(usize, usize, f64) -> Result<Vec<f64>>,
+}
+
 /// What a first layer contributes to the front end: its block operator (where it has one), the
 /// bias over its outputs, its kind, its output shape and its description.
 type LayerParts = (Option<BlockOperator>, Vec<f64>, FrontEndKind, Vec<usize>, FirstLayer);
 
 /// A Gemm or MatMul (with a following Add of a constant bias): one block per row of tokens.
-fn dense_layer(
-    fe: &mut FrontEnd,
-    graph: &OnnxGraph,
-    node: &tract_onnx::pb::NodeProto,
-    weight: &Constant,
-    map: &AffineGather,
-    bias_of: &dyn Fn(usize, usize, f64) -> Result<Vec<f64>>,
-    output_value: &mut String,
-) -> Result<LayerParts> {
+fn dense_layer(fe: &mut FrontEnd, source: LayerSource, output_value: &mut String) -> Result<LayerParts> {
+    let LayerSource {
+        graph,
+        node,
+        weight,
+        map,
+        bias_of,
+    } = source;
     let shape = map.shape.clone();
     let label = node_label(node);
     let op = node.op_type.clone();
@@ -161,15 +178,14 @@ fn dense_layer(
 
 /// A Conv, with the per-channel affine ops after it folded in: blocks for a patchify conv or a
 /// small image, else a convolution known by its action.
-fn conv_layer(
-    fe: &mut FrontEnd,
-    graph: &OnnxGraph,
-    node: &tract_onnx::pb::NodeProto,
-    weight: &Constant,
-    map: &AffineGather,
-    bias_of: &dyn Fn(usize, usize, f64) -> Result<Vec<f64>>,
-    output_value: &mut String,
-) -> Result<LayerParts> {
+fn conv_layer(fe: &mut FrontEnd, source: LayerSource, output_value: &mut String) -> Result<LayerParts> {
+    let LayerSource {
+        graph,
+        node,
+        weight,
+        map,
+        bias_of,
+    } = source;
     let shape = map.shape.clone();
     let label = node_label(node);
     let op = node.op_type.clone();
