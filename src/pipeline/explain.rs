@@ -237,9 +237,12 @@ impl Pair<'_> {
     }
 }
 
+/// A figure: its file name and PNG bytes.
+type Figure = (String, Vec<u8>);
+
 /// The overlays of the maps shown (one colour scale for all: the largest heat) and the figure
 /// of the images above their overlays, as PNG files; and that scale.
-fn figures_of(shown: &[&Explained], place: &PixelGrid) -> Result<(Vec<(String, Vec<u8>)>, f64)> {
+fn figures_of(shown: &[&Explained], place: &PixelGrid) -> Result<(Vec<Figure>, f64)> {
     let heats: Vec<Vec<f64>> = shown.iter().map(|e| figure::heat(&e.map.values, place)).collect();
     let scale = heats.iter().flatten().copied().fold(0.0, f64::max);
     let overlays: Vec<Pixels> = shown
