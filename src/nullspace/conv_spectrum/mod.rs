@@ -325,6 +325,57 @@ pub fn structural_nullity(conv: &Conv2d, eps: f64, rule: RankRule) -> Structural
     structural_nullity_with(conv, eps, rule, Effort::SEARCH, &|_, _| {})
 }
 
+/// The symbol's spectrum on the frequency grid, per group.
+struct GroupSpectrum {
+    sigma_max: f64,
+    sigma_max_upper: f64,
+    /// smallest singular value of the live symbol on the grid, and where
+    sigma_short: f64,
+    worst: [f64; 2],
+    live_row_index: Vec<Option<usize>>,
+    live_col_index: Vec<Option<usize>>,
+}
+
+/// Per group: σ_max over the grid (and an upper bound from the symbol's Lipschitz constants over
+/// each cell), and the smallest singular value of the live symbol with the frequency where it is.
+fn group_spectra(symbol: &PolyphaseSymbol, groups: usize, points: &[[f64; 2]], cell: [f64; 2]) -> Vec<GroupSpectrum> {
+    let all_rows: Vec<Option<usize>> = (0..symbol.rows).map(Some).collect();
+    let all_cols: Vec<Option<usize>> = (0..symbol.columns).map(Some).collect();
+    (0..groups)
+        .map(|g| {
+            let live_row_index = index_of(&symbol.live_rows(g));
+            let live_col_index = index_of(&symbol.live_columns(g));
+            let values: Vec<(f64, f64)> = points
+                .par_iter()
+                .map(|&omega| {
+                    let full = singular_values(&symbol.at(g, omega));
+                    let live = singular_values(&symbol.at_restricted(g, omega, &live_row_index, &live_col_index));
+                    (
+                        full.first().copied().unwrap_or(0.0),
+                        live.last().copied().unwrap_or(0.0),
+                    )
+                })
+                .collect();
+            let sigma_max = values.iter().map(|v| v.0).fold(0.0, f64::max);
+            let lipschitz = symbol.lipschitz(g, &all_rows, &all_cols);
+            let (k, sigma_short) = values
+                .iter()
+                .enumerate()
+                .map(|(k, v)| (k, v.1))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((0, 0.0));
+            GroupSpectrum {
+                sigma_max,
+                sigma_max_upper: sigma_max + cell[0] * lipschitz[0] + cell[1] * lipschitz[1],
+                sigma_short,
+                worst: points[k],
+                live_row_index,
+                live_col_index,
+            }
+        })
+        .collect()
+}
+
 /// [`structural_nullity`] with a chosen effort; `progress` hears the certificate's (blocks
 /// factored, blocks) where one runs.
 pub fn structural_nullity_with(
@@ -380,48 +431,7 @@ pub fn structural_nullity_with(
     let cell = [PI / grid[0] as f64, PI / grid[1] as f64];
     let all_rows: Vec<Option<usize>> = (0..symbol.rows).map(Some).collect();
     let all_cols: Vec<Option<usize>> = (0..symbol.columns).map(Some).collect();
-    struct GroupSpectrum {
-        sigma_max: f64,
-        sigma_max_upper: f64,
-        /// smallest singular value of the live symbol on the grid, and where
-        sigma_short: f64,
-        worst: [f64; 2],
-        live_row_index: Vec<Option<usize>>,
-        live_col_index: Vec<Option<usize>>,
-    }
-    let spectra: Vec<GroupSpectrum> = (0..groups)
-        .map(|g| {
-            let live_row_index = index_of(&symbol.live_rows(g));
-            let live_col_index = index_of(&symbol.live_columns(g));
-            let values: Vec<(f64, f64)> = points
-                .par_iter()
-                .map(|&omega| {
-                    let full = singular_values(&symbol.at(g, omega));
-                    let live = singular_values(&symbol.at_restricted(g, omega, &live_row_index, &live_col_index));
-                    (
-                        full.first().copied().unwrap_or(0.0),
-                        live.last().copied().unwrap_or(0.0),
-                    )
-                })
-                .collect();
-            let sigma_max = values.iter().map(|v| v.0).fold(0.0, f64::max);
-            let lipschitz = symbol.lipschitz(g, &all_rows, &all_cols);
-            let (k, sigma_short) = values
-                .iter()
-                .enumerate()
-                .map(|(k, v)| (k, v.1))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap_or((0, 0.0));
-            GroupSpectrum {
-                sigma_max,
-                sigma_max_upper: sigma_max + cell[0] * lipschitz[0] + cell[1] * lipschitz[1],
-                sigma_short,
-                worst: points[k],
-                live_row_index,
-                live_col_index,
-            }
-        })
-        .collect();
+    let spectra = group_spectra(&symbol, groups, &points, cell);
     let mut sigma_max = spectra.iter().map(|s| s.sigma_max).fold(0.0, f64::max);
     let sigma_max_upper = spectra.iter().map(|s| s.sigma_max_upper).fold(0.0, f64::max);
     let mut sigma_min = if structurally_deficient {
