@@ -13,17 +13,14 @@ pub struct NoExactCollision(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoRoom(pub String);
 
-/// An op, or a form of one, that blindspot does not handle, with the node that holds it.
+/// An op, or a form of one, that blindspot does not handle, with the node that holds it;
+/// `message` is the line a user reads, naming both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported {
     pub node: String,
     pub op: String,
-    pub reason: String,
+    pub message: String,
 }
-
-/// Input that cannot be used as given: a file, a shape, a value or a parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadInput(pub String);
 
 impl fmt::Display for NoExactCollision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -39,20 +36,13 @@ impl fmt::Display for NoRoom {
 
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (node {}, op {})", self.reason, self.node, self.op)
-    }
-}
-
-impl fmt::Display for BadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for NoExactCollision {}
 impl std::error::Error for NoRoom {}
 impl std::error::Error for Unsupported {}
-impl std::error::Error for BadInput {}
 
 /// Whether `e`, or anything in its chain of causes, says that no collision exists here (no exact
 /// collision, or no room in the pixel box): an answer about the model and the image.

@@ -46,7 +46,7 @@ pub mod similarity;
 pub mod survey;
 pub mod verify;
 
-pub use error::{BadInput, NoExactCollision, NoRoom, Unsupported};
+pub use error::{NoExactCollision, NoRoom, Unsupported};
 pub use frontend::{front_end, open, open_for_image, open_with, FrontEnd};
 pub use model::preprocess::Preprocess;
 pub use model::{HeldInput, InputChoice, LoadRequest, Model};

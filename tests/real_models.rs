@@ -441,6 +441,8 @@ fn the_gradient_engine_equals_tract_and_finite_differences_on_every_real_model()
             (Err(e), Engine::Refused(op)) => {
                 let msg = format!("{e:#}");
                 assert!(msg.contains(op), "{}: {msg} does not name {op}", case.file);
+                let typed = e.chain().find_map(|c| c.downcast_ref::<blindspot::Unsupported>());
+                assert_eq!(typed.map(|u| u.op.as_str()), Some(op), "{}: {msg}", case.file);
                 table.push(format!("{}: engine refused ({op})", case.file));
                 continue;
             }

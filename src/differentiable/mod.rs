@@ -134,20 +134,27 @@ impl Differentiable {
         }
         for node in &graph.graph.node {
             let contrib = node.domain == "com.microsoft" && ops::MICROSOFT.contains(&node.op_type.as_str());
+            let refused = |message: String| crate::error::Unsupported {
+                node: node_label(node),
+                op: node.op_type.clone(),
+                message,
+            };
             if !node.domain.is_empty() && node.domain != "ai.onnx" && !contrib {
-                bail!(
+                return Err(refused(format!(
                     "{what}: the gradient engine does not support the op {}::{} (node {})",
                     node.domain,
                     node.op_type,
                     node_label(node)
-                );
+                ))
+                .into());
             }
             if !contrib && !ops::SUPPORTED.contains(&node.op_type.as_str()) {
-                bail!(
+                return Err(refused(format!(
                     "{what}: the gradient engine does not support the ONNX op {} (node {})",
                     node.op_type,
                     node_label(node)
-                );
+                ))
+                .into());
             }
         }
         let ctx = Ctx {

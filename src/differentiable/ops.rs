@@ -38,9 +38,15 @@ pub fn eval(node: &NodeProto, inputs: &[Option<Tensor>], ctx: &Ctx) -> Result<Ve
     let one = |t: Tensor| Ok(vec![t]);
     // Quantised exports pool and resize their integer tensors: values are picked or copied
     // (max, nearest), so the op runs on the integers as floats and the result is an integer again.
-    let picks_values = matches!(node.op_type.as_str(), "MaxPool" | "Resize" | "Upsample");
-    if picks_values && x().is_ok_and(|t| t.dtype() == DType::I64) {
-        return on_integers_as_floats(node, inputs, ctx);
+    // A resize that interpolates would need the runtimes' rounding: refused.
+    if x().is_ok_and(|t| t.dtype() == DType::I64) {
+        let nearest = attr_string(node, "mode").is_none_or(|m| m == "nearest");
+        match node.op_type.as_str() {
+            "MaxPool" => return on_integers_as_floats(node, inputs, ctx),
+            "Resize" | "Upsample" if nearest => return on_integers_as_floats(node, inputs, ctx),
+            "Resize" | "Upsample" => bail!("{} that interpolates an integer tensor is not translated", node.op_type),
+            _ => {}
+        }
     }
     match node.op_type.as_str() {
         "Identity" => one(x()?.clone()),

@@ -38,14 +38,19 @@ impl Artifacts {
 
     /// Writes every file under `dir` (creating it and the folders the names hold).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (name, bytes) in &self.files {
-            let path = dir.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            write_atomic(&path, bytes)?;
-        }
-        Ok(())
+        write_files(dir, &self.files)
     }
+}
+
+/// Writes named files under `dir`, each atomically, creating `dir` and the folders the names hold.
+pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent().filter(|p| *p != dir) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        write_atomic(&path, bytes)?;
+    }
+    Ok(())
 }

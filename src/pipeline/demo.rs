@@ -16,7 +16,7 @@ use crate::model::npy::encode_f32;
 use crate::model::preprocess::psnr;
 use crate::model::preprocess::{decode_image, ImageNotes, Pixels};
 use crate::nullspace::front_end_null_space;
-use crate::pipeline::artifacts::Artifacts;
+use crate::pipeline::artifacts::{write_files, Artifacts};
 use crate::pipeline::audit::{audit, AuditReport};
 use crate::pipeline::collide::{collide_pixels, CollisionRecord, SearchSettings};
 use crate::pipeline::demo_panels::{attack_panel, explanation_panel, similarity_panel};
@@ -480,10 +480,9 @@ impl Demo {
     /// Writes the figures, the collisions (PNG and the exact `.npy` tensors) and `report.json`
     /// into `dir`, each file whole or not at all.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let mut files = Artifacts {
-            files: self.files.clone(),
-        };
-        files.json("report.json", &self.report)?;
-        files.write(dir)
+        write_files(dir, &self.files)?;
+        let mut report = Artifacts::default();
+        report.json("report.json", &self.report)?;
+        report.write(dir)
     }
 }
