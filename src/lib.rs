@@ -47,7 +47,7 @@ pub mod survey;
 pub mod verify;
 
 pub use error::{NoExactCollision, NoRoom, Unsupported};
-pub use frontend::{front_end, open, open_for_image, open_with, FrontEnd};
+pub use frontend::{front_end, open, open_for_image, open_with, Form, FrontEnd};
 pub use model::preprocess::Preprocess;
 pub use model::{HeldInput, InputChoice, LoadRequest, Model};
 pub use nullspace::{NullSpace, RankRule};

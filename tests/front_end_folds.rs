@@ -237,7 +237,7 @@ fn cubic_resize_is_refused_in_one_line_naming_the_op() {
         "{limitation}"
     );
     assert_eq!(limitation.lines().count(), 1, "{limitation}");
-    assert!(fe.layer.is_none() && fe.operator.is_none());
+    assert!(fe.layer.is_none() && fe.blocks().is_none());
 }
 
 /// Linear Resize is a separable resampling in front of the layer: the front end (pixels →
@@ -272,7 +272,7 @@ fn linear_resize_front_ends_match_tract_and_their_null_directions_collide() {
         let (_dir, model, fe) = open_spec(&spec);
         let name = &spec.graph_name;
         assert!(fe.limitation.is_none(), "{name}: {:?}", fe.limitation);
-        assert!(fe.resample.is_some() && fe.operator.is_none(), "{name}: not resampled");
+        assert!(fe.resample().is_some() && fe.blocks().is_none(), "{name}: not resampled");
         let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
         let pixels: Vec<f64> = (0..fe.input_dim()).map(|_| rng.gen_range(0.0..1.0)).collect();
         let tensor = to_tensor(&fe.preprocess_map, &pixels);
@@ -459,7 +459,7 @@ fn null_directions_of_folded_front_ends_leave_tract_unchanged() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     for spec in &specs {
         let (_dir, model, fe) = open_spec(spec);
-        let dense = fe.operator.as_ref().expect("a dense operator").to_dense();
+        let dense = fe.blocks().expect("a dense operator").to_dense();
         let directions = null_directions(&dense);
         let n = fe.input_dim();
         assert!(!directions.is_empty(), "{}: no null space", spec.graph_name);

@@ -153,8 +153,7 @@ fn null_space_matches_dense_svd_and_hand_count() {
         let (_, fe) = open(&path, None, &case.pre).unwrap();
         assert_eq!(fe.kind, case.kind, "{}", case.name);
         let op = fe
-            .operator
-            .as_ref()
+            .blocks()
             .unwrap_or_else(|| panic!("{}: {:?}", case.name, fe.limitation));
         let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
         let dense = op.to_dense();
@@ -362,7 +361,7 @@ fn overlapping_conv_too_large_for_one_matrix_is_matrix_free() {
     let path = write(dir.path(), "overlap", &ob::overlapping_conv_sized(1, 3, 40));
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     assert_eq!(fe.kind, FrontEndKind::Conv);
-    assert!(fe.conv.is_some() && fe.operator.is_none());
+    assert!(fe.matrix_free().is_some() && fe.blocks().is_none());
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
     let report = blindspot::pipeline::audit::audit(&model, &fe, Some(&ns), RankRule::default(), &|_| {}).unwrap();
     let json = serde_json::to_value(&report).unwrap();
@@ -386,7 +385,7 @@ fn dense_convolution_matches_the_jacobian_from_tract() {
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     let n = fe.input_dim();
     let jacobian = common::oracles::jacobian_through_tract(&model, fe.output_value.as_ref().unwrap());
-    let ours = fe.operator.as_ref().unwrap().to_dense();
+    let ours = fe.blocks().unwrap().to_dense();
     let err = (&ours - &jacobian).norm_max();
     assert!(
         err < 1e-6 * ours.norm_max(),

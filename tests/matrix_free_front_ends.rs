@@ -294,7 +294,7 @@ fn a_conv_behind_a_linear_resize_collides_through_the_whole_model() {
     ob::write_model(&path, &ob::resized_stem_spec(9, 96));
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     assert_eq!(fe.ops, ["Resize", "Conv"]);
-    assert!(fe.resample.is_some());
+    assert!(fe.resample().is_some());
     let ns = front_end_null_space(&fe, RankRule::default()).unwrap().unwrap();
     let (n, m) = (fe.input_dim(), fe.output_dim());
     assert_eq!((n, m), (27_648, 9_216));

@@ -143,7 +143,7 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
     assert_eq!(report.front_end.nullity, Some(9_216));
 
     // The same structure on a 3×16×16 crop against the dense SVD of the whole crop.
-    let pixel_conv = fe.conv.as_ref().unwrap().pixel_conv.as_ref().unwrap();
+    let pixel_conv = fe.matrix_free().unwrap().pixel_conv.as_ref().unwrap();
     let mut crop = pixel_conv.clone();
     crop.geometry.in_shape = [3, 16, 16];
     crop.geometry.out = [8, 8];

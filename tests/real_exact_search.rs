@@ -49,7 +49,7 @@ fn patch_pixels(py: usize, px: usize) -> Vec<usize> {
 }
 
 fn relative_front_end_change(fe: &FrontEnd, x: &[f64], z: &[f64]) -> f64 {
-    let (ax, az) = match (&fe.operator, &fe.conv) {
+    let (ax, az) = match (fe.blocks(), fe.matrix_free()) {
         (Some(op), _) => (op.apply_vec(x), op.apply_vec(z)),
         (None, Some(conv)) => (conv.operator.apply_vec(x), conv.operator.apply_vec(z)),
         _ => panic!("no linear front end"),

@@ -10,6 +10,7 @@ pub(crate) fn finish_with_layer(
     graph: &OnnxGraph,
     node: &tract_onnx::pb::NodeProto,
     map: AffineGather,
+    resample: Option<PixelResample>,
 ) -> Result<FrontEnd> {
     let weight = graph.constant(&node.input[1])?.context("weight is not a constant")?;
     if let Some(bad) = weight.values.iter().find(|v| !v.is_finite()) {
@@ -49,9 +50,9 @@ pub(crate) fn finish_with_layer(
     fe.bias = bias;
     fe.output_value = Some(output_value);
     if let Some(layer) = layer {
-        if fe.resample.is_none() {
+        if resample.is_none() {
             match pixel_blocks(&layer, &map) {
-                Ok(op) => fe.operator = Some(op),
+                Ok(op) => fe.form = Form::Blocks(op),
                 Err(reason) => {
                     fe.limitation = Some(format!("{reason:#}"));
                 }
@@ -60,7 +61,7 @@ pub(crate) fn finish_with_layer(
         fe.layer = Some(Arc::new(layer));
     }
     // A resampling mixes neighbouring pixels: no layer stays block-diagonal behind it.
-    if let (Some(r), Some(layer)) = (fe.resample.as_ref(), fe.layer.clone()) {
+    if let (Some(r), Some(layer)) = (resample, fe.layer.clone()) {
         let pixels_to_input = Compose {
             outer: map.clone(),
             inner: Compose {
@@ -68,14 +69,17 @@ pub(crate) fn finish_with_layer(
                 inner: r.before.clone(),
             },
         };
-        fe.conv = Some(ConvFrontEnd {
-            layer: None,
-            operator: Arc::new(Compose {
-                outer: layer,
-                inner: pixels_to_input,
-            }),
-            pixel_conv: None,
-        });
+        fe.form = Form::Resampled {
+            resample: r,
+            operator: ConvFrontEnd {
+                layer: None,
+                operator: Arc::new(Compose {
+                    outer: layer,
+                    inner: pixels_to_input,
+                }),
+                pixel_conv: None,
+            },
+        };
     }
     fe.layer_input_map = Some(map);
     Ok(fe)
@@ -237,7 +241,7 @@ fn conv_layer(fe: &mut FrontEnd, source: LayerSource, output_value: &mut String)
                 .collect(),
         });
         let pixel_conv = pixel_convolution(&layer, map);
-        fe.conv = Some(ConvFrontEnd {
+        fe.form = Form::Conv(ConvFrontEnd {
             layer: Some(layer.clone()),
             operator: Arc::new(Compose {
                 outer: layer.clone(),

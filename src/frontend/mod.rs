@@ -55,6 +55,11 @@ pub struct FirstLayer {
     pub geometry: Option<ConvGeometry>,
 }
 
+/// A model's front end: the map from pixels to the first linear layer's output.
+///
+/// `first_layer`, `layer_input_map`, `layer` and `output_value` are set together, exactly when
+/// the walk reached a linear layer; `form` is [`Form::Unbuilt`] without them, and may be so with
+/// them too (`limitation` then says why).
 pub struct FrontEnd {
     pub input_name: String,
     pub input_shape: Vec<usize>,
@@ -73,17 +78,26 @@ pub struct FrontEnd {
     pub layer: Option<Arc<dyn LinearOperator>>,
     /// Bias of the first layer, per output.
     pub bias: Vec<f64>,
-    /// The whole front end as disjoint blocks in pixel coordinates: the operator A, where the
-    /// layer is block-diagonal.
-    pub operator: Option<BlockOperator>,
-    /// The whole front end as an operator known by its action, where it is not block-diagonal.
-    pub conv: Option<ConvFrontEnd>,
-    /// A linear resampling (Resize) between the pixels and `layer_input_map`, where the graph has
-    /// one: then `layer_input_map` starts from the resampled tensor, not from the pixels.
-    pub resample: Option<PixelResample>,
+    /// The operator the front end becomes on pixels, by the structure it has.
+    pub form: Form,
     /// ONNX value name of the front end's output, to read it back from the running model.
     pub output_value: Option<String>,
     pub output_shape: Vec<usize>,
+}
+
+/// The structure of the front end on pixels, which decides how its null space is found.
+pub enum Form {
+    /// No pixel-space operator: no linear layer was reached, or it could not be folded.
+    Unbuilt,
+    /// Disjoint blocks in pixel coordinates: the layer is block-diagonal (a dense layer, a patch
+    /// or token embedding, a convolution small enough for one dense matrix).
+    Blocks(BlockOperator),
+    /// Known by its action: an overlapping, strided, padded, dilated or grouped convolution too
+    /// large for one dense matrix.
+    Conv(ConvFrontEnd),
+    /// A linear resampling of the pixels, then the layer, known by its action: no layer stays
+    /// block-diagonal behind a resampling.
+    Resampled { resample: PixelResample, operator: ConvFrontEnd },
 }
 
 /// Pixels → (gather) → resampling: the part of the front end before `layer_input_map` when the
@@ -108,6 +122,27 @@ pub struct ConvFrontEnd {
 }
 
 impl FrontEnd {
+    /// The front end as disjoint pixel blocks, where it is block-diagonal.
+    pub fn blocks(&self) -> Option<&BlockOperator> {
+        match &self.form {
+            Form::Blocks(op) => Some(op),
+            _ => None,
+        }
+    }
+    /// The front end as an operator known by its action, where it is not block-diagonal.
+    pub fn matrix_free(&self) -> Option<&ConvFrontEnd> {
+        match &self.form {
+            Form::Conv(conv) | Form::Resampled { operator: conv, .. } => Some(conv),
+            _ => None,
+        }
+    }
+    /// The linear resampling in front of the layer, where the graph has one.
+    pub fn resample(&self) -> Option<&PixelResample> {
+        match &self.form {
+            Form::Resampled { resample, .. } => Some(resample),
+            _ => None,
+        }
+    }
     pub fn input_dim(&self) -> usize {
         self.grid.len()
     }
@@ -117,10 +152,10 @@ impl FrontEnd {
     /// The convolution restricted to input tiles (see [`ConvTiles`]), in pixel coordinates, with
     /// the pixels of the gaps between them, which must stay where they are.
     pub fn conv_tiles_in_pixels(&self, tile: usize) -> Result<Option<(BlockOperator, Vec<bool>, ConvTiles)>> {
-        let (Some(conv), Some(map)) = (self.conv.as_ref(), self.layer_input_map.as_ref()) else {
+        let (Form::Conv(conv), Some(map)) = (&self.form, self.layer_input_map.as_ref()) else {
             return Ok(None);
         };
-        let Some(layer) = conv.layer.as_ref().filter(|_| self.resample.is_none()) else {
+        let Some(layer) = conv.layer.as_ref() else {
             return Ok(None);
         };
         let tiles = layer.tiles(tile);
@@ -137,7 +172,7 @@ impl FrontEnd {
     /// ‖A δ‖₂ for a change δ of the pixels: what the first layer sees of it, in f64.
     pub fn response(&self, delta: &[f64]) -> Option<f64> {
         let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
-        let resampled = match &self.resample {
+        let resampled = match self.resample() {
             Some(r) => r.resample.apply_vec(&r.before.apply_vec(delta)),
             None => delta.to_vec(),
         };
@@ -147,7 +182,7 @@ impl FrontEnd {
     /// The affine front end on pixels: A x + offset, in f64.
     pub fn evaluate(&self, pixels: &[f64]) -> Option<Vec<f64>> {
         let (map, layer) = (self.layer_input_map.as_ref()?, self.layer.as_ref()?);
-        let resampled = match &self.resample {
+        let resampled = match self.resample() {
             Some(r) => r.resample.apply_vec(&r.before.evaluate(pixels)),
             None => pixels.to_vec(),
         };
@@ -175,13 +210,12 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
         layer_input_map: None,
         layer: None,
         bias: vec![],
-        operator: None,
-        conv: None,
-        resample: None,
+        form: Form::Unbuilt,
         output_value: None,
         output_shape: vec![],
     };
     let mut map = preprocess_map;
+    let mut resample: Option<PixelResample> = None;
     let mut value = input_name.to_string();
     // The shape of every value the walk has passed: what a `Shape` node on the way reads.
     let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
@@ -237,17 +271,17 @@ pub fn build(graph: &OnnxGraph, input_name: &str, input_shape: &[usize], pre: &P
                     ));
                     return Ok(fe);
                 }
-                return finish_with_layer(fe, graph, node, map);
+                return finish_with_layer(fe, graph, node, map, resample);
             }
             "Resize" if attr_string(node, "mode").as_deref() == Some("linear") => {
-                if fe.resample.is_some() {
+                if resample.is_some() {
                     Err(anyhow::anyhow!("a second linear Resize is not folded"))
                 } else {
-                    crate::frontend::folds::linear_resize(graph, node, &map.shape).map(|resample| {
-                        let next = AffineGather::identity(resample.out_shape.clone());
-                        fe.resample = Some(PixelResample {
+                    crate::frontend::folds::linear_resize(graph, node, &map.shape).map(|linear| {
+                        let next = AffineGather::identity(linear.out_shape.clone());
+                        resample = Some(PixelResample {
                             before: std::mem::replace(&mut map, next.clone()),
-                            resample: Arc::new(resample),
+                            resample: Arc::new(linear),
                         });
                         next
                     })

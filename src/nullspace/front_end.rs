@@ -36,10 +36,10 @@ pub fn front_end_null_space_with(
         return Ok(None);
     };
     let dims = (layer.matrix.nrows(), layer.matrix.ncols());
-    if let Some(op) = fe.operator.as_ref() {
+    if let Some(op) = fe.blocks() {
         return NullSpace::of(op, dims, layer.eps, rule).map(Some);
     }
-    let Some(conv) = fe.conv.as_ref() else {
+    let Some(conv) = fe.matrix_free() else {
         return Ok(None);
     };
     // Behind a resampling the structure is not read; small images get the exact dense SVD.

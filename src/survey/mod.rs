@@ -444,7 +444,7 @@ pub fn survey_model(path: &Path, input_shape: Option<&[usize]>, seed: u64) -> Re
 
 /// A dense (Gemm/MatMul) first layer: the same blocks with random matrices of the same shapes.
 fn dense_row(fe: &FrontEnd, op: String, text: RowText, seed: u64) -> Result<SurveyRow> {
-    let Some(operator) = fe.operator.as_ref() else {
+    let Some(operator) = fe.blocks() else {
         bail!("{}: the dense front end has no block form", text.source);
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
