@@ -80,8 +80,6 @@ fn run(c: &Case, method: Method, settings: Settings) -> anyhow::Result<Explanati
     let grid = c.pre.grid(&c.model.input_shape).unwrap();
     let image = load_image(&c.image, &grid).unwrap();
     let req = ExplainRequest {
-        image: c.image.clone(),
-        compare: None,
         method,
         output_index: None,
         settings,

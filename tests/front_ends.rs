@@ -5,6 +5,7 @@ mod common;
 use blindspot::frontend::FrontEndKind;
 use blindspot::linop::{dot_test, Compose, LinearOperator};
 use blindspot::nullspace::front_end_null_space;
+use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
@@ -269,8 +270,8 @@ fn collisions_verify_in_every_mode_and_the_control_does_not() {
         for mode in [Mode::Random, Mode::Far, Mode::Target] {
             let out = dir.path().join(format!("{}-{mode:?}", case.name));
             let req = CollideRequest {
-                image: img.clone(),
-                target: Some(tgt.clone()),
+                image: load_image(&img, &fe.grid).unwrap(),
+                target: Some(load_image(&tgt, &fe.grid).unwrap()),
                 search: SearchSettings {
                     distance: blindspot::search::Distance::L2,
                     mode,
@@ -328,7 +329,7 @@ fn same_seed_same_files() {
     let (model, fe) = open(&path, None, &Preprocess::default()).unwrap();
     let run = |out: &Path, seed: u64| {
         let req = CollideRequest {
-            image: img.clone(),
+            image: load_image(&img, &fe.grid).unwrap(),
             target: None,
             search: SearchSettings {
                 distance: blindspot::search::Distance::L2,

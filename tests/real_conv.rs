@@ -8,15 +8,16 @@ mod common;
 use blindspot::frontend::FrontEndKind;
 use blindspot::nullspace::front_end_null_space;
 use blindspot::pipeline::audit::audit;
+use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};
 use common::real_data::cached;
 
 /// One random collision of `photo` along directions within `budget` × σ_max.
-fn budget_request(photo: &std::path::Path, budget: f64) -> CollideRequest {
+fn budget_request(photo: &std::path::Path, grid: &blindspot::model::preprocess::Grid, budget: f64) -> CollideRequest {
     CollideRequest {
-        image: photo.to_path_buf(),
+        image: load_image(photo, grid).unwrap(),
         target: None,
         search: SearchSettings {
             distance: blindspot::search::Distance::L2,
@@ -74,7 +75,7 @@ fn nudenet_yolov8n_has_no_exact_null_space_and_a_budget_buys_bounded_collisions(
     let dir = tempfile::tempdir().unwrap();
     let runner = model.runner(&model.output_names, true).unwrap();
     for budget in [3e-3, 1e-2] {
-        let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
+        let found = collide(&model, &fe, &budget_request(&photo, &fe.grid, budget), &|| {}).unwrap();
         found.write(dir.path(), &model.input_shape).unwrap();
         let c = &found.report.collisions[0];
         let (response, bound) = (
@@ -157,8 +158,8 @@ fn ppocr_direction_classifier_collides_on_a_real_text_photo_in_every_mode() {
     let dir = tempfile::tempdir().unwrap();
     for mode in [Mode::Random, Mode::Far, Mode::Target] {
         let request = CollideRequest {
-            image: photo.clone(),
-            target: (mode == Mode::Target).then(|| target.clone()),
+            image: load_image(&photo, &fe.grid).unwrap(),
+            target: (mode == Mode::Target).then(|| load_image(&target, &fe.grid).unwrap()),
             search: SearchSettings {
                 distance: blindspot::search::Distance::L2,
                 mode,
@@ -226,7 +227,7 @@ fn ppocr_text_detector_has_no_exact_null_space_and_keeps_its_text_mask_under_a_b
         "σ_min ≈ {estimate:.3e}, ≤ {bound:.3e}"
     );
     let budget = 1e-2;
-    let found = collide(&model, &fe, &budget_request(&photo, budget), &|| {}).unwrap();
+    let found = collide(&model, &fe, &budget_request(&photo, &fe.grid, budget), &|| {}).unwrap();
     let c = &found.report.collisions[0];
     let (response, bound) = (
         c.search.front_end_response.unwrap(),

@@ -5,6 +5,7 @@
 use blindspot::frontend::FrontEndKind;
 use blindspot::nullspace::front_end_null_space;
 use blindspot::pipeline::audit::audit;
+use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};
@@ -57,8 +58,8 @@ fn vit_s14_audit_and_collisions_in_every_mode() {
     ] {
         let out = dir.path().join(format!("{mode:?}-{distance:?}"));
         let req = CollideRequest {
-            image: photo.clone(),
-            target: Some(target.clone()),
+            image: load_image(&photo, &fe.grid).unwrap(),
+            target: Some(load_image(&target, &fe.grid).unwrap()),
             search: SearchSettings {
                 distance,
                 mode,

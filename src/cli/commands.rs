@@ -3,12 +3,13 @@
 
 use super::args::*;
 use super::progress_bar;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use blindspot::attack::ThreatModel;
 use blindspot::explain::Baseline;
 use blindspot::model::npy;
 use blindspot::nullspace::conv_spectrum::Effort;
 use blindspot::pipeline::attack::{attack, AttackSettings};
+use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::pipeline::explain::{explain, ExplainRequest};
 use blindspot::pipeline::{audit, demo, tables};
@@ -90,8 +91,8 @@ pub fn run_collide(args: CollideArgs, quiet: bool) -> Result<()> {
     let request = load_request(shape.as_deref(), Some(&image), &choice, None);
     let (m, fe) = blindspot::open_with(&model.model, &request, &pre.preprocess()?)?;
     let req = CollideRequest {
-        image,
-        target,
+        image: load_image(&image, &fe.grid)?,
+        target: target.map(|t| load_image(&t, &fe.grid)).transpose()?,
         search: SearchSettings {
             distance,
             mode,
@@ -228,13 +229,25 @@ pub fn run_explain(args: ExplainArgs, quiet: bool) -> Result<()> {
         &model,
         &load_request(shape.as_deref(), Some(&image), &choice, Some(&pre_map)),
     )?;
+    let baseline = match baseline {
+        Some(p) => {
+            let values = npy::read_model_input(&p, &m.input_shape, None)
+                .with_context(|| format!("the baseline {}", p.display()))?;
+            Baseline::Named(p.display().to_string(), values.into_iter().map(f64::from).collect())
+        }
+        None => Baseline::Zeros,
+    };
+    let compare = match compare {
+        Some(p) => Some((p.display().to_string(), npy::read_model_input(&p, &m.input_shape, None)?)),
+        None => None,
+    };
+    let preprocess = pre.preprocess()?;
+    let image = load_image(&image, &preprocess.grid(&m.input_shape)?)?;
     let req = ExplainRequest {
-        image,
-        compare,
         method,
         output_index,
         settings: blindspot::explain::Settings {
-            baseline: baseline.map_or(Baseline::Zeros, Baseline::File),
+            baseline,
             steps,
             samples,
             noise,
@@ -242,8 +255,8 @@ pub fn run_explain(args: ExplainArgs, quiet: bool) -> Result<()> {
             layer,
         },
     };
-    let bar = progress_bar(quiet, req.evaluations(), method.name());
-    let result = explain(&m, &pre.preprocess()?, &req, &|| bar.inc(1))?;
+    let bar = progress_bar(quiet, req.evaluations(compare.is_some()), method.name());
+    let result = explain(&m, &preprocess, image, compare, &req, &|| bar.inc(1))?;
     bar.finish_and_clear();
     result.write(&out)?;
     if json {

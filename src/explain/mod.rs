@@ -31,7 +31,7 @@ pub use integrated_gradients::IntegratedGradients;
 pub use smoothgrad::SmoothGrad;
 
 use crate::differentiable::{Differentiable, Target};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 /// The attribution methods, by the names the command line uses.
@@ -80,22 +80,18 @@ pub enum Baseline {
     Zeros,
     /// A tensor shaped like the input.
     Tensor(Vec<f64>),
-    /// A `.npy` file shaped like the input, read when the method is built.
-    File(std::path::PathBuf),
+    /// A tensor shaped like the input, with the name the report gives it (its file).
+    Named(String, Vec<f64>),
 }
 
 impl Baseline {
-    /// The baseline as a tensor of `shape`: zeros, the tensor, or the file's contents.
+    /// The baseline as a tensor of `shape`: zeros or the tensor given.
     pub fn resolve(&self, shape: &[usize]) -> Result<Vec<f64>> {
         let n: usize = shape.iter().product();
         let values = match self {
             Baseline::Zeros => vec![0.0; n],
             Baseline::Tensor(v) => v.clone(),
-            Baseline::File(p) => crate::model::npy::read_model_input(p, shape, None)
-                .with_context(|| format!("the baseline {}", p.display()))?
-                .into_iter()
-                .map(f64::from)
-                .collect(),
+            Baseline::Named(_, v) => v.clone(),
         };
         if values.len() != n {
             bail!("the baseline holds {} values; the input {n}", values.len());
@@ -108,7 +104,7 @@ impl Baseline {
         match self {
             Baseline::Zeros => "zeros".into(),
             Baseline::Tensor(_) => "given".into(),
-            Baseline::File(p) => p.display().to_string(),
+            Baseline::Named(name, _) => name.clone(),
         }
     }
 }

@@ -187,6 +187,9 @@ impl Preprocess {
     }
 }
 
+/// An image decoded onto the model's grid, with what happened to it on the way.
+pub type GridImage = (Pixels, ImageNotes);
+
 /// What happened to an image on its way to the model grid, for the report.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ImageNotes {
@@ -197,7 +200,7 @@ pub struct ImageNotes {
 }
 
 /// Decodes an image and brings it onto the model's pixel grid (channel count, then size).
-pub fn load_image(path: &Path, grid: &Grid) -> Result<(Pixels, ImageNotes)> {
+pub fn load_image(path: &Path, grid: &Grid) -> Result<GridImage> {
     if grid.layout.is_none() {
         bail!("the model input is not an image (rank 4): feed it a .npy tensor instead");
     }

@@ -3,7 +3,7 @@
 use crate::figure::{amplified_difference, labelled_row};
 use crate::frontend::{FrontEnd, FrontEndKind};
 use crate::model::preprocess::psnr;
-use crate::model::preprocess::{load_image, to_tensor, ImageNotes, Pixels};
+use crate::model::preprocess::{to_tensor, GridImage, ImageNotes, Pixels};
 use crate::model::Model;
 use crate::nullspace::{null_space_for_collisions, searchable_null_space, NullSpace, RankRule};
 use crate::pipeline::artifacts::Artifacts;
@@ -15,12 +15,13 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// `collide` as the command line asks for it: image files and how to search.
+/// A collision search: the image and, in target mode, the target (both on the model's grid),
+/// and how to search.
 pub struct CollideRequest {
-    pub image: PathBuf,
-    pub target: Option<PathBuf>,
+    pub image: GridImage,
+    pub target: Option<GridImage>,
     pub search: SearchSettings,
 }
 
@@ -192,6 +193,8 @@ pub struct SearchSpace {
     pub method: String,
 }
 
+/// Checks the request, finds the null space to search, then runs [`collide_pixels`]; a search
+/// that finds no room is an error ([`crate::error::NoRoom`]).
 pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
     if req.search.mode == Mode::Target && req.target.is_none() {
         bail!("--mode target needs --target IMAGE");
@@ -200,12 +203,7 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         bail!("--distance applies to --mode target only");
     }
     let ns = null_space_for_collisions(fe, req.search.rule)?;
-    let original = load_image(&req.image, &fe.grid)?;
-    let target = match &req.target {
-        Some(p) => Some(load_image(p, &fe.grid)?),
-        None => None,
-    };
-    let found = collide_pixels(model, fe, &ns, original, target, &req.search, progress)?;
+    let found = collide_pixels(model, fe, &ns, req.image.clone(), req.target.clone(), &req.search, progress)?;
     if let Some(why) = &found.no_room {
         return Err(crate::error::NoRoom(why.clone()).into());
     }
@@ -217,8 +215,8 @@ pub fn collide_pixels(
     model: &Model,
     fe: &FrontEnd,
     ns: &NullSpace,
-    (original, image_notes): (Pixels, ImageNotes),
-    target: Option<(Pixels, ImageNotes)>,
+    (original, image_notes): GridImage,
+    target: Option<GridImage>,
     req: &SearchSettings,
     progress: &dyn Fn(),
 ) -> Result<Collisions> {

@@ -5,7 +5,7 @@ use super::demo::*;
 use crate::explain::{Method, Settings};
 use crate::figure::png_bytes;
 use crate::frontend::FrontEnd;
-use crate::model::digits::{png_name, EmbeddedDigit};
+use crate::model::digits::EmbeddedDigit;
 use crate::model::preprocess::{ImageNotes, Pixels};
 use crate::pipeline::explain::{explain_pixels, ExplainRequest};
 use crate::similarity::compare::{compare, Input, SimilarityFigures};
@@ -34,8 +34,6 @@ pub(crate) fn explanation_panel(
     let (mut explanations, mut files) = (vec![], vec![]);
     for method in EXPLAIN_METHODS {
         let req = ExplainRequest {
-            image: format!("models/digits/{}", png_name(source.label, source.row)).into(),
-            compare: None,
             method,
             output_index: None,
             settings: Settings {

@@ -7,7 +7,7 @@ use crate::explain::figure;
 use crate::explain::{agreement, method, Agreement, AttributionMap, Details, Method, PixelGrid, Settings};
 use crate::linop::AffineGather;
 use crate::model::argmax;
-use crate::model::preprocess::{from_tensor, load_image, to_tensor, Grid, ImageNotes, Pixels};
+use crate::model::preprocess::{from_tensor, to_tensor, Grid, GridImage, ImageNotes, Pixels};
 use crate::model::Model;
 use crate::pipeline::artifacts::Artifacts;
 use crate::pipeline::audit::InputInfo;
@@ -17,15 +17,12 @@ use anyhow::{bail, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-/// `explain` as the command line asks for it.
+/// An explanation: which method, of which output, with which settings.
 #[derive(Clone, Debug)]
 pub struct ExplainRequest {
-    pub image: PathBuf,
-    /// A tensor shaped like the model input (a collision written by `collide`).
-    pub compare: Option<PathBuf>,
     pub method: Method,
     /// Flat index into the first output; `None`: its argmax on the original.
     pub output_index: Option<usize>,
@@ -33,14 +30,15 @@ pub struct ExplainRequest {
 }
 
 impl ExplainRequest {
-    /// Gradient evaluations the whole run makes (for progress bars).
-    pub fn evaluations(&self) -> u64 {
+    /// Gradient evaluations the whole run makes (for progress bars), with or without a compared
+    /// tensor (the comparison explains it and a control too).
+    pub fn evaluations(&self, compared: bool) -> u64 {
         let per_input = match self.method {
             Method::IntegratedGradients => self.settings.steps,
             Method::SmoothGrad => self.settings.samples,
             _ => 1,
         };
-        (per_input * if self.compare.is_some() { 3 } else { 1 }) as u64
+        (per_input * if compared { 3 } else { 1 }) as u64
     }
 }
 
@@ -170,18 +168,19 @@ pub struct Explanation {
     pub figures: Vec<(String, Vec<u8>)>,
 }
 
-/// Loads the image (and the compared tensor), then runs [`explain_pixels`].
-pub fn explain(model: &Model, pre: &Preprocess, req: &ExplainRequest, progress: &dyn Fn()) -> Result<Explanation> {
+/// Explains `image` (on the model's grid) and, where given, a named tensor shaped like the model
+/// input (a collision written by `collide`) beside it: [`explain_pixels`] with the front end's
+/// output as Grad-CAM's boundary.
+pub fn explain(
+    model: &Model,
+    pre: &Preprocess,
+    image: GridImage,
+    compare: Option<(String, Vec<f32>)>,
+    req: &ExplainRequest,
+    progress: &dyn Fn(),
+) -> Result<Explanation> {
     let gather = pre.gather(&model.input_shape)?;
     let grid = pre.grid(&model.input_shape)?;
-    let image = load_image(&req.image, &grid)?;
-    let compare = match &req.compare {
-        Some(p) => Some((
-            p.display().to_string(),
-            crate::model::npy::read_model_input(p, &model.input_shape, None)?,
-        )),
-        None => None,
-    };
     let first_layer_output = crate::front_end(model, pre).ok().and_then(|fe| fe.output_value);
     explain_pixels(
         model,
@@ -293,7 +292,7 @@ fn input_change(
 pub fn explain_pixels(
     model: &Model,
     (gather, grid): (&AffineGather, &Grid),
-    (pixels, notes): (Pixels, ImageNotes),
+    (pixels, notes): GridImage,
     compare: Option<(String, Vec<f32>)>,
     first_layer_output: Option<&str>,
     req: &ExplainRequest,
