@@ -224,3 +224,51 @@ fn the_check_sees_a_back_edge_and_a_cycle() {
     assert!(bad[0].contains("`linop` (stage 0) uses `pipeline` (stage 8)"));
     assert!(bad[1].contains("`attack` and `explain` use each other"));
 }
+
+/// The flags a line's string literals name (`--word`), outside comments.
+fn flags_named(line: &str) -> Vec<String> {
+    let code = code_of(line);
+    let mut found = vec![];
+    for (i, literal) in code.split('"').enumerate() {
+        if i % 2 == 1 {
+            let mut rest = literal;
+            while let Some(at) = rest.find("--") {
+                let name: String = rest[at + 2..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect();
+                if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                    found.push(format!("--{name}"));
+                }
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_library_speaks_of_parameters_not_flags() {
+    // Flags are the command line's; the library names a parameter as `name`, which the CLI
+    // renders as --name and the Python bindings as name=.
+    assert_eq!(flags_named(r#"bail!("give --input-shape"); // --quiet"#), ["--input-shape"]);
+    assert!(flags_named(r#"bail!("give `input_shape`")"#).is_empty());
+    assert!(flags_named(r#"out.push_str("|---|")"#).is_empty());
+    let mut files = vec![];
+    rust_files(&src_dir(), &mut files);
+    let mut bad = vec![];
+    for file in files.iter().filter(|f| module_of(&src_dir(), f).is_some()) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("//") || trimmed.starts_with("#[") {
+                continue;
+            }
+            for flag in flags_named(line) {
+                bad.push(format!("{}:{}: {flag}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(files.len() > 50, "the sources were read");
+    assert!(bad.is_empty(), "library strings that name a flag:\n{}", bad.join("\n"));
+}

@@ -27,7 +27,7 @@ pub fn main() {
     };
     if let Err(e) = run(cli) {
         let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-        eprintln!("blindspot: {msg}");
+        eprintln!("blindspot: {}", as_flags(&msg));
         std::process::exit(exit_code(&e));
     }
 }
@@ -58,6 +58,47 @@ pub fn progress_bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// The library names its parameters in backquotes (`input_shape`); on the command line they are
+/// flags (--input-shape). Anything else in backquotes stays as written.
+pub fn as_flags(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('`') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = &after[..close];
+        let is_parameter = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if is_parameter {
+            out.push_str("--");
+            out.push_str(&name.replace('_', "-"));
+        } else {
+            out.push_str(&rest[open..open + close + 2]);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_flags;
+
+    #[test]
+    fn parameters_become_flags_and_nothing_else_changes() {
+        assert_eq!(as_flags("give `input_shape`"), "give --input-shape");
+        assert_eq!(as_flags("`mode` target needs `target` IMAGE"), "--mode target needs --target IMAGE");
+        assert_eq!(as_flags("see `blindspot verify` for the names"), "see `blindspot verify` for the names");
+        assert_eq!(as_flags("a lone ` stays"), "a lone ` stays");
+        assert_eq!(as_flags("no quotes"), "no quotes");
+    }
 }
 
 /// Exit code 1 where the answer is that no collision exists (no exact collision, no room in the

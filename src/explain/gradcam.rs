@@ -137,7 +137,7 @@ impl GradCam {
             None => match default_layer(engine, first_layer_output, &pixels, channels_last) {
                 Some(found) => found,
                 None => bail!(
-                    "Grad-CAM needs a spatial layer, and this model computes none after its first linear layer: no feature map [1, C, h, w] and no token sequence [1, g² (+1), D] (a dense model has no spatial layout; name one with --layer)"
+                    "Grad-CAM needs a spatial layer, and this model computes none after its first linear layer: no feature map [1, C, h, w] and no token sequence [1, g² (+1), D] (a dense model has no spatial layout; name one with `layer`)"
                 ),
             },
         };

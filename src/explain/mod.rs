@@ -144,13 +144,13 @@ impl Settings {
     /// One-line errors for settings no method could use.
     pub fn check(&self) -> Result<()> {
         if self.steps == 0 {
-            bail!("--steps must be at least 1");
+            bail!("`steps` must be at least 1");
         }
         if self.samples == 0 {
-            bail!("--samples must be at least 1");
+            bail!("`samples` must be at least 1");
         }
         if !(self.noise.is_finite() && self.noise >= 0.0) {
-            bail!("--noise must be a finite fraction ≥ 0, not {}", self.noise);
+            bail!("`noise` must be a finite fraction ≥ 0, not {}", self.noise);
         }
         Ok(())
     }
@@ -248,10 +248,10 @@ pub fn method(
 ) -> Result<Box<dyn Attribution>> {
     settings.check()?;
     if settings.layer.is_some() && method != Method::GradCam {
-        bail!("--layer applies to --method gradcam only");
+        bail!("`layer` applies to `method` gradcam only");
     }
     if !matches!(settings.baseline, Baseline::Zeros) && method != Method::IntegratedGradients {
-        bail!("--baseline applies to --method integrated-gradients only");
+        bail!("`baseline` applies to `method` integrated-gradients only");
     }
     Ok(match method {
         Method::Gradient => Box::new(Gradient),

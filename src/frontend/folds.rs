@@ -259,7 +259,7 @@ pub(crate) fn slice_positions(start: i64, end: i64, step: i64, dim: usize) -> Re
 pub fn fold_resize(graph: &OnnxGraph, node: &NodeProto, map: &AffineGather) -> Result<AffineGather> {
     let mode = attr_string(node, "mode").unwrap_or_else(|| "nearest".into());
     if mode != "nearest" {
-        bail!("Resize mode {mode} mixes several pixels per value: not a gather (see `linear_resize`)");
+        bail!("Resize mode {mode} mixes several pixels per value: not a gather");
     }
     let (coordinates, per_axis) = resize_axes(graph, node, &map.shape)?;
     let rounding = attr_string(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());

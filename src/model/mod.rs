@@ -56,7 +56,7 @@ impl HeldInput {
                 name: name.to_string(),
                 file: PathBuf::from(file),
             }),
-            _ => bail!("--hold takes NAME=FILE (an image or a .npy tensor), not {spec}"),
+            _ => bail!("`hold` takes NAME=FILE (an image or a .npy tensor), not {spec}"),
         }
     }
 }
@@ -247,7 +247,7 @@ impl Model {
             // as deployment code does (a declared batch of 10 run on one image).
             (Some(s), Some(d)) if s.len() != d.len() => {
                 bail!(
-                    "the requested input shape {s:?} (--input-shape or --resize) does not fit the model's input {input_name} of shape {}: the rank differs",
+                    "the requested input shape {s:?} (`input_shape` or `resize`) does not fit the model's input {input_name} of shape {}: the rank differs",
                     show_dims(d)
                 )
             }
@@ -261,13 +261,13 @@ impl Model {
                         (0, None, _) => Ok(1),
                         (_, None, Some(v)) => Ok(v),
                         _ => Err(anyhow!(
-                            "the input {input_name} has a dynamic shape {}: give --input-shape",
+                            "the input {input_name} has a dynamic shape {}: give `input_shape`",
                             show_dims(d)
                         )),
                     },
                 )
                 .collect::<Result<_>>()?,
-            (None, None) => bail!("the input {input_name} declares no shape: give --input-shape"),
+            (None, None) => bail!("the input {input_name} declares no shape: give `input_shape`"),
         };
         check_size(&shape)?;
         let no_preprocess = Preprocess::default();
@@ -372,7 +372,7 @@ fn check_size(shape: &[usize]) -> Result<()> {
     let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     if values.is_none_or(|n| n > MAX_INPUT_VALUES) {
         bail!(
-            "the input shape {shape:?} holds more values than blindspot's pixel maps can hold in memory (at most {MAX_INPUT_VALUES}); give a smaller --input-shape"
+            "the input shape {shape:?} holds more values than blindspot's pixel maps can hold in memory (at most {MAX_INPUT_VALUES}); give a smaller `input_shape`"
         );
     }
     if shape.contains(&0) {
@@ -420,13 +420,13 @@ fn choose_inputs(
     for h in &choice.held {
         let info = find(&h.name).with_context(|| {
             format!(
-                "--hold {}: the model has no input of that name; its inputs: {}",
+                "`hold` {}: the model has no input of that name; its inputs: {}",
                 h.name,
                 describe(&inputs)
             )
         })?;
         if held.iter().any(|(i, _): &HeldValue| i.name == h.name) {
-            bail!("--hold {} is given twice", h.name);
+            bail!("`hold` {} is given twice", h.name);
         }
         held.push((info.clone(), h.file.clone()));
     }
@@ -438,17 +438,17 @@ fn choose_inputs(
     let image = match &choice.image {
         Some(name) => {
             if held.iter().any(|(h, _)| &h.name == name) {
-                bail!("the input {name} is both the image (--input) and held (--hold)");
+                bail!("the input {name} is both the image (`input`) and held (`hold`)");
             }
             find(name)
-                .with_context(|| format!("--input {name}: the model has no input of that name; its inputs: {}", describe(&inputs)))?
+                .with_context(|| format!("`input` {name}: the model has no input of that name; its inputs: {}", describe(&inputs)))?
                 .clone()
         }
         None => match left.as_slice() {
             [only] => only.clone(),
-            [] => bail!("every input is held: name the image input with --input NAME"),
+            [] => bail!("every input is held: name the image input with `input` NAME"),
             _ => bail!(
-                "the model has {} inputs ({}): name the image input with --input NAME and give every other one with --hold NAME=FILE (an image or a .npy)",
+                "the model has {} inputs ({}): name the image input with `input` NAME and give every other one with `hold` NAME=FILE (an image or a .npy)",
                 left.len(),
                 describe(&left)
             ),
@@ -457,7 +457,7 @@ fn choose_inputs(
     let unfed: Vec<_> = left.iter().filter(|i| i.name != image.name).cloned().collect();
     if !unfed.is_empty() {
         bail!(
-            "the model has other inputs besides {}: {}; give each with --hold NAME=FILE (an image or a .npy)",
+            "the model has other inputs besides {}: {}; give each with `hold` NAME=FILE (an image or a .npy)",
             image.name,
             describe(&unfed)
         );
@@ -477,7 +477,7 @@ fn held_tensor(
     let code = OnnxGraph::declared_elem_type(info).unwrap_or(1);
     if code != 1 && code != 11 {
         bail!(
-            "the held input {name} holds {} values; --hold feeds float or double tensors",
+            "the held input {name} holds {} values; `hold` feeds float or double tensors",
             if code == 10 {
                 "float16".to_string()
             } else {
@@ -494,7 +494,7 @@ fn held_tensor(
             let fits = d.len() == shape.len() && d.iter().zip(&shape).all(|(d, s)| d.is_none_or(|d| d == *s));
             if !fits {
                 bail!(
-                    "--hold {name}: {} has shape {shape:?}, the input {name} is declared {}",
+                    "`hold` {name}: {} has shape {shape:?}, the input {name} is declared {}",
                     file.display(),
                     show_dims(d)
                 );
@@ -511,19 +511,19 @@ fn held_tensor(
                 .collect(),
             Some(d) if d.iter().all(Option::is_some) => d.iter().flatten().copied().collect(),
             _ => bail!(
-                "--hold {name}: the input's shape {} cannot be taken from the image input's; give a .npy tensor",
+                "`hold` {name}: the input's shape {} cannot be taken from the image input's; give a .npy tensor",
                 declared.as_deref().map_or("(none)".into(), show_dims)
             ),
         };
         check_size(&shape)?;
         let grid = preprocess.grid(&shape)?;
         let (pixels, _) =
-            crate::model::preprocess::load_image(file, &grid).with_context(|| format!("--hold {name}"))?;
+            crate::model::preprocess::load_image(file, &grid).with_context(|| format!("`hold` {name}"))?;
         let data = crate::model::preprocess::to_tensor(&preprocess.gather(&shape)?, &pixels.data);
         (shape, data)
     };
     if data.iter().any(|v| !v.is_finite()) {
-        bail!("--hold {name}: {} holds NaN or infinite values", file.display());
+        bail!("`hold` {name}: {} holds NaN or infinite values", file.display());
     }
     let mut tensor = tract_onnx::pb::TensorProto {
         name: name.clone(),

@@ -128,7 +128,7 @@ impl Preprocess {
                 Layout::Nchw => ("nchw", "second"),
                 Layout::Nhwc => ("nhwc", "last"),
             };
-            bail!("--layout {flag} reads the {axis} dimension of the input shape {shape:?} as channels, but an image has 1, 3 or 4, not {c}");
+            bail!("`layout` {flag} reads the {axis} dimension of the input shape {shape:?} as channels, but an image has 1, 3 or 4, not {c}");
         }
         Ok(Grid {
             height: h,
@@ -153,7 +153,7 @@ impl Preprocess {
         let mean = per_channel(&self.mean, "mean", 0.0)?;
         let std = per_channel(&self.std, "std", 1.0)?;
         if let Some(bad) = std.iter().find(|s| **s == 0.0 || !s.is_finite()) {
-            bail!("--std must be finite and non-zero, got {bad}");
+            bail!("`std` must be finite and non-zero, got {bad}");
         }
         let n = grid.len();
         let (mut source, mut scale, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));

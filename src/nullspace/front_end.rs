@@ -171,9 +171,9 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
     };
     if ns.nullity == 0 && ns.nullity_exact {
         let hint = if rule.relative.is_some() {
-            "raise --budget"
+            "raise `budget`"
         } else {
-            "--budget REL gives approximate collisions"
+            "`budget` REL gives approximate collisions"
         };
         return Err(NoExactCollision(format!(
             "the front end has no null space (nullity 0; smallest singular value {:.3e}): no exact collision exists ({hint})",
@@ -183,14 +183,14 @@ pub fn null_space_for_collisions(fe: &FrontEnd, rule: RankRule) -> Result<NullSp
     }
     if ns.nullity == 0 && rule.relative.is_some() {
         bail!(
-            "no direction has a first-layer response within the budget (smallest singular value {:.3e}; {}): raise --budget",
+            "no direction has a first-layer response within the budget (smallest singular value {:.3e}; {}): raise `budget`",
             ns.smallest_singular_value(),
             ns.method
         );
     }
     if ns.nullity == 0 {
         return Err(NoExactCollision(format!(
-            "no exact collision exists that blindspot can build: no null direction of the front end is known and its nullity could not be established ({}); --budget REL gives approximate collisions",
+            "no exact collision exists that blindspot can build: no null direction of the front end is known and its nullity could not be established ({}); `budget` REL gives approximate collisions",
             ns.method
         ))
         .into());

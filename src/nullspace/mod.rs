@@ -57,7 +57,7 @@ impl RankRule {
     }
     pub fn describe(&self) -> String {
         match self.relative {
-            Some(rel) => format!("--tol {rel} × sigma_max"),
+            Some(rel) => format!("{rel} × sigma_max (the relative tolerance asked for)"),
             None => "max(rows, cols) of the weight matrix × eps(stored dtype) × sigma_max (numpy matrix_rank)".into(),
         }
     }

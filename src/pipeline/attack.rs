@@ -66,14 +66,14 @@ impl AttackSettings {
     /// Refuses settings no attack can run with, before any work.
     pub fn check(&self) -> Result<()> {
         if self.method == AttackMethod::Pgd && self.steps == 0 {
-            bail!("--steps must be at least 1");
+            bail!("`steps` must be at least 1");
         }
         if !(0.0..1.0).contains(&self.variant_margin) {
-            bail!("--variant-margin must be in [0, 1), not {}", self.variant_margin);
+            bail!("`variant_margin` must be in [0, 1), not {}", self.variant_margin);
         }
         if let Some(s) = self.step_size {
             if !(s.is_finite() && s > 0.0) {
-                bail!("--step-size must be a positive number, not {s}");
+                bail!("`step_size` must be a positive number, not {s}");
             }
         }
         Ok(())
@@ -376,7 +376,7 @@ pub fn attack_pixels(
     let (clean, classes) = predictor.predict(&original_tensor)?;
     let goal = match settings.target_class {
         Some(class) if class >= classes => {
-            bail!("--target-class {class} is out of range: the model's first output has {classes} classes")
+            bail!("`target_class` {class} is out of range: the model's first output has {classes} classes")
         }
         Some(class) => Goal::Targeted { class },
         None => Goal::Untargeted { label: clean.class },

@@ -197,10 +197,10 @@ pub struct SearchSpace {
 /// that finds no room is an error ([`crate::error::NoRoom`]).
 pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dyn Fn()) -> Result<Collisions> {
     if req.search.mode == Mode::Target && req.target.is_none() {
-        bail!("--mode target needs --target IMAGE");
+        bail!("`mode` target needs `target` IMAGE");
     }
     if req.search.distance != Distance::L2 && req.search.mode != Mode::Target {
-        bail!("--distance applies to --mode target only");
+        bail!("`distance` applies to `mode` target only");
     }
     let ns = null_space_for_collisions(fe, req.search.rule)?;
     let found = collide_pixels(model, fe, &ns, req.image.clone(), req.target.clone(), &req.search, progress)?;
@@ -233,7 +233,7 @@ pub fn collide_pixels(
     let searched = searched.as_ref().unwrap_or(ns);
     if req.distance == Distance::L1 && searched.decomposition().is_none() {
         bail!(
-            "--distance l1 needs a block-diagonal null space (a dense layer, a patch or token embedding, a convolution's tiles); this front end's is known only by projection ({})",
+            "`distance` l1 needs a block-diagonal null space (a dense layer, a patch or token embedding, a convolution's tiles); this front end's is known only by projection ({})",
             searched.method
         );
     }

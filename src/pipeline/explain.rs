@@ -486,7 +486,7 @@ fn note(r: &ExplainReport) -> String {
     let what = if r.colour_scale_max == 0.0 {
         let why = match r.method {
             Method::GradCam => format!(
-                ": Σ_c α_c A_c ≤ 0 at every position of {} (a head that is not global average pooling weighs each position differently, and the averaged α_c lose that), so ReLU leaves nothing; --layer picks another layer",
+                ": Σ_c α_c A_c ≤ 0 at every position of {} (a head that is not global average pooling weighs each position differently, and the averaged α_c lose that), so ReLU leaves nothing; `layer` picks another layer",
                 r.settings.layer.as_deref().unwrap_or("the layer")
             ),
             _ => String::new(),

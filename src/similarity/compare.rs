@@ -100,7 +100,7 @@ fn npy_pixels(path: &Path) -> Result<Pixels> {
         [h, w, c] => (grid(*h, *w, *c), t.iter().map(|&v| v as f64).collect()),
         [h, w] => (grid(*h, *w, 1), t.iter().map(|&v| v as f64).collect()),
         _ => bail!(
-            "{} has shape {shape:?}: without --model a tensor must be [1,C,H,W], [1,H,W,C], [H,W,C] or [H,W]",
+            "{} has shape {shape:?}: without `model` a tensor must be [1,C,H,W], [1,H,W,C], [H,W,C] or [H,W]",
             path.display()
         ),
     };

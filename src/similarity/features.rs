@@ -161,7 +161,7 @@ pub fn feature_similarity(model: &Model, a: &[f32], b: &[f32], layers: Option<&[
         None => default_layers(model, &va),
     };
     if chosen.is_empty() {
-        bail!("the model has no layer shaped [1,C,h,w], [1,T,D] or [1,D] after its first linear layer: give --layers");
+        bail!("the model has no layer shaped [1,C,h,w], [1,T,D] or [1,D] after its first linear layer: give `layers`");
     }
     let find = |vs: &[Value], name: &str| -> Result<usize> {
         vs.iter()
