@@ -5,7 +5,7 @@ use super::args::*;
 use super::progress_bar;
 use anyhow::{bail, Context, Result};
 use blindspot::attack::ThreatModel;
-use blindspot::explain::Baseline;
+use blindspot::explain::{Baseline, Method};
 use blindspot::model::npy;
 use blindspot::nullspace::conv_spectrum::Effort;
 use blindspot::pipeline::attack::{attack, AttackSettings};
@@ -230,6 +230,8 @@ pub fn run_explain(args: ExplainArgs, quiet: bool) -> Result<()> {
         &load_request(shape.as_deref(), Some(&image), &choice, Some(&pre_map)),
     )?;
     let baseline = match baseline {
+        // Read only where the method starts from it; otherwise the library refuses it by name.
+        Some(p) if method != Method::IntegratedGradients => Baseline::Named(p.display().to_string(), vec![]),
         Some(p) => {
             let values = npy::read_model_input(&p, &m.input_shape, None)
                 .with_context(|| format!("the baseline {}", p.display()))?;

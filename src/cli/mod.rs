@@ -21,7 +21,7 @@ pub fn main() {
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("blindspot: {}", first.trim_start_matches("error: "));
+            eprintln!("blindspot: {}", as_flags(first.trim_start_matches("error: ")));
             std::process::exit(2);
         }
     };
