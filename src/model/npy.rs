@@ -38,7 +38,7 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// Reads a `.npy` to be fed to the model as it is: it must have the model input's shape and
 /// hold finite values. `input` names the input in the message where the model has several.
 pub fn read_model_input(path: &Path, shape: &[usize], input: Option<&str>) -> Result<Vec<f32>> {
-    let (s, data) = read_f32(path)?;
+    let (s, data) = read_finite(path)?;
     if s != shape {
         let which = input.map(|n| format!(" {n}")).unwrap_or_default();
         bail!(
@@ -46,10 +46,16 @@ pub fn read_model_input(path: &Path, shape: &[usize], input: Option<&str>) -> Re
             path.display()
         );
     }
+    Ok(data)
+}
+
+/// [`read_f32`], refusing a tensor that holds NaN or infinite values.
+pub fn read_finite(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let (shape, data) = read_f32(path)?;
     if data.iter().any(|v| !v.is_finite()) {
         bail!("{} holds NaN or infinite values", path.display());
     }
-    Ok(data)
+    Ok((shape, data))
 }
 
 /// Reads a little-endian float32 or float64 `.npy` in C order, as f32.

@@ -45,28 +45,13 @@ fn is_npy(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let (shape, data) = crate::model::npy::read_f32(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if data.iter().any(|v| !v.is_finite()) {
-        bail!("{} holds NaN or infinite values", path.display());
-    }
-    Ok((shape, data))
-}
-
 /// Reads an input for a model: a PNG goes through the preprocessing, a .npy is taken as fed.
 pub fn load_for_model(path: &Path, model: &Model, pre: &Preprocess) -> Result<Input> {
     let shape = &model.input_shape;
     let gather = pre.gather(shape)?;
     let grid = pre.grid(shape)?;
     if is_npy(path) {
-        let (s, t) = read_npy(path)?;
-        if &s != shape {
-            bail!(
-                "{} has shape {s:?} but the model input {} has shape {shape:?}",
-                path.display(),
-                model.input_name
-            );
-        }
+        let t = crate::model::npy::read_model_input(path, shape, Some(&model.input_name))?;
         let data = from_tensor(&gather, &t);
         let pixels = Pixels {
             height: grid.height,
@@ -90,7 +75,7 @@ pub fn load_for_model(path: &Path, model: &Model, pre: &Preprocess) -> Result<In
 /// The pixel grid a .npy tensor holds without a model: `[1,C,H,W]`/`[1,H,W,C]` (layout guessed
 /// as for model inputs), `[H,W,C]` or `[H,W]`; values taken as pixels.
 fn npy_pixels(path: &Path) -> Result<Pixels> {
-    let (shape, t) = read_npy(path)?;
+    let (shape, t) = crate::model::npy::read_finite(path)?;
     let (grid, data) = match shape.as_slice() {
         [_, _, _, _] => {
             let pre = Preprocess::default();
