@@ -251,7 +251,10 @@ fn flags_named(line: &str) -> Vec<String> {
 fn the_library_speaks_of_parameters_not_flags() {
     // Flags are the command line's; the library names a parameter as `name`, which the CLI
     // renders as --name and the Python bindings as name=.
-    assert_eq!(flags_named(r#"bail!("give --input-shape"); // --quiet"#), ["--input-shape"]);
+    assert_eq!(
+        flags_named(r#"bail!("give --input-shape"); // --quiet"#),
+        ["--input-shape"]
+    );
     assert!(flags_named(r#"bail!("give `input_shape`")"#).is_empty());
     assert!(flags_named(r#"out.push_str("|---|")"#).is_empty());
     let mut files = vec![];

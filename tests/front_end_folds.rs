@@ -272,7 +272,10 @@ fn linear_resize_front_ends_match_tract_and_their_null_directions_collide() {
         let (_dir, model, fe) = open_spec(&spec);
         let name = &spec.graph_name;
         assert!(fe.limitation.is_none(), "{name}: {:?}", fe.limitation);
-        assert!(fe.resample().is_some() && fe.blocks().is_none(), "{name}: not resampled");
+        assert!(
+            fe.resample().is_some() && fe.blocks().is_none(),
+            "{name}: not resampled"
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
         let pixels: Vec<f64> = (0..fe.input_dim()).map(|_| rng.gen_range(0.0..1.0)).collect();
         let tensor = to_tensor(&fe.preprocess_map, &pixels);

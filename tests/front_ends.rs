@@ -4,8 +4,8 @@ mod common;
 
 use blindspot::frontend::FrontEndKind;
 use blindspot::linop::{dot_test, Compose, LinearOperator};
-use blindspot::nullspace::front_end_null_space;
 use blindspot::model::preprocess::load_image;
+use blindspot::nullspace::front_end_null_space;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};

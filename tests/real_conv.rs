@@ -6,9 +6,9 @@
 mod common;
 
 use blindspot::frontend::FrontEndKind;
+use blindspot::model::preprocess::load_image;
 use blindspot::nullspace::front_end_null_space;
 use blindspot::pipeline::audit::audit;
-use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::Mode;
 use blindspot::{open, Preprocess, RankRule};

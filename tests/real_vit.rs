@@ -3,9 +3,9 @@
 //! fetch fails instead of skipping.
 
 use blindspot::frontend::FrontEndKind;
+use blindspot::model::preprocess::load_image;
 use blindspot::nullspace::front_end_null_space;
 use blindspot::pipeline::audit::audit;
-use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::search::{Distance, Mode};
 use blindspot::{open, Preprocess, RankRule};

@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use blindspot::attack::ThreatModel;
 use blindspot::explain::{Baseline, Method};
 use blindspot::model::npy;
+use blindspot::model::preprocess::load_image;
 use blindspot::nullspace::conv_spectrum::Effort;
 use blindspot::pipeline::attack::{attack, AttackSettings};
-use blindspot::model::preprocess::load_image;
 use blindspot::pipeline::collide::{collide, CollideRequest, SearchSettings};
 use blindspot::pipeline::explain::{explain, ExplainRequest};
 use blindspot::pipeline::{audit, demo, tables};
@@ -240,7 +240,10 @@ pub fn run_explain(args: ExplainArgs, quiet: bool) -> Result<()> {
         None => Baseline::Zeros,
     };
     let compare = match compare {
-        Some(p) => Some((p.display().to_string(), npy::read_model_input(&p, &m.input_shape, None)?)),
+        Some(p) => Some((
+            p.display().to_string(),
+            npy::read_model_input(&p, &m.input_shape, None)?,
+        )),
         None => None,
     };
     let preprocess = pre.preprocess()?;

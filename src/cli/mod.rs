@@ -74,7 +74,9 @@ pub fn as_flags(message: &str) -> String {
         };
         let name = &after[..close];
         let is_parameter = name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if is_parameter {
             out.push_str("--");
             out.push_str(&name.replace('_', "-"));
@@ -94,8 +96,14 @@ mod tests {
     #[test]
     fn parameters_become_flags_and_nothing_else_changes() {
         assert_eq!(as_flags("give `input_shape`"), "give --input-shape");
-        assert_eq!(as_flags("`mode` target needs `target` IMAGE"), "--mode target needs --target IMAGE");
-        assert_eq!(as_flags("see `blindspot verify` for the names"), "see `blindspot verify` for the names");
+        assert_eq!(
+            as_flags("`mode` target needs `target` IMAGE"),
+            "--mode target needs --target IMAGE"
+        );
+        assert_eq!(
+            as_flags("see `blindspot verify` for the names"),
+            "see `blindspot verify` for the names"
+        );
         assert_eq!(as_flags("a lone ` stays"), "a lone ` stays");
         assert_eq!(as_flags("no quotes"), "no quotes");
     }

@@ -97,7 +97,10 @@ pub enum Form {
     Conv(ConvFrontEnd),
     /// A linear resampling of the pixels, then the layer, known by its action: no layer stays
     /// block-diagonal behind a resampling.
-    Resampled { resample: PixelResample, operator: ConvFrontEnd },
+    Resampled {
+        resample: PixelResample,
+        operator: ConvFrontEnd,
+    },
 }
 
 /// Pixels → (gather) → resampling: the part of the front end before `layer_input_map` when the

@@ -203,7 +203,15 @@ pub fn collide(model: &Model, fe: &FrontEnd, req: &CollideRequest, progress: &dy
         bail!("`distance` applies to `mode` target only");
     }
     let ns = null_space_for_collisions(fe, req.search.rule)?;
-    let found = collide_pixels(model, fe, &ns, req.image.clone(), req.target.clone(), &req.search, progress)?;
+    let found = collide_pixels(
+        model,
+        fe,
+        &ns,
+        req.image.clone(),
+        req.target.clone(),
+        &req.search,
+        progress,
+    )?;
     if let Some(why) = &found.no_room {
         return Err(crate::error::NoRoom(why.clone()).into());
     }
