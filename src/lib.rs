@@ -40,6 +40,7 @@ pub mod frontend;
 pub mod linop;
 pub mod model;
 pub mod nullspace;
+pub mod piecewise;
 pub mod pipeline;
 pub mod search;
 pub mod similarity;

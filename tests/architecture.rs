@@ -21,6 +21,7 @@ const STAGES: &[(&str, usize)] = &[
     ("attack", 7),
     ("similarity", 7),
     ("survey", 7),
+    ("piecewise", 7),
     ("pipeline", 8),
 ];
 

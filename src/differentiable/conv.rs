@@ -432,48 +432,89 @@ pub(super) enum Pooling {
     Average,
 }
 
+/// The windows of a MaxPool or AveragePool: geometry, output size, and the padding each axis
+/// needs (the declared pads plus, with ceil_mode, the fill a last partial window reads).
+pub(super) struct PoolWindows {
+    w: Window,
+    spatial: Vec<usize>,
+    out: Vec<usize>,
+    extra: Vec<usize>,
+    all_pads: Vec<(usize, usize)>,
+    taps: Vec<Vec<usize>>,
+}
+
+impl PoolWindows {
+    pub(super) fn of(node: &NodeProto, x: &Tensor) -> Result<PoolWindows> {
+        if x.rank() < 3 {
+            bail!("{} on a rank-{} input", node.op_type, x.rank());
+        }
+        let spatial = x.dims()[2..].to_vec();
+        let kernel: Vec<usize> = attr_ints(node, "kernel_shape")
+            .context("no kernel_shape")?
+            .iter()
+            .map(|&k| k as usize)
+            .collect();
+        if kernel.len() != spatial.len() {
+            bail!("kernel_shape {kernel:?} does not fit the input {:?}", x.dims());
+        }
+        let ceil_mode = attr_int(node, "ceil_mode", 0) != 0;
+        let w = Window::of(node, &spatial, kernel)?;
+        let mut out = Vec::with_capacity(spatial.len());
+        // ceil_mode keeps a last, partial window wherever one starts inside the input or its begin
+        // padding; it reads fill values past the end padding (`extra`).
+        let mut extra = Vec::with_capacity(spatial.len());
+        for (i, &len) in spatial.iter().enumerate() {
+            let floor = w.out_len(i, len)?;
+            let padded = len + w.pads[i].0 + w.pads[i].1;
+            let mut n = floor;
+            if ceil_mode && (padded - w.span(i)) % w.strides[i] != 0 {
+                n += 1;
+                if (n - 1) * w.strides[i] >= len + w.pads[i].0 {
+                    n -= 1;
+                }
+            }
+            out.push(n);
+            extra.push(((n - 1) * w.strides[i] + w.span(i)).saturating_sub(padded));
+        }
+        let all_pads: Vec<(usize, usize)> = w.pads.iter().zip(&extra).map(|(&(b, e), &x)| (b, e + x)).collect();
+        let taps = kernel_taps(&w.kernel);
+        Ok(PoolWindows {
+            w,
+            spatial,
+            out,
+            extra,
+            all_pads,
+            taps,
+        })
+    }
+
+    /// `x` (shaped like the pooled input) as one strided view per kernel tap, in tap order, each
+    /// shaped like the output; padding reads `fill`.
+    pub(super) fn views(&self, x: &Tensor, fill: f64) -> Result<Vec<Tensor>> {
+        let xp = pad_spatial(x, &self.all_pads, fill)?;
+        self.taps
+            .iter()
+            .map(|tap| tap_view(&xp, &self.w, tap, &self.out))
+            .collect()
+    }
+}
+
 /// MaxPool and AveragePool as a maximum or sum over kernel taps of strided views: any padding,
 /// stride and overlap, with a backward pass candle derives (its own pooling kernels have none for
 /// overlapping windows).
 pub(super) fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Result<Tensor> {
-    if x.rank() < 3 {
-        bail!("{} on a rank-{} input", node.op_type, x.rank());
-    }
-    let spatial = x.dims()[2..].to_vec();
-    let kernel: Vec<usize> = attr_ints(node, "kernel_shape")
-        .context("no kernel_shape")?
-        .iter()
-        .map(|&k| k as usize)
-        .collect();
-    if kernel.len() != spatial.len() {
-        bail!("kernel_shape {kernel:?} does not fit the input {:?}", x.dims());
-    }
-    let ceil_mode = attr_int(node, "ceil_mode", 0) != 0;
-    let w = Window::of(node, &spatial, kernel)?;
-    let mut out = Vec::with_capacity(spatial.len());
-    // ceil_mode keeps a last, partial window wherever one starts inside the input or its begin
-    // padding; it reads fill values past the end padding (`extra`).
-    let mut extra = Vec::with_capacity(spatial.len());
-    for (i, &len) in spatial.iter().enumerate() {
-        let floor = w.out_len(i, len)?;
-        let padded = len + w.pads[i].0 + w.pads[i].1;
-        let mut n = floor;
-        if ceil_mode && (padded - w.span(i)) % w.strides[i] != 0 {
-            n += 1;
-            if (n - 1) * w.strides[i] >= len + w.pads[i].0 {
-                n -= 1;
-            }
-        }
-        out.push(n);
-        extra.push(((n - 1) * w.strides[i] + w.span(i)).saturating_sub(padded));
-    }
+    let windows = PoolWindows::of(node, x)?;
+    let PoolWindows {
+        w,
+        spatial,
+        out,
+        extra,
+        all_pads,
+        taps,
+    } = &windows;
     let fill = if kind == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
-    let all_pads: Vec<(usize, usize)> = w.pads.iter().zip(&extra).map(|(&(b, e), &x)| (b, e + x)).collect();
-    let xp = pad_spatial(x, &all_pads, fill)?;
-    let taps = kernel_taps(&w.kernel);
     let mut acc: Option<Tensor> = None;
-    for tap in &taps {
-        let view = tap_view(&xp, &w, tap, &out)?;
+    for view in windows.views(x, fill)? {
         acc = Some(match (acc, kind) {
             (None, _) => view,
             // A selection: at a tie the gradient goes to the first tap alone.
@@ -493,14 +534,14 @@ pub(super) fn pool(node: &NodeProto, x: &Tensor, kind: Pooling, ctx: &Ctx) -> Re
     // Divide each window by the number of values it covers: real ones, and the declared padding
     // where count_include_pad says so.
     let mut ones_dims = vec![1, 1];
-    ones_dims.extend_from_slice(&spatial);
+    ones_dims.extend_from_slice(spatial);
     let declared_fill = if include_pad { 1.0 } else { 0.0 };
     let ones = pad_spatial(&Tensor::ones(ones_dims, ctx.dtype, ctx.device)?, &w.pads, declared_fill)?;
     let extra_pads: Vec<(usize, usize)> = extra.iter().map(|&e| (0, e)).collect();
     let ones = pad_spatial(&ones, &extra_pads, 0.0)?;
     let mut count: Option<Tensor> = None;
-    for tap in &taps {
-        let view = tap_view(&ones, &w, tap, &out)?;
+    for tap in taps {
+        let view = tap_view(&ones, w, tap, out)?;
         count = Some(match count {
             Some(c) => (c + view)?,
             None => view,

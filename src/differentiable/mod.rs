@@ -15,6 +15,7 @@
 mod activations;
 mod backward;
 mod conv;
+mod frozen;
 mod indexing;
 mod kernels;
 mod losses;
@@ -30,6 +31,7 @@ use crate::model::onnx_graph::{node_label, OnnxGraph};
 use crate::model::{Model, Value};
 use anyhow::{anyhow, bail, Context, Result};
 pub use candle_core::{DType, Device, Tensor};
+pub use frozen::{is_piecewise_linear, Frozen, Unit, Units, KINKED_OPS, LINEAR_OPS, ONE_ELEMENT};
 use serde::Serialize;
 use std::collections::HashMap;
 use tract_onnx::pb::NodeProto;
